@@ -1,0 +1,67 @@
+"""RFC 9457 problem details for every error the API can return.
+
+Nothing the client sent is echoed back in a validation error: request bodies carry national
+IDs and phone numbers, and error bodies end up in logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cardsvc.errors import DomainError
+
+log = logging.getLogger("cardsvc")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:cardsvc:problem:{code}", "title": title, "status": status,
+            "detail": detail, "code": code, **extra}
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""),
+                    "type": e.get("type", "")})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_req: Request, exc: DomainError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_errors(exc.errors())
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "malformed_json", "Malformed JSON",
+                           "the request body is not valid JSON", errors=errors)
+        return problem(422, "invalid_input", "Invalid input",
+                       "the request does not match the expected shape", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
+        # Engines run with hide_parameters=True, so database errors in this trace carry no
+        # bound values (no personal data) into the log.
+        log.error("unexpected error", exc_info=exc)
+        return problem(500, "internal_error", "Internal error",
+                       "the request failed and nothing was changed; it is safe to retry")

@@ -1,0 +1,41 @@
+"""Composition root: assembles the HTTP API from the domain routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cardsvc import __version__, api_errors
+from cardsvc.audit.api import router as audit_router
+from cardsvc.cards.api import router as cards_router
+from cardsvc.holders.api import router as holders_router
+from cardsvc.runtime import Runtime
+from cardsvc.staff.api import router as staff_router
+from cardsvc.stats.api import router as stats_router
+
+DESCRIPTION = """
+The issuing-counter API of the resident card system.
+
+* Log in at `POST /auth/login` and send `Authorization: Bearer <token>`.
+* Every request that moves money needs an `Idempotency-Key` header.
+* Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
+* Reading a cardholder record needs a `purpose`; it is written to the audit trail.
+"""
+
+# Routes that need no login. The role-matrix test checks every other route has a RoleGuard.
+PUBLIC_PATHS = frozenset({"/auth/login", "/health", "/openapi.json", "/docs",
+                          "/docs/oauth2-redirect", "/redoc"})
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="Resident card system: counter API", version=__version__,
+                  description=DESCRIPTION)
+    app.state.runtime = runtime
+    api_errors.install(app)
+
+    @app.get("/health", tags=["system"], summary="Liveness")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for router in (staff_router, holders_router, cards_router, stats_router, audit_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from cardsvc.audit import service
+from cardsvc.audit.models import AuditEvent
+from cardsvc.deps import CtxDep, allow
+from cardsvc.schemas_common import Model, Out
+from cardsvc.staff.models import Role
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
+
+
+class AuditEventOut(Out):
+    id: int
+    at: dt.datetime
+    actor: str
+    actor_role: str
+    action: str
+    purpose: str | None
+    target_type: str | None
+    target_id: str | None
+    detail: str
+    hash: str
+
+
+class VerifyOut(Model):
+    ok: bool
+    rows_checked: int
+    first_bad_id: int | None
+    problem: str | None
+
+
+@router.get("/events", response_model=list[AuditEventOut],
+            dependencies=[Depends(allow(*AUDIT_READERS))],
+            summary="Read the audit trail (newest first); reading it is itself audited")
+def events(ctx: CtxDep,
+           action: Annotated[str | None, Query(max_length=64)] = None,
+           actor: Annotated[str | None, Query(max_length=64)] = None,
+           target_type: Annotated[str | None, Query(max_length=32)] = None,
+           target_id: Annotated[str | None, Query(max_length=64)] = None,
+           before_id: Annotated[int | None, Query(gt=0)] = None,
+           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[AuditEvent]:
+    q = select(AuditEvent)
+    if action:
+        q = q.where(AuditEvent.action == action)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if target_type:
+        q = q.where(AuditEvent.target_type == target_type)
+    if target_id:
+        q = q.where(AuditEvent.target_id == target_id)
+    if before_id:
+        q = q.where(AuditEvent.id < before_id)
+    rows = list(ctx.db.scalars(q.order_by(AuditEvent.id.desc()).limit(limit)))
+    service.record(ctx, "audit.read", detail={"filters": {"action": action, "actor": actor,
+                                                          "target_type": target_type,
+                                                          "target_id": target_id},
+                                              "rows": len(rows)})
+    return rows
+
+
+@router.get("/verify", response_model=VerifyOut, dependencies=[Depends(allow(*AUDIT_READERS))],
+            summary="Check the hash chain; names the first broken row")
+def verify(ctx: CtxDep) -> VerifyOut:
+    r = service.verify_chain(ctx.db)
+    return VerifyOut(ok=r.ok, rows_checked=r.rows_checked, first_bad_id=r.first_bad_id,
+                     problem=r.problem)

@@ -1,0 +1,157 @@
+"""Appending to and verifying the hash-chained audit trail.
+
+Services call `record()`; the rows are written by a `before_commit` hook, so the chain head is
+locked only for the last moment of the transaction and a rolled-back transaction leaves no
+audit row for work that never happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from cardsvc.audit.models import AuditEvent, AuditHead
+from cardsvc.context import Actor, Ctx
+from cardsvc.db import utcnow
+
+GENESIS = "0" * 64
+_PENDING = "audit_pending"
+
+
+def canonical(detail: dict[str, Any] | None) -> str:
+    return json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def row_hash(
+    prev_hash: str, id_: int, at: dt.datetime, actor: str, actor_role: str, action: str,
+    purpose: str | None, target_type: str | None, target_id: str | None, detail: str,
+) -> str:
+    material = json.dumps(
+        [prev_hash, id_, at.astimezone(dt.UTC).isoformat(timespec="microseconds"), actor,
+         actor_role, action, purpose, target_type, target_id, detail],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Pending:
+    at: dt.datetime
+    actor: Actor
+    action: str
+    purpose: str | None
+    target_type: str | None
+    target_id: str | None
+    detail: str
+
+
+def record(
+    ctx: Ctx, action: str, *, target_type: str | None = None, target_id: object = None,
+    purpose: str | None = None, detail: dict[str, Any] | None = None,
+) -> None:
+    """Queue an audit row in this unit of work. Never put personal data in `detail`."""
+    record_for(ctx.db, ctx.actor, action, target_type=target_type, target_id=target_id,
+               purpose=purpose, detail=detail)
+
+
+def record_for(
+    db: Session, actor: Actor, action: str, *, target_type: str | None = None,
+    target_id: object = None, purpose: str | None = None, detail: dict[str, Any] | None = None,
+) -> None:
+    db.info.setdefault(_PENDING, []).append(
+        _Pending(utcnow(), actor, action, purpose, target_type,
+                 None if target_id is None else str(target_id), canonical(detail))
+    )
+
+
+def append_rows(db: Session, rows: list[_Pending]) -> None:
+    head = db.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
+        db.add(head)
+    last_id, last_hash = head.last_id, head.last_hash
+    for p in rows:
+        last_id += 1
+        h = row_hash(last_hash, last_id, p.at, p.actor.username, p.actor.role, p.action,
+                     p.purpose, p.target_type, p.target_id, p.detail)
+        db.add(AuditEvent(
+            id=last_id, at=p.at, actor=p.actor.username, actor_role=p.actor.role,
+            action=p.action, purpose=p.purpose, target_type=p.target_type,
+            target_id=p.target_id, detail=p.detail, prev_hash=last_hash, hash=h,
+        ))
+        last_hash = h
+    head.last_id, head.last_hash = last_id, last_hash
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(db: Session) -> None:
+    rows = db.info.pop(_PENDING, None)
+    if rows:
+        append_rows(db, rows)
+        db.flush()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(db: Session) -> None:
+    db.info.pop(_PENDING, None)
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    rows_checked: int
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+
+def iter_events(db: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = db.execute(
+            select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
+        ).scalars().all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+        db.expunge_all()
+
+
+def verify_chain(db: Session, progress: Callable[[int], None] | None = None) -> VerifyResult:
+    """Walk the chain from the first row; name the first row that does not fit."""
+    expected_prev, expected_id, n = GENESIS, 1, 0
+    for ev in iter_events(db):
+        if ev.id != expected_id:
+            return VerifyResult(False, n, expected_id,
+                                f"row {expected_id} is missing (next row is {ev.id})")
+        if ev.prev_hash != expected_prev:
+            return VerifyResult(False, n, ev.id, "prev_hash does not match the row before it")
+        h = row_hash(ev.prev_hash, ev.id, ev.at, ev.actor, ev.actor_role, ev.action, ev.purpose,
+                     ev.target_type, ev.target_id, ev.detail)
+        if h != ev.hash:
+            return VerifyResult(False, n, ev.id, "row content does not match its hash")
+        expected_prev, expected_id, n = ev.hash, ev.id + 1, n + 1
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
+    head = db.get(AuditHead, 1)
+    if head is not None and (head.last_id != expected_id - 1 or head.last_hash != expected_prev):
+        return VerifyResult(False, n, expected_id - 1 if n else None,
+                            f"chain ends at row {expected_id - 1} but the head records row "
+                            f"{head.last_id}: rows were removed from the end")
+    return VerifyResult(True, n)
+
+
+def count_events(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(AuditEvent)) or 0)

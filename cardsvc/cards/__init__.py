@@ -1,0 +1,1 @@
+"""Card products, eligibility rules and the card lifecycle."""

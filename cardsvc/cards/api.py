@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+
+from cardsvc.cards import eligibility, service
+from cardsvc.cards import schemas as s
+from cardsvc.cards.models import Product
+from cardsvc.errors import Ineligible
+from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, allow
+from cardsvc.holders import service as holders
+from cardsvc.ledger.service import IdempotentResult, idempotent
+from cardsvc.schemas_common import Model
+from cardsvc.staff.models import Role
+
+router = APIRouter(prefix="/cards", tags=["cards"])
+CardId = Annotated[int, Path(gt=0, le=2**62)]
+SUPERVISORS = (Role.SUPERVISOR,)
+
+
+def _replayable(result: IdempotentResult) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+def _money_responses() -> dict[int | str, dict[str, Any]]:
+    return {409: {"description": "Idempotency key reused with another body, card not usable, "
+                                 "insufficient funds or purse limit"}}
+
+
+class EligibilityOut(Model):
+    eligible: bool
+    product: str
+    concession: str | None = None
+    expires_on: dt.date | None = None
+    basis: str | None = None
+    rule: str | None = None
+    detail: str | None = None
+
+
+@router.get("/eligibility", response_model=EligibilityOut,
+            dependencies=[Depends(allow(*CLERKS))],
+            summary="Would this cardholder qualify for a product today? (names the rule)")
+def check_eligibility(ctx: CtxDep, cardholder_id: Annotated[int, Query(gt=0)],
+                      product: Product) -> EligibilityOut:
+    holder = holders.get(ctx, cardholder_id)
+    try:
+        d = eligibility.decide(ctx, holder, product, ctx.today)
+    except Ineligible as exc:
+        return EligibilityOut(eligible=False, product=product.value, rule=exc.rule,
+                              detail=exc.detail)
+    return EligibilityOut(eligible=True, product=product.value, concession=d.concession.value,
+                          expires_on=d.expires_on, basis=d.basis)
+
+
+@router.post("/applications", response_model=s.CardOut, status_code=201,
+             dependencies=[Depends(allow(*CLERKS))],
+             summary="Apply for a card; eligibility is checked now and again at issuance")
+def apply(body: s.CardApplication, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.apply(ctx, body))
+
+
+@router.get("/by-number/{card_number}", response_model=s.CardOut,
+            dependencies=[Depends(allow(*READERS))])
+def by_number(card_number: Annotated[str, Path(pattern=r"^[0-9]{16}$")],
+              ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.by_number(ctx, card_number))
+
+
+@router.get("/{card_id}", response_model=s.CardOut, dependencies=[Depends(allow(*READERS))])
+def get_card(card_id: CardId, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.get(ctx, card_id))
+
+
+@router.get("/{card_id}/events", response_model=list[s.CardEventOut],
+            dependencies=[Depends(allow(*READERS))], summary="Lifecycle history: who, when, why")
+def card_events(card_id: CardId, ctx: CtxDep) -> list[s.CardEventOut]:
+    return [s.CardEventOut.model_validate(e) for e in service.events(ctx, card_id)]
+
+
+@router.post("/{card_id}/issue", response_model=s.CardOut, dependencies=[Depends(allow(*CLERKS))],
+             summary="Issue: bind the chip UID (eligibility re-checked on the issue date)")
+def issue(card_id: CardId, body: s.IssueRequest, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.issue(ctx, card_id, body))
+
+
+@router.post("/{card_id}/activate", response_model=s.CardOut,
+             dependencies=[Depends(allow(*CLERKS))], summary="Hand the card over: active")
+def activate(card_id: CardId, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.simple_transition(ctx, card_id, "activate",
+                                                      "handed over at the counter"))
+
+
+@router.post("/{card_id}/suspend", response_model=s.CardOut,
+             dependencies=[Depends(allow(*CLERKS))], summary="Report lost or stolen")
+def suspend(card_id: CardId, body: s.SuspendRequest, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.simple_transition(ctx, card_id, "suspend",
+                                                      f"{body.kind}: {body.reason}"))
+
+
+@router.post("/{card_id}/reinstate", response_model=s.CardOut,
+             dependencies=[Depends(allow(*CLERKS))], summary="A lost card was found")
+def reinstate(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.simple_transition(ctx, card_id, "reinstate", body.reason))
+
+
+@router.post("/{card_id}/block", response_model=s.CardOut,
+             dependencies=[Depends(allow(*SUPERVISORS))])
+def block(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.simple_transition(ctx, card_id, "block", body.reason))
+
+
+@router.post("/{card_id}/unblock", response_model=s.CardOut,
+             dependencies=[Depends(allow(*SUPERVISORS))])
+def unblock(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
+    return service.card_out(service.simple_transition(ctx, card_id, "unblock", body.reason))
+
+
+@router.post("/{card_id}/replace", response_model=s.ReplaceResult,
+             dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
+             summary="Replace or renew: new card, balance carried over, optional fee")
+def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep,
+            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _replayable(idempotent(
+        ctx, idempotency_key, "card.replace", {"card_id": card_id, **body.model_dump()},
+        lambda: service.replace(ctx, card_id, body)))
+
+
+@router.post("/{card_id}/close", response_model=s.CloseResult,
+             dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
+             summary="Close the card and refund its balance in cash")
+def close(card_id: CardId, body: s.CloseRequest, ctx: CtxDep,
+          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _replayable(idempotent(
+        ctx, idempotency_key, "card.close", {"card_id": card_id, **body.model_dump()},
+        lambda: service.close(ctx, card_id, body)))
+
+
+@router.get("/{card_id}/purse", response_model=s.PurseOut,
+            dependencies=[Depends(allow(*READERS))])
+def purse(card_id: CardId, ctx: CtxDep,
+          limit: Annotated[int, Query(ge=1, le=200)] = 20) -> s.PurseOut:
+    return service.purse(ctx, card_id, limit)
+
+
+@router.post("/{card_id}/topups", response_model=s.MoneyResult,
+             dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
+             summary="Cash top-up at the counter")
+def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep,
+          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _replayable(idempotent(
+        ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
+        lambda: service.topup(ctx, card_id, body)))
+
+
+@router.post("/{card_id}/charges", response_model=s.MoneyResult,
+             dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
+             summary="Pay a county fee from the purse at the counter (online debit)")
+def charge(card_id: CardId, body: s.ChargeRequest, ctx: CtxDep,
+           idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _replayable(idempotent(
+        ctx, idempotency_key, "purse.charge", {"card_id": card_id, **body.model_dump()},
+        lambda: service.charge(ctx, card_id, body)))

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cardsvc.db import Base, BigId, UTCDateTime, utcnow
+
+
+class Product(enum.StrEnum):
+    GENERAL = "general"  # 一般卡
+    SENIOR = "senior"  # 敬老愛心卡 (senior, disability and companion variants)
+    STUDENT = "student"  # 學生卡
+    MOBILE = "mobile"  # 行動一般卡
+
+
+class Concession(enum.StrEnum):
+    NONE = "none"
+    SENIOR = "senior"  # age
+    DISABILITY = "disability"  # 愛心
+    COMPANION = "companion"  # 陪伴
+    STUDENT = "student"
+
+
+class CardStatus(enum.StrEnum):
+    APPLIED = "applied"
+    ISSUED = "issued"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # reported lost or stolen; reversible
+    BLOCKED = "blocked"  # supervisor decision
+    EXPIRED = "expired"
+    REPLACED = "replaced"
+    CLOSED = "closed"
+
+
+# States in which a card occupies the holder's one physical (or one mobile) slot. An expired
+# card still holds a purse balance, so it keeps the slot until it is renewed or closed.
+LIVE_STATUSES = frozenset(
+    {CardStatus.APPLIED, CardStatus.ISSUED, CardStatus.ACTIVE, CardStatus.SUSPENDED,
+     CardStatus.BLOCKED, CardStatus.EXPIRED}
+)
+
+
+class Card(Base):
+    __tablename__ = "cards"
+    __table_args__ = (
+        # `live_form` is the card's form while the card is live and NULL afterwards; NULLs
+        # never collide, so this allows one live physical and one live mobile card per holder.
+        UniqueConstraint("cardholder_id", "live_form"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    card_number: Mapped[str] = mapped_column(String(16), unique=True)
+    cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"), index=True)
+    product: Mapped[str] = mapped_column(String(16))
+    concession: Mapped[str] = mapped_column(String(16))
+    form: Mapped[str] = mapped_column(String(8))  # physical | mobile
+    live_form: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    chip_uid: Mapped[str | None] = mapped_column(String(20), unique=True, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Same trick as live_form: one live mobile card per phone.
+    live_device_id: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    device_public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_on: Mapped[dt.date] = mapped_column(Date)
+    counter: Mapped[str] = mapped_column(String(32))
+    replaces_card_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cards.id"), nullable=True, unique=True
+    )
+    applied_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CardEvent(Base):
+    """Every lifecycle transition: who, when, why."""
+
+    __tablename__ = "card_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field
+
+from cardsvc.cards.models import Product
+from cardsvc.schemas_common import Amount, Model, Out
+
+
+class CardApplication(Model):
+    cardholder_id: int = Field(gt=0)
+    product: Product
+    device_id: str | None = Field(default=None, min_length=8, max_length=128,
+                                  description="Mobile card only: the phone's device id")
+    device_public_key: str | None = Field(
+        default=None, max_length=4000,
+        description="Mobile card only: the phone's P-256 or Ed25519 public key, PEM or "
+                    "base64 DER (SubjectPublicKeyInfo)")
+    counter: str | None = Field(default=None, max_length=32)
+
+
+class IssueRequest(Model):
+    chip_uid: str | None = Field(default=None, max_length=32,
+                                 description="Physical cards: the chip UID read at the counter",
+                                 examples=["04A1B2C3D4E5F6"])
+
+
+class ReasonRequest(Model):
+    reason: str = Field(min_length=3, max_length=500, examples=["resident reports card lost"])
+
+
+class SuspendRequest(ReasonRequest):
+    kind: Literal["lost", "stolen"] = "lost"
+
+
+class ReplaceRequest(Model):
+    reason: Literal["lost", "stolen", "damaged", "renewal", "product_change"]
+    note: str = Field(default="", max_length=500)
+    product: Product | None = Field(default=None,
+                                    description="New product, e.g. general → senior at 65")
+    chip_uid: str | None = Field(default=None, max_length=32)
+    device_id: str | None = Field(default=None, min_length=8, max_length=128)
+    device_public_key: str | None = Field(default=None, max_length=4000)
+    fee_payment: Literal["cash", "purse", "waived"] = "cash"
+    counter: str | None = Field(default=None, max_length=32)
+
+
+class CloseRequest(ReasonRequest):
+    counter: str | None = Field(default=None, max_length=32)
+
+
+class TopUpRequest(Model):
+    amount: Amount
+    counter: str | None = Field(default=None, max_length=32)
+
+
+class ChargeRequest(Model):
+    amount: Amount
+    description: str = Field(min_length=3, max_length=200, examples=["card replacement fee"])
+
+
+class CardOut(Out):
+    id: int
+    card_number: str
+    cardholder_id: int
+    product: str
+    concession: str
+    form: str
+    status: str
+    chip_uid: str | None
+    device_id: str | None
+    expires_on: dt.date
+    counter: str
+    replaces_card_id: int | None
+    applied_at: dt.datetime
+    issued_at: dt.datetime | None
+    closed_at: dt.datetime | None
+
+
+class CardEventOut(Out):
+    at: dt.datetime
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    reason: str
+
+
+class PostingOut(Out):
+    transfer_id: int
+    kind: str
+    amount: int
+    balance_after: int
+    at: dt.datetime
+    memo: str
+
+
+class PurseOut(Model):
+    card_id: int
+    card_number: str
+    balance: int
+    max_balance: int
+    recent: list[PostingOut]
+
+
+class MoneyResult(Model):
+    transfer_id: int | None
+    card_id: int
+    card_number: str
+    amount: int
+    balance: int
+
+
+class ReplaceResult(Model):
+    old_card: CardOut
+    new_card: CardOut
+    balance_moved: int
+    fee: int
+    fee_payment: str
+    new_balance: int
+
+
+class CloseResult(Model):
+    card: CardOut
+    refund_cash: int = Field(description="Cash to pay out at the counter, whole NT dollars")

@@ -1,0 +1,55 @@
+"""One settings object for the whole system, read from `CARDSVC_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOWNSHIPS: tuple[str, ...] = ("金城鎮", "金湖鎮", "金沙鎮", "金寧鄉", "烈嶼鄉", "烏坵鄉")
+BUSINESS_TZ = "Asia/Taipei"
+
+
+class Settings(BaseSettings):
+    """Every knob of a deployment. Embedded defaults need no configuration at all."""
+
+    model_config = SettingsConfigDict(env_prefix="CARDSVC_", env_file=None, extra="ignore")
+
+    # Where data and keys live. The embedded default is a SQLite file and a secrets file in
+    # the working directory; production names PostgreSQL and a secrets file mounted read-only.
+    database_url: str = "sqlite:///cardsvc.db"
+    secrets_file: Path = Path("cardsvc-secrets.json")
+    generate_secrets: bool = Field(
+        default=True,
+        description="Create the secrets file on first start when it is missing. Turn off in "
+        "production so a missing secrets mount is an error, not a fresh set of keys.",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Staff sessions and login throttling.
+    token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_seconds: int = Field(default=300, ge=1)
+
+    # Purse rules. National e-ticket rules cap a stored-value purse at NT$10,000.
+    purse_max_balance: int = Field(default=10_000, ge=1)
+    topup_max_amount: int = Field(default=10_000, ge=1)
+    replacement_fee: int = Field(default=100, ge=0)
+
+    # Eligibility thresholds.
+    senior_min_age: int = Field(default=65, ge=0)
+    general_min_age: int = Field(default=7, ge=0)
+    card_validity_years: int = Field(default=10, ge=1)
+    senior_card_validity_years: int = Field(default=10, ge=1)
+
+    # Counter used when a request does not name one.
+    default_counter: str = "KM-HQ"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

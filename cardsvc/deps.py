@@ -1,0 +1,95 @@
+"""FastAPI dependencies: the unit of work, the authenticated staff member, role guards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from cardsvc.context import Actor, Ctx
+from cardsvc.errors import AuthenticationRequired, DomainError, Forbidden
+from cardsvc.runtime import Runtime
+from cardsvc.staff import service as staff_service
+from cardsvc.staff.models import Role
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def db_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
+    """The request owns the transaction: commit once at the end, or roll back everything."""
+    session = rt.sessions()
+    try:
+        yield session
+        session.commit()
+    except DomainError as exc:
+        if exc.keep_writes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the transaction ends before the response is sent, so a client never sees
+# success for work that then fails to commit.
+DB = Annotated[Session, Depends(db_session, scope="function")]
+
+
+def current_actor(
+    rt: Annotated[Runtime, Depends(runtime)],
+    db: DB,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise AuthenticationRequired("log in and send the token as 'Authorization: Bearer ...'")
+    claims = rt.keys.tokens.verify(creds.credentials)
+    staff = staff_service.staff_for_token(db, claims.staff_id)
+    return Actor(staff.id, staff.username, staff.role)
+
+
+class RoleGuard:
+    """A route's declaration of who may call it. The role matrix test reads `roles`."""
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(r.value for r in roles)
+
+    def __call__(self, actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+        if actor.role not in self.roles:
+            raise Forbidden(f"role {actor.role!r} may not do this; allowed: "
+                            f"{', '.join(sorted(self.roles))}")
+        return actor
+
+
+def allow(*roles: Role) -> RoleGuard:
+    return RoleGuard(*roles)
+
+
+def ctx_dep(
+    rt: Annotated[Runtime, Depends(runtime)], db: DB,
+    actor: Annotated[Actor, Depends(current_actor)],
+) -> Ctx:
+    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=actor)
+
+
+CtxDep = Annotated[Ctx, Depends(ctx_dep)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Required on every request that moves money. "
+           "Same key and body: the same result; same key, different body: 409.",
+           max_length=200),
+]
+
+CLERKS = (Role.CLERK, Role.SUPERVISOR)
+READERS = (Role.CLERK, Role.SUPERVISOR, Role.AUDITOR)

@@ -1,0 +1,1 @@
+"""Cardholders, their encrypted personal data and concession proofs."""

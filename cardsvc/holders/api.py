@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from cardsvc.cards import schemas as card_schemas
+from cardsvc.cards import service as cards
+from cardsvc.deps import CLERKS, READERS, CtxDep, allow
+from cardsvc.holders import schemas, service
+from cardsvc.holders.models import Enrolment
+from cardsvc.schemas_common import Purpose
+
+router = APIRouter(prefix="/cardholders", tags=["cardholders"])
+PurposeQ = Annotated[Purpose, Query(description="Why you read this record (audited)")]
+
+
+@router.post("", response_model=schemas.CardholderSummary, status_code=201,
+             dependencies=[Depends(allow(*CLERKS))],
+             summary="Register a resident")
+def register(body: schemas.CardholderCreate, ctx: CtxDep) -> schemas.CardholderSummary:
+    return service.summary(ctx, service.register(ctx, body))
+
+
+@router.get("", response_model=list[schemas.CardholderSummary],
+            dependencies=[Depends(allow(*READERS))],
+            summary="Find cardholders by national ID or name (masked results)")
+def search(ctx: CtxDep, purpose: PurposeQ,
+           person_id: Annotated[str | None, Query(max_length=10)] = None,
+           name: Annotated[str | None, Query(max_length=100)] = None,
+           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[schemas.CardholderSummary]:
+    return service.search(ctx, purpose, person_id, name, limit)
+
+
+@router.get("/{holder_id}", response_model=schemas.CardholderOut,
+            dependencies=[Depends(allow(*READERS))],
+            summary="Read a whole cardholder record for a stated purpose (audited)")
+def read(holder_id: int, ctx: CtxDep, purpose: PurposeQ,
+         reveal: Annotated[bool, Query(description="Return the full national ID "
+                                       "(clerk and supervisor only)")] = False,
+         ) -> schemas.CardholderOut:
+    return service.read_full(ctx, holder_id, purpose, reveal)
+
+
+@router.patch("/{holder_id}", response_model=schemas.CardholderSummary,
+              dependencies=[Depends(allow(*CLERKS))])
+def update(holder_id: int, body: schemas.CardholderUpdate,
+           ctx: CtxDep) -> schemas.CardholderSummary:
+    return service.summary(ctx, service.update(ctx, holder_id, body))
+
+
+@router.post("/{holder_id}/enrolments", response_model=schemas.EnrolmentOut, status_code=201,
+             dependencies=[Depends(allow(*CLERKS))],
+             summary="Record a student enrolment (proof for the student card)")
+def add_enrolment(holder_id: int, body: schemas.EnrolmentCreate, ctx: CtxDep) -> Enrolment:
+    return service.add_enrolment(ctx, holder_id, body)
+
+
+@router.post("/{holder_id}/disability-certificates",
+             response_model=schemas.DisabilityCertificateOut, status_code=201,
+             dependencies=[Depends(allow(*CLERKS))],
+             summary="Record a disability certificate (proof for the 愛心 concession)")
+def add_certificate(holder_id: int, body: schemas.DisabilityCertificateCreate,
+                    ctx: CtxDep) -> schemas.DisabilityCertificateOut:
+    return service.add_disability_certificate(ctx, holder_id, body)
+
+
+@router.get("/{holder_id}/cards", response_model=list[card_schemas.CardOut],
+            dependencies=[Depends(allow(*READERS))])
+def holder_cards(holder_id: int, ctx: CtxDep) -> list[card_schemas.CardOut]:
+    return [cards.card_out(c) for c in cards.list_for_holder(ctx, holder_id)]

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import EmailStr, Field, field_validator
+
+from cardsvc.config import TOWNSHIPS
+from cardsvc.schemas_common import Model, Out
+
+
+def _township(v: str | None) -> str | None:
+    if v is not None and v not in TOWNSHIPS:
+        raise ValueError(f"township must be one of {', '.join(TOWNSHIPS)} (or null when the "
+                         "household is registered outside the county)")
+    return v
+
+
+class CardholderCreate(Model):
+    name: str = Field(min_length=1, max_length=100, examples=["陳金門"])
+    person_id: str = Field(min_length=10, max_length=10,
+                           description="National ID or resident certificate number",
+                           examples=["W100000014"])
+    birth_date: dt.date = Field(examples=["1958-03-02"])
+    township: str | None = Field(examples=["金城鎮"])
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{6,18}[0-9]$",
+                              examples=["0912-345-678"])
+    email: EmailStr | None = Field(default=None, examples=["resident@example.org"])
+
+    _tw = field_validator("township")(_township)
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible_birth(cls, v: dt.date) -> dt.date:
+        if v < dt.date(1900, 1, 1) or v > dt.date.today() + dt.timedelta(days=1):
+            raise ValueError("birth date must lie between 1900-01-01 and today")
+        return v
+
+
+class CardholderUpdate(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    township: str | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{6,18}[0-9]$")
+    email: EmailStr | None = None
+    clear_township: bool = Field(default=False, description="Set when the household "
+                                 "registration moved out of the county")
+
+    _tw = field_validator("township")(_township)
+
+
+class EnrolmentCreate(Model):
+    school: str = Field(min_length=1, max_length=100, examples=["國立金門大學"])
+    valid_until: dt.date
+
+
+class EnrolmentOut(Out):
+    id: int
+    school: str
+    valid_until: dt.date
+
+
+class DisabilityCertificateCreate(Model):
+    certificate_no: str = Field(min_length=4, max_length=40)
+    valid_until: dt.date
+    companion_id: int | None = Field(default=None, gt=0,
+                                     description="Cardholder registered as companion (陪伴)")
+
+
+class DisabilityCertificateOut(Out):
+    id: int
+    certificate_no_masked: str
+    valid_until: dt.date
+    companion_id: int | None
+
+
+class CardholderSummary(Out):
+    id: int
+    name: str
+    person_id_masked: str
+    township: str | None
+
+
+class CardholderOut(CardholderSummary):
+    person_id: str | None = Field(default=None,
+                                  description="Full number, only when revealed for a purpose")
+    person_id_kind: str
+    birth_date: dt.date
+    phone: str | None
+    email: str | None
+    enrolments: list[EnrolmentOut]
+    disability_certificates: list[DisabilityCertificateOut]
+    created_at: dt.datetime

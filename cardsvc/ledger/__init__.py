@@ -1,0 +1,1 @@
+"""The double-entry purse ledger and idempotent money movements."""

@@ -1,0 +1,194 @@
+"""Double-entry postings and idempotent money movements.
+
+Rules kept here, in one place:
+- a transfer's legs are whole NT dollars and sum to zero;
+- accounts are locked in primary-key order, so two transfers never deadlock;
+- no purse goes below zero and none above the configured maximum through an online operation;
+- each transfer is one audit row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from cardsvc.audit import service as audit
+from cardsvc.context import Ctx
+from cardsvc.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+    PurseLimitExceeded,
+)
+from cardsvc.ledger.models import Account, AccountKind, IdempotencyRecord, Posting, Transfer
+
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{8,100}")
+
+
+def purse_code(card_id: int) -> str:
+    return f"purse:{card_id}"
+
+
+def cash_code(counter: str) -> str:
+    return f"cash:{counter}"
+
+
+FEE_INCOME_CODE = "fee_income:county"
+SUSPENSE_CODE = "suspense:county"
+
+
+def open_purse(ctx: Ctx, card_id: int) -> Account:
+    acct = Account(kind=AccountKind.CARD_PURSE, code=purse_code(card_id), card_id=card_id,
+                   balance=0, created_at=ctx.now)
+    ctx.db.add(acct)
+    ctx.db.flush()
+    return acct
+
+
+def purse_of(ctx: Ctx, card_id: int) -> Account:
+    acct = ctx.db.scalar(select(Account).where(Account.card_id == card_id))
+    if acct is None:
+        raise NotFound(f"card {card_id} has no purse")
+    return acct
+
+
+def system_account(ctx: Ctx, kind: AccountKind, code: str) -> Account:
+    """Get or create a shared account (counter cash, fee income, ...), race-free."""
+    acct = ctx.db.scalar(select(Account).where(Account.code == code))
+    if acct is not None:
+        return acct
+    try:
+        with ctx.db.begin_nested():
+            acct = Account(kind=kind, code=code, balance=0, created_at=ctx.now)
+            ctx.db.add(acct)
+            ctx.db.flush()
+        return acct
+    except IntegrityError:
+        acct = ctx.db.scalar(select(Account).where(Account.code == code))
+        assert acct is not None
+        return acct
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: Account
+    amount: int
+
+
+def post(ctx: Ctx, kind: str, legs: Sequence[Leg], *, card_id: int | None = None,
+         memo: str = "", idempotency_key: str | None = None) -> Transfer:
+    """Write one balanced transfer. Raises before writing anything if a rule would break."""
+    if len(legs) < 2:
+        raise ValueError("a transfer needs at least two legs")
+    for leg in legs:
+        if type(leg.amount) is not int or leg.amount == 0:
+            raise ValueError("legs are non-zero whole NT dollars")
+    if sum(leg.amount for leg in legs) != 0:
+        raise ValueError("a transfer's legs must sum to zero")
+    ids = sorted({leg.account.id for leg in legs})
+    locked = {
+        a.id: a
+        for a in ctx.db.scalars(
+            select(Account).where(Account.id.in_(ids)).order_by(Account.id)
+            .with_for_update().execution_options(populate_existing=True)
+        )
+    }
+    new_balance: dict[int, int] = {i: locked[i].balance for i in ids}
+    for leg in legs:
+        new_balance[leg.account.id] += leg.amount
+    for i in ids:
+        acct = locked[i]
+        if acct.kind == AccountKind.CARD_PURSE:
+            if new_balance[i] < 0:
+                raise InsufficientFunds(
+                    f"purse balance is NT${acct.balance}; this needs NT${-(new_balance[i] - acct.balance)}",
+                    balance=acct.balance)
+            if new_balance[i] > ctx.settings.purse_max_balance and new_balance[i] > acct.balance:
+                raise PurseLimitExceeded(
+                    f"a purse holds at most NT${ctx.settings.purse_max_balance}; balance is "
+                    f"NT${acct.balance}", balance=acct.balance,
+                    max_balance=ctx.settings.purse_max_balance)
+    amount = sum(leg.amount for leg in legs if leg.amount > 0)
+    transfer = Transfer(kind=kind, card_id=card_id, amount=amount,
+                        idempotency_key=idempotency_key, actor=ctx.actor.username, memo=memo,
+                        created_at=ctx.now)
+    ctx.db.add(transfer)
+    ctx.db.flush()
+    running = {i: locked[i].balance for i in ids}
+    for leg in legs:
+        running[leg.account.id] += leg.amount
+        ctx.db.add(Posting(transfer_id=transfer.id, account_id=leg.account.id,
+                           amount=leg.amount, balance_after=running[leg.account.id],
+                           created_at=ctx.now))
+    for i in ids:
+        locked[i].balance = new_balance[i]
+    ctx.db.flush()
+    audit.record(ctx, f"money.{kind}", target_type="transfer", target_id=transfer.id,
+                 detail={"amount": amount, "card_id": card_id,
+                         "legs": [[leg.account.code, leg.amount] for leg in legs]})
+    return transfer
+
+
+# --- idempotency -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdempotentResult:
+    body: dict[str, Any]
+    status_code: int
+    replayed: bool
+
+
+def validate_key(key: str | None) -> str:
+    if key is None:
+        raise InvalidInput("this request moves money: send an Idempotency-Key header "
+                           "(8-100 characters: letters, digits, _ . : -)",
+                           field="Idempotency-Key")
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise InvalidInput("Idempotency-Key must be 8-100 characters of letters, digits, "
+                           "_ . : -", field="Idempotency-Key")
+    return key
+
+
+def request_hash(operation: str, request: dict[str, Any]) -> str:
+    material = json.dumps({"op": operation, "req": request}, sort_keys=True,
+                          separators=(",", ":"), default=str)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def idempotent(ctx: Ctx, key: str | None, operation: str, request: dict[str, Any],
+               fn: Callable[[], BaseModel], status_code: int = 200) -> IdempotentResult:
+    """Run `fn` once per key. Same key and same request: the stored result. Different
+    request: 409. The record and the work commit together or not at all."""
+    key = validate_key(key)
+    digest = request_hash(operation, request)
+    record = IdempotencyRecord(key=key, operation=operation, request_hash=digest,
+                               status_code=status_code, response="",
+                               actor=ctx.actor.username, created_at=ctx.now)
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(record)
+            ctx.db.flush()
+    except IntegrityError:
+        existing = ctx.db.get(IdempotencyRecord, key, populate_existing=True)
+        if existing is None:  # pragma: no cover - the winner vanished between two statements
+            raise
+        if existing.request_hash != digest:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used for a different request; use a new "
+                "key for a new operation") from None
+        return IdempotentResult(json.loads(existing.response), existing.status_code, True)
+    result = fn()
+    body = json.loads(result.model_dump_json())
+    record.response = json.dumps(body, ensure_ascii=False)
+    ctx.db.flush()
+    return IdempotentResult(body, status_code, False)

@@ -1,0 +1,1 @@
+"""Keys, personal-data encryption, password hashing and staff tokens."""

@@ -1,0 +1,149 @@
+"""The secrets file: every key the backend holds, kept out of the repository and the database.
+
+The embedded default generates the file on first start (mode 0600). In production it is
+mounted from the county's key store and `CARDSVC_GENERATE_SECRETS=false` makes a missing file a
+hard error instead of a silent new key set.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cardsvc.errors import ConfigurationError
+
+CARD_KEY_PURPOSES: tuple[str, ...] = ("identity", "debit", "load", "personalisation")
+SECRETS_FORMAT = 1
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Key material, loaded once per process."""
+
+    token_key: bytes
+    lookup_key: bytes
+    pii_keys: dict[str, bytes]
+    pii_active: str
+    # purpose -> key version -> AES-128 master key, diversified per card by the card protocol.
+    card_master_keys: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    card_key_active: dict[str, int] = field(default_factory=dict)
+    system_id: bytes = b""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": SECRETS_FORMAT,
+                "token_key": _b64(self.token_key),
+                "lookup_key": _b64(self.lookup_key),
+                "pii_keys": {kid: _b64(k) for kid, k in self.pii_keys.items()},
+                "pii_active": self.pii_active,
+                "card_master_keys": {
+                    purpose: {str(v): _b64(k) for v, k in versions.items()}
+                    for purpose, versions in self.card_master_keys.items()
+                },
+                "card_key_active": self.card_key_active,
+                "system_id": self.system_id.hex(),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Secrets:
+        try:
+            data = json.loads(text)
+            if data.get("format") != SECRETS_FORMAT:
+                raise ConfigurationError("secrets file has an unknown format version")
+            pii_keys = {kid: _unb64(k) for kid, k in data["pii_keys"].items()}
+            result = cls(
+                token_key=_unb64(data["token_key"]),
+                lookup_key=_unb64(data["lookup_key"]),
+                pii_keys=pii_keys,
+                pii_active=data["pii_active"],
+                card_master_keys={
+                    purpose: {int(v): _unb64(k) for v, k in versions.items()}
+                    for purpose, versions in data.get("card_master_keys", {}).items()
+                },
+                card_key_active={p: int(v) for p, v in data.get("card_key_active", {}).items()},
+                system_id=bytes.fromhex(data.get("system_id", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            # Never echo the file's content: it is key material.
+            raise ConfigurationError(
+                f"secrets file is malformed ({type(exc).__name__})"
+            ) from None
+        if result.pii_active not in result.pii_keys:
+            raise ConfigurationError("secrets file: pii_active names no key in pii_keys")
+        for key in result.pii_keys.values():
+            if len(key) != 32:
+                raise ConfigurationError("secrets file: every PII key must be 32 bytes")
+        return result
+
+    @classmethod
+    def generate(cls) -> Secrets:
+        return cls(
+            token_key=secrets.token_bytes(32),
+            lookup_key=secrets.token_bytes(32),
+            pii_keys={"p1": secrets.token_bytes(32)},
+            pii_active="p1",
+            card_master_keys={p: {1: secrets.token_bytes(16)} for p in CARD_KEY_PURPOSES},
+            card_key_active=dict.fromkeys(CARD_KEY_PURPOSES, 1),
+            system_id=secrets.token_bytes(8),
+        )
+
+    def with_new_pii_key(self) -> Secrets:
+        """A copy with a fresh PII key made active; old keys stay for reading old rows."""
+        n = 1 + max(int(k[1:]) for k in self.pii_keys if k[1:].isdigit())
+        kid = f"p{n}"
+        keys = dict(self.pii_keys)
+        keys[kid] = secrets.token_bytes(32)
+        return Secrets(
+            token_key=self.token_key,
+            lookup_key=self.lookup_key,
+            pii_keys=keys,
+            pii_active=kid,
+            card_master_keys=self.card_master_keys,
+            card_key_active=self.card_key_active,
+            system_id=self.system_id,
+        )
+
+
+def write_secrets(path: Path, value: Secrets) -> None:
+    """Write atomically with mode 0600 from the start (no window where others can read)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value.to_json())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def load_secrets(path: Path, generate: bool) -> tuple[Secrets, bool]:
+    """Load the secrets file; create it when allowed. Returns (secrets, created)."""
+    path = Path(path)
+    if not path.exists():
+        if not generate:
+            raise ConfigurationError(
+                f"secrets file {path} does not exist and CARDSVC_GENERATE_SECRETS is off"
+            )
+        value = Secrets.generate()
+        write_secrets(path, value)
+        return value, True
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"secrets file {path} is readable by others (mode {mode:o}); run chmod 600 on it"
+        )
+    return Secrets.from_json(path.read_text(encoding="utf-8")), False

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import Field
+
+from cardsvc.context import Actor, Ctx
+from cardsvc.deps import DB, CtxDep, allow, current_actor, runtime
+from cardsvc.runtime import Runtime
+from cardsvc.schemas_common import Model, Out
+from cardsvc.staff import service
+from cardsvc.staff.models import Role, Staff
+
+router = APIRouter(tags=["staff"])
+ALL = tuple(Role)
+
+
+class LoginRequest(Model):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class LoginResponse(Model):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: dt.datetime
+    username: str
+    role: str
+
+
+class StaffOut(Out):
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    created_at: dt.datetime
+
+
+class StaffCreate(Model):
+    username: str = Field(min_length=2, max_length=64, examples=["clerk.chen"])
+    display_name: str | None = Field(default=None, max_length=100)
+    role: Role
+    password: str = Field(min_length=10, max_length=200)
+
+
+class StaffUpdate(Model):
+    role: Role | None = None
+    active: bool | None = None
+    display_name: str | None = Field(default=None, max_length=100)
+
+
+class PasswordSet(Model):
+    password: str = Field(min_length=10, max_length=200)
+
+
+@router.post("/auth/login", response_model=LoginResponse,
+             summary="Log in with username and password; get a short-lived bearer token")
+def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)]) -> LoginResponse:
+    ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor(None, "anonymous",
+                                                                      "anonymous"))
+    result = service.login(ctx, body.username, body.password)
+    return LoginResponse(access_token=result.token, expires_at=result.expires_at,
+                         username=result.staff.username, role=result.staff.role)
+
+
+@router.get("/auth/me", response_model=StaffOut, dependencies=[Depends(allow(*ALL))])
+def me(db: DB, actor: Annotated[Actor, Depends(current_actor)]) -> Staff:
+    staff = db.get(Staff, actor.staff_id)
+    assert staff is not None
+    return staff
+
+
+@router.get("/staff", response_model=list[StaffOut], dependencies=[Depends(allow(Role.ADMIN))])
+def list_staff(ctx: CtxDep) -> list[Staff]:
+    from sqlalchemy import select
+    return list(ctx.db.scalars(select(Staff).order_by(Staff.id)))
+
+
+@router.post("/staff", response_model=StaffOut, status_code=201,
+             dependencies=[Depends(allow(Role.ADMIN))])
+def create_staff(body: StaffCreate, ctx: CtxDep) -> Staff:
+    return service.create_staff(ctx.db, ctx.actor, body.username, body.role.value,
+                                body.password, body.display_name)
+
+
+@router.patch("/staff/{staff_id}", response_model=StaffOut,
+              dependencies=[Depends(allow(Role.ADMIN))])
+def update_staff(staff_id: int, body: StaffUpdate, ctx: CtxDep) -> Staff:
+    return service.update_staff(ctx, staff_id, body.role.value if body.role else None,
+                                body.active, body.display_name)
+
+
+@router.post("/staff/{staff_id}/password", status_code=204,
+             dependencies=[Depends(allow(Role.ADMIN))])
+def set_password(staff_id: int, body: PasswordSet, ctx: CtxDep) -> None:
+    service.set_password(ctx.db, ctx.actor, staff_id, body.password)

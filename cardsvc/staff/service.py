@@ -1,0 +1,161 @@
+"""Staff accounts and logins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cardsvc.audit import service as audit
+from cardsvc.context import Actor, Ctx
+from cardsvc.errors import (
+    AuthenticationRequired,
+    Conflict,
+    InvalidCredentials,
+    InvalidInput,
+    LoginThrottled,
+    NotFound,
+    StaffExists,
+)
+from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
+from cardsvc.staff.models import LoginThrottle, Role, Staff
+
+USERNAME_RE = re.compile(r"[a-z][a-z0-9._-]{1,63}")
+MIN_PASSWORD = 10
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+
+
+def create_staff(
+    db: Session, actor: Actor, username: str, role: str, password: str,
+    display_name: str | None = None,
+) -> Staff:
+    username = username.strip().lower()
+    if not USERNAME_RE.fullmatch(username):
+        raise InvalidInput("username: 2-64 characters, lower-case letters, digits, . _ -; "
+                           "starting with a letter")
+    if role not in {r.value for r in Role}:
+        raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
+    _check_password_strength(password)
+    if db.scalar(select(Staff.id).where(Staff.username == username)) is not None:
+        raise StaffExists(f"staff account {username!r} already exists")
+    staff = Staff(username=username, display_name=display_name or username, role=role,
+                  password_hash=hash_password(password), active=True)
+    db.add(staff)
+    db.flush()
+    audit.record_for(db, actor, "staff.create", target_type="staff", target_id=staff.id,
+                     detail={"username": username, "role": role})
+    return staff
+
+
+def update_staff(ctx: Ctx, staff_id: int, role: str | None, active: bool | None,
+                 display_name: str | None) -> Staff:
+    staff = ctx.db.get(Staff, staff_id)
+    if staff is None:
+        raise NotFound(f"no staff account {staff_id}")
+    changes: dict[str, object] = {}
+    if role is not None:
+        if role not in {r.value for r in Role}:
+            raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
+        changes["role"] = [staff.role, role]
+        staff.role = role
+    if active is not None:
+        if not active and staff.id == ctx.actor.staff_id:
+            raise Conflict("you cannot disable your own account")
+        changes["active"] = [staff.active, active]
+        staff.active = active
+    if display_name is not None:
+        staff.display_name = display_name
+        changes["display_name"] = True
+    audit.record(ctx, "staff.update", target_type="staff", target_id=staff.id, detail=changes)
+    return staff
+
+
+def set_password(db: Session, actor: Actor, staff_id: int, password: str) -> None:
+    staff = db.get(Staff, staff_id)
+    if staff is None:
+        raise NotFound(f"no staff account {staff_id}")
+    _check_password_strength(password)
+    staff.password_hash = hash_password(password)
+    staff.password_changed_at = dt.datetime.now(dt.UTC)
+    audit.record_for(db, actor, "staff.password_set", target_type="staff", target_id=staff.id)
+
+
+def count_staff(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(Staff)) or 0)
+
+
+def find_by_username(db: Session, username: str) -> Staff | None:
+    return db.scalar(select(Staff).where(Staff.username == username.strip().lower()))
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    expires_at: dt.datetime
+    staff: Staff
+
+
+def login(ctx: Ctx, username: str, password: str) -> LoginResult:
+    """Check a password; throttle and audit failures.
+
+    Failures raise errors marked `keep_writes`, so the failure counter and its audit row are
+    committed even though the request fails.
+    """
+    db, now = ctx.db, ctx.now
+    uname = username.strip().lower()[:64]
+    throttle = db.get(LoginThrottle, uname, with_for_update=True)
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        wait = int((throttle.locked_until - now).total_seconds()) + 1
+        audit.record_for(db, Actor(None, uname, "anonymous"), "auth.login_throttled",
+                         target_type="staff", target_id=uname)
+        raise LoginThrottled(f"too many failed logins; try again in {wait} s",
+                             retry_after=wait, keep_writes=True)
+    staff = find_by_username(db, uname)
+    ok = False
+    if staff is None:
+        burn_password_check(password)
+    else:
+        ok = verify_password(password, staff.password_hash) and staff.active
+    if not ok:
+        if throttle is None:
+            throttle = LoginThrottle(username=uname, failures=0)
+            db.add(throttle)
+        throttle.failures += 1
+        throttle.last_failure_at = now
+        locked = throttle.failures >= ctx.settings.login_max_failures
+        if locked:
+            # Each further lock doubles, up to a day.
+            extra = throttle.failures - ctx.settings.login_max_failures
+            seconds = min(ctx.settings.login_lock_seconds * (2**extra), 86_400)
+            throttle.locked_until = now + dt.timedelta(seconds=seconds)
+        audit.record_for(db, Actor(None, uname, "anonymous"), "auth.login_failed",
+                         target_type="staff", target_id=uname,
+                         detail={"failures": throttle.failures, "locked": locked})
+        raise InvalidCredentials("username or password is wrong, or the account is disabled",
+                                 keep_writes=True)
+    assert staff is not None
+    if throttle is not None:
+        db.delete(throttle)
+    token, claims = ctx.keys.tokens.issue(staff.id, now.timestamp())
+    audit.record_for(db, Actor(staff.id, staff.username, staff.role), "auth.login",
+                     target_type="staff", target_id=staff.id)
+    return LoginResult(token, dt.datetime.fromtimestamp(claims.expires_at, dt.UTC), staff)
+
+
+def staff_for_token(db: Session, claims_staff_id: int) -> Staff:
+    staff = db.get(Staff, claims_staff_id)
+    if staff is None or not staff.active:
+        raise AuthenticationRequired("the account behind this token is disabled")
+    return staff

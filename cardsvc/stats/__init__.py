@@ -1,0 +1,1 @@
+"""Issuance statistics reported to the county council."""

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from cardsvc.deps import CtxDep, allow
+from cardsvc.staff.models import Role
+from cardsvc.stats import service
+
+router = APIRouter(prefix="/stats", tags=["statistics"])
+
+
+@router.get("/issuance", response_model=service.IssuanceReport,
+            dependencies=[Depends(allow(Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR))],
+            summary="Cards issued by product, status and township between two business days")
+def issuance(ctx: CtxDep,
+             date_from: Annotated[dt.date, Query(alias="from")],
+             date_to: Annotated[dt.date, Query(alias="to")]) -> service.IssuanceReport:
+    return service.issuance(ctx, date_from, date_to)
