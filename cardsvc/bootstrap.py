@@ -1,0 +1,41 @@
+"""First start: secrets, schema and the first admin account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cardsvc import migrate
+from cardsvc.config import Settings
+from cardsvc.context import Actor
+from cardsvc.db import transaction
+from cardsvc.errors import ConfigurationError
+from cardsvc.runtime import Runtime
+from cardsvc.staff import service as staff_service
+from cardsvc.staff.models import Role
+
+
+@dataclass
+class BootReport:
+    runtime: Runtime
+    secrets_created: bool
+    admin_password: str | None  # set only when the first admin was just created
+
+
+def bootstrap(settings: Settings, *, migrate_embedded: bool = True) -> BootReport:
+    rt = Runtime.build(settings)
+    embedded = rt.engine.dialect.name == "sqlite"
+    if embedded and migrate_embedded:
+        migrate.upgrade(rt.engine)
+    else:
+        current, head = migrate.current_revision(rt.engine), migrate.head_revision()
+        if current != head:
+            raise ConfigurationError(
+                f"database schema is at {current or 'nothing'}, code expects {head}: "
+                "run `cardsvc db upgrade`")
+    password = None
+    with transaction(rt.sessions) as db:
+        if staff_service.count_staff(db) == 0:
+            password = staff_service.generate_password()
+            staff_service.create_staff(db, Actor.system("bootstrap"), "admin", Role.ADMIN,
+                                       password, "Administrator")
+    return BootReport(rt, rt.secrets_created, password)

@@ -1,0 +1,296 @@
+"""The `cardsvc` command: serve the API, migrate, manage staff, verify the audit trail, seed
+synthetic data, run the counter demo."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cardsvc.config import Settings, get_settings
+from cardsvc.errors import ConfigurationError, DomainError
+
+app = typer.Typer(help="Resident card system: card-management core.", no_args_is_help=True,
+                  add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+cards_app = typer.Typer(help="Card batch jobs.", no_args_is_help=True)
+stats_app = typer.Typer(help="Reports.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(staff_app, name="staff")
+app.add_typer(audit_app, name="audit")
+app.add_typer(cards_app, name="cards")
+app.add_typer(stats_app, name="stats")
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _runtime(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    from cardsvc.bootstrap import bootstrap
+    try:
+        return bootstrap(settings or get_settings())
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run the counter API. First start creates the database, keys and an admin account."""
+    import uvicorn
+
+    from cardsvc.app import create_app
+
+    settings = get_settings()
+    boot = _runtime(settings)
+    rt = boot.runtime
+    if boot.secrets_created:
+        console.print(f"[green]Generated keys in {settings.secrets_file} (mode 0600). "
+                      "Back this file up: without it the personal data cannot be read.[/]")
+    if boot.admin_password:
+        console.print(
+            "[bold yellow]First start: created the staff account 'admin'.[/]\n"
+            f"  username: admin\n  password: {boot.admin_password}\n"
+            "  (shown once; log in with POST /auth/login, then create counter staff with "
+            "POST /staff or `cardsvc staff add`)")
+    h, p = host or settings.host, port or settings.port
+    console.print(f"Counter API on http://{h}:{p}  (API docs: http://{h}:{p}/docs)  "
+                  f"database: {rt.engine.dialect.name}")
+    uvicorn.run(create_app(rt), host=h, port=p, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (SQLite or PostgreSQL, per CARDSVC_DATABASE_URL)."""
+    from cardsvc import migrate
+    from cardsvc.db import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    migrate.upgrade(engine)
+    console.print(f"schema at {migrate.current_revision(engine)} ({engine.dialect.name})")
+    engine.dispose()
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail when the models and the migrations disagree."""
+    from cardsvc import migrate
+    from cardsvc.db import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        migrate.check(engine)
+    except Exception as exc:  # alembic raises its own CommandError types
+        raise _fail(str(exc)) from None
+    console.print("models and migrations agree")
+
+
+@staff_app.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="Login name, e.g. clerk.chen")],
+    role: Annotated[str, typer.Option(help="clerk, supervisor, auditor or admin")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    password: Annotated[str | None, typer.Option(
+        help="Password (omit to generate one; prefer omitting, shells keep history)")] = None,
+) -> None:
+    """Create a staff account."""
+    from cardsvc.context import Actor
+    from cardsvc.db import transaction
+    from cardsvc.staff import service
+
+    rt = _runtime().runtime
+    generated = password is None
+    pw = password or service.generate_password()
+    try:
+        with transaction(rt.sessions) as db:
+            staff = service.create_staff(db, Actor.system("cli"), username, role, pw, name)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"created {staff.username} ({staff.role})")
+    if generated:
+        console.print(f"  password: {pw}  (shown once)")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """List staff accounts."""
+    from sqlalchemy import select
+
+    from cardsvc.db import transaction
+    from cardsvc.staff.models import Staff
+
+    rt = _runtime().runtime
+    table = Table("id", "username", "name", "role", "active")
+    with transaction(rt.sessions) as db:
+        for s in db.scalars(select(Staff).order_by(Staff.id)):
+            table.add_row(str(s.id), s.username, s.display_name, s.role, "yes" if s.active else "no")
+    console.print(table)
+
+
+@staff_app.command("passwd")
+def staff_passwd(username: str) -> None:
+    """Set a new password for a staff account (prompts twice)."""
+    from cardsvc.context import Actor
+    from cardsvc.db import transaction
+    from cardsvc.staff import service
+
+    rt = _runtime().runtime
+    pw = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    try:
+        with transaction(rt.sessions) as db:
+            staff = service.find_by_username(db, username)
+            if staff is None:
+                raise _fail(f"no staff account {username!r}")
+            service.set_password(db, Actor.system("cli"), staff.id, pw)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    console.print("password changed")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain; name the first broken row."""
+    from cardsvc.audit import service
+    from cardsvc.db import transaction
+
+    rt = _runtime().runtime
+    with transaction(rt.sessions) as db:
+        total = service.count_events(db)
+        with Progress(TextColumn("verifying audit chain"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("verify", total=total)
+            result = service.verify_chain(db, lambda n: progress.advance(task, n))
+    if result.ok:
+        console.print(f"[green]audit chain intact:[/] {result.rows_checked} rows")
+        return
+    console.print(f"[bold red]audit chain BROKEN at row {result.first_bad_id}:[/] "
+                  f"{result.problem} ({result.rows_checked} rows before it are intact)")
+    raise typer.Exit(code=2)
+
+
+@cards_app.command("expire-due")
+def cards_expire_due() -> None:
+    """Expire cards whose validity or concession ended (run daily)."""
+    from cardsvc.cards import service
+    from cardsvc.context import Actor, Ctx
+    from cardsvc.db import transaction
+
+    rt = _runtime().runtime
+    with transaction(rt.sessions) as db:
+        n = service.expire_due(Ctx(db, rt.settings, rt.keys, Actor.system("expiry-job")))
+    console.print(f"expired {n} card(s)")
+
+
+@stats_app.command("issuance")
+def stats_issuance(
+    date_from: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
+    date_to: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"])],
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV file")] = None,
+) -> None:
+    """Cards issued by product, status and township between two days (Asia/Taipei)."""
+    from cardsvc.context import Actor, Ctx
+    from cardsvc.db import transaction
+    from cardsvc.stats import service
+
+    rt = _runtime().runtime
+    with transaction(rt.sessions) as db:
+        report = service.issuance(Ctx(db, rt.settings, rt.keys, Actor.system("cli")),
+                                  date_from.date(), date_to.date())
+    console.print(render_issuance(report))
+    if csv_out:
+        with csv_out.open("w", newline="", encoding="utf-8-sig") as fh:
+            w = csv.writer(fh)
+            w.writerow(["product", "status", "township", "cards"])
+            for r in report.rows:
+                w.writerow([r.product, r.status, r.township, r.cards])
+        console.print(f"wrote {csv_out}")
+
+
+def render_issuance(report):  # type: ignore[no-untyped-def]
+    from cardsvc.config import TOWNSHIPS
+    from cardsvc.stats.service import OUTSIDE
+
+    towns = [t for t in (*TOWNSHIPS, OUTSIDE) if t in report.by_township]
+    table = Table(title=f"Cards issued {report.date_from} – {report.date_to}",
+                  show_footer=True)
+    table.add_column("product", footer="total")
+    for t in towns:
+        table.add_column(t, justify="right", footer=f"{report.by_township[t]:,}")
+    table.add_column("total", justify="right", footer=f"{report.total:,}")
+    cells: dict[tuple[str, str], int] = {}
+    for r in report.rows:
+        cells[(r.product, r.township)] = cells.get((r.product, r.township), 0) + r.cards
+    for product, n in report.by_product.items():
+        table.add_row(product, *[f"{cells.get((product, t), 0):,}" for t in towns], f"{n:,}")
+    table.caption = "by status: " + ", ".join(
+        f"{status} {n:,}" for status, n in sorted(report.by_status.items()))
+    return table
+
+
+@keys_app.command("rotate-pii")
+def keys_rotate_pii() -> None:
+    """Add a new personal-data key and make it active; then re-encrypt every row with it."""
+    from cardsvc.holders.rekey import reencrypt_all
+    from cardsvc.security.secrets import load_secrets, write_secrets
+
+    settings = get_settings()
+    current, _ = load_secrets(settings.secrets_file, generate=False)
+    rotated = current.with_new_pii_key()
+    write_secrets(settings.secrets_file, rotated)
+    console.print(f"new active PII key: {rotated.pii_active}")
+    rt = _runtime(settings).runtime
+    with Progress(TextColumn("re-encrypting"), BarColumn(), TextColumn("{task.completed}"),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("rekey", total=None)
+        n = reencrypt_all(rt, lambda k: progress.advance(task, k))
+    console.print(f"re-encrypted {n} cardholder record(s)")
+
+
+@app.command()
+def demo() -> None:
+    """The counter's day, end to end, against a throw-away database."""
+    from cardsvc.demo import run_demo
+
+    ok = run_demo(console)
+    raise typer.Exit(code=0 if ok else 1)
+
+
+@app.command()
+def seed(
+    cards: Annotated[int, typer.Option(help="How many cards to create", min=1, max=2_000_000)],
+    random_seed: Annotated[int, typer.Option("--seed", help="Random seed")] = 2017,
+) -> None:
+    """Create a synthetic population with the county's product and township mix."""
+    from cardsvc.seed import run_seed
+
+    rt = _runtime().runtime
+    run_seed(rt, cards, random_seed, console)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigurationError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""`cardsvc demo`: a day at the issuing counter, told step by step through the real HTTP API
+against a throw-away database."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+from rich.console import Console
+from rich.panel import Panel
+
+from cardsvc.config import Settings
+from cardsvc.context import TAIPEI
+from cardsvc.identifiers import person_id_check_digit
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+def person_id(prefix9: str) -> str:
+    return prefix9 + person_id_check_digit(prefix9)
+
+
+def years_ago(today: dt.date, years: int, days: int = 0) -> dt.date:
+    try:
+        d = today.replace(year=today.year - years)
+    except ValueError:
+        d = today.replace(year=today.year - years, day=28)
+    return d - dt.timedelta(days=days)
+
+
+class Story:
+    def __init__(self, console: Console, client: TestClient) -> None:
+        self.c = console
+        self.client = client
+        self.token: str | None = None
+        self.step_no = 0
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        self.c.print()
+        self.c.rule(f"[bold cyan]{self.step_no}. {title}")
+
+    def say(self, text: str) -> None:
+        self.c.print(f"  {text}")
+
+    def call(self, method: str, path: str, body: Any = None, expect: int = 200,
+             key: str | None = None, **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if key:
+            headers["Idempotency-Key"] = key
+        r = self.client.request(method, path, json=body, params=params or None, headers=headers)
+        if r.status_code != expect:
+            raise DemoFailed(f"{method} {path}: expected {expect}, got {r.status_code}: {r.text}")
+        return r.json() if r.content else None
+
+    def login(self, username: str, password: str) -> None:
+        self.token = None
+        out = self.call("POST", "/auth/login", {"username": username, "password": password})
+        self.token = out["access_token"]
+        self.say(f"[green]✓[/] {username} logged in as {out['role']} "
+                 f"(token valid until {out['expires_at'][11:19]} UTC)")
+
+
+def run_demo(console: Console) -> bool:
+    from cardsvc.app import create_app
+    from cardsvc.bootstrap import bootstrap
+
+    with tempfile.TemporaryDirectory(prefix="cardsvc-demo-") as tmp:
+        settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
+                            secrets_file=Path(tmp) / "secrets.json")
+        boot = bootstrap(settings)
+        console.print(Panel.fit(
+            "金門縣民卡 — the issuing counter, end to end\n"
+            f"throw-away database in {tmp}; every step below is a real API call",
+            title="cardsvc demo"))
+        try:
+            with TestClient(create_app(boot.runtime)) as client:
+                _story(Story(console, client), boot.admin_password or "")
+        except DemoFailed as exc:
+            console.print(f"[bold red]demo failed:[/] {exc}")
+            return False
+        finally:
+            boot.runtime.close()
+    return True
+
+
+def _story(st: Story, admin_password: str) -> None:
+    today = dt.datetime.now(TAIPEI).date()
+
+    st.step("Staff log in")
+    st.login("admin", admin_password)
+    for username, role, name in (("clerk.lin", "clerk", "林櫃台"),
+                                 ("sup.wu", "supervisor", "吳主任"),
+                                 ("audit.kao", "auditor", "高稽核")):
+        st.call("POST", "/staff", {"username": username, "role": role, "display_name": name,
+                                   "password": f"{username}-Passw0rd"}, expect=201)
+        st.say(f"admin created {role} account {username} ({name})")
+    st.login("clerk.lin", "clerk.lin-Passw0rd")
+
+    st.step("Residents registered at the counter")
+    people = {
+        "general": ("陳志明", person_id("W10000001"), years_ago(today, 41), "金城鎮"),
+        "senior": ("李秀英", person_id("W20000002"), years_ago(today, 72), "金湖鎮"),
+        "student": ("王小華", person_id("W10000003"), years_ago(today, 16), "金寧鄉"),
+        "disability": ("黃美玲", person_id("W20000004"), years_ago(today, 45), "金沙鎮"),
+        "companion": ("黃建國", person_id("W10000005"), years_ago(today, 48), "金沙鎮"),
+        "mobile": ("張家豪", person_id("W10000006"), years_ago(today, 30), "烈嶼鄉"),
+        "too_young": ("林大同", person_id("W10000007"), years_ago(today, 65, days=-1), "金城鎮"),
+    }
+    ids: dict[str, int] = {}
+    for key, (name, pid, born, town) in people.items():
+        out = st.call("POST", "/cardholders", {
+            "name": name, "person_id": pid, "birth_date": born.isoformat(), "township": town,
+            "phone": "0912-345-678"}, expect=201)
+        ids[key] = out["id"]
+        st.say(f"{name:<4} {out['person_id_masked']}  born {born}  {town}")
+    st.call("POST", f"/cardholders/{ids['student']}/enrolments",
+            {"school": "金門高中", "valid_until": (today + dt.timedelta(days=300)).isoformat()},
+            expect=201)
+    st.say("王小華: enrolment at 金門高中 recorded")
+    st.call("POST", f"/cardholders/{ids['disability']}/disability-certificates",
+            {"certificate_no": "DC-2024-0815", "valid_until":
+             (today + dt.timedelta(days=700)).isoformat(), "companion_id": ids["companion"]},
+            expect=201)
+    st.say("黃美玲: disability certificate recorded, 黃建國 registered as her companion")
+    dup = st.call("POST", "/cardholders", {
+        "name": "陳志明", "person_id": people["general"][1],
+        "birth_date": people["general"][2].isoformat(), "township": "金城鎮"}, expect=409)
+    st.say(f"registering 陳志明 twice is refused: [yellow]{dup['code']}[/]")
+
+    st.step("Applications and eligibility")
+    refused = st.call("POST", "/cards/applications",
+                      {"cardholder_id": ids["too_young"], "product": "senior"}, expect=422)
+    st.say(f"林大同 (turns 65 tomorrow) applies for a senior card: [yellow]refused[/], rule "
+           f"[bold]{refused['rule']}[/] — {refused['detail']}")
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    plan = [("general", "general", {}), ("senior", "senior", {}), ("student", "student", {}),
+            ("disability", "senior", {}), ("companion", "senior", {}),
+            ("mobile", "mobile", {"device_id": "android-7f3a9c21e5b4",
+                                  "device_public_key": base64.b64encode(der).decode()})]
+    cards: dict[str, dict[str, Any]] = {}
+    for i, (who, product, extra) in enumerate(plan):
+        app = st.call("POST", "/cards/applications",
+                      {"cardholder_id": ids[who], "product": product, **extra}, expect=201)
+        body = {} if product == "mobile" else {"chip_uid": f"04A1B2C3D4E5{i:02X}"}
+        st.call("POST", f"/cards/{app['id']}/issue", body)
+        card = st.call("POST", f"/cards/{app['id']}/activate")
+        cards[who] = card
+        st.say(f"{people[who][0]:<4} {product:<8} concession={card['concession']:<10} "
+               f"card {card['card_number']}  valid until {card['expires_on']}  → "
+               f"[green]{card['status']}[/]")
+
+    st.step("Top-up with cash at the counter")
+    gen = cards["general"]
+    k = f"demo-topup-{uuid.uuid4()}"
+    out = st.call("POST", f"/cards/{gen['id']}/topups", {"amount": 500}, key=k)
+    st.say(f"陳志明 tops up NT$500 → balance NT${out['balance']}")
+    again = st.call("POST", f"/cards/{gen['id']}/topups", {"amount": 500}, key=k)
+    st.say(f"the counter PC retries the same request (same Idempotency-Key) → balance still "
+           f"NT${again['balance']}, charged once")
+    st.call("POST", f"/cards/{gen['id']}/charges",
+            {"amount": 20, "description": "land office copy fee"}, key=f"demo-{uuid.uuid4()}")
+    st.say("pays a NT$20 land-office fee from the purse → balance NT$480")
+
+    st.step("Lost card and replacement")
+    st.call("POST", f"/cards/{gen['id']}/suspend", {"kind": "lost",
+                                                    "reason": "resident reports card lost"})
+    st.say(f"card {gen['card_number']} reported lost → [yellow]suspended[/]")
+    bad = st.call("POST", f"/cards/{gen['id']}/topups", {"amount": 100},
+                  key=f"demo-{uuid.uuid4()}", expect=409)
+    st.say(f"a top-up on the lost card is refused: [yellow]{bad['code']}[/]")
+    rep = st.call("POST", f"/cards/{gen['id']}/replace",
+                  {"reason": "lost", "chip_uid": "04FFEEDDCCBB01", "fee_payment": "cash"},
+                  key=f"demo-{uuid.uuid4()}")
+    st.say(f"replacement card {rep['new_card']['card_number']} issued and active; "
+           f"NT${rep['balance_moved']} carried over; NT${rep['fee']} fee paid in cash")
+    illegal = st.call("POST", f"/cards/{gen['id']}/reinstate",
+                      {"reason": "found it after all"}, expect=409)
+    st.say(f"reinstating the replaced card: [yellow]{illegal['code']}[/] — {illegal['detail']}")
+
+    st.step("Closing a card with a cash refund")
+    sen = cards["senior"]
+    st.call("POST", f"/cards/{sen['id']}/topups", {"amount": 300}, key=f"demo-{uuid.uuid4()}")
+    closed = st.call("POST", f"/cards/{sen['id']}/close",
+                     {"reason": "moving to Taiwan island"}, key=f"demo-{uuid.uuid4()}")
+    st.say(f"李秀英 closes card {sen['card_number']}: pay out [bold]NT${closed['refund_cash']}"
+           f"[/] in cash; card {closed['card']['status']}")
+
+    st.step("Reading personal data needs a purpose")
+    rec = st.call("GET", f"/cardholders/{ids['general']}", purpose="verify identity for "
+                  "replacement")
+    st.say(f"clerk reads 陳志明's record: national ID shown as {rec['person_id_masked']}")
+
+    st.step("Issuance statistics for the council")
+    st.login("sup.wu", "sup.wu-Passw0rd")
+    report = st.call("GET", "/stats/issuance", **{"from": today.isoformat(),
+                                                   "to": today.isoformat()})
+    from cardsvc.cli import render_issuance
+    from cardsvc.stats.service import IssuanceReport
+    st.c.print(render_issuance(IssuanceReport.model_validate(report)))
+
+    st.step("The auditor checks the audit trail")
+    st.login("audit.kao", "audit.kao-Passw0rd")
+    forbidden = st.call("GET", f"/cardholders/{ids['general']}", expect=403,
+                        purpose="curiosity", reveal="true")
+    st.say(f"the auditor asks for a full national ID: [yellow]{forbidden['code']}[/]")
+    events = st.call("GET", "/audit/events", limit=500)
+    st.say(f"{len(events)} audit rows, e.g. " + ", ".join(
+        sorted({e["action"] for e in events if e["action"].startswith(("money.", "card.s"))})))
+    verdict = st.call("GET", "/audit/verify")
+    if not verdict["ok"]:
+        raise DemoFailed(f"audit verify failed: {verdict}")
+    st.say(f"[bold green]audit verify: chain intact[/] ({verdict['rows_checked']} rows)")
