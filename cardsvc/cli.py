@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cardsvc.bootstrap import BootReport
 from cardsvc.config import Settings, get_settings
 from cardsvc.errors import ConfigurationError, DomainError
+from cardsvc.stats.service import IssuanceReport
 
 app = typer.Typer(help="Resident card system: card-management core.", no_args_is_help=True,
                   add_completion=False)
@@ -39,12 +41,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _runtime(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings | None = None) -> BootReport:
     from cardsvc.bootstrap import bootstrap
+    settings = settings or get_settings()
     try:
-        return bootstrap(settings or get_settings())
+        boot = bootstrap(settings)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
+    if boot.secrets_created:
+        console.print(f"[green]Generated keys in {settings.secrets_file} (mode 0600). "
+                      "Back this file up: without it the personal data cannot be read.[/]")
+    if boot.admin_password:
+        console.print(
+            "[bold yellow]First start: created the staff account 'admin'.[/]\n"
+            f"  username: admin\n  password: {boot.admin_password}\n"
+            "  (shown once; log in with POST /auth/login, then create counter staff with "
+            "POST /staff or `cardsvc staff add`)")
+    return boot
 
 
 @app.command()
@@ -58,17 +71,7 @@ def serve(
     from cardsvc.app import create_app
 
     settings = get_settings()
-    boot = _runtime(settings)
-    rt = boot.runtime
-    if boot.secrets_created:
-        console.print(f"[green]Generated keys in {settings.secrets_file} (mode 0600). "
-                      "Back this file up: without it the personal data cannot be read.[/]")
-    if boot.admin_password:
-        console.print(
-            "[bold yellow]First start: created the staff account 'admin'.[/]\n"
-            f"  username: admin\n  password: {boot.admin_password}\n"
-            "  (shown once; log in with POST /auth/login, then create counter staff with "
-            "POST /staff or `cardsvc staff add`)")
+    rt = _runtime(settings).runtime
     h, p = host or settings.host, port or settings.port
     console.print(f"Counter API on http://{h}:{p}  (API docs: http://{h}:{p}/docs)  "
                   f"database: {rt.engine.dialect.name}")
@@ -223,7 +226,7 @@ def stats_issuance(
         console.print(f"wrote {csv_out}")
 
 
-def render_issuance(report):  # type: ignore[no-untyped-def]
+def render_issuance(report: IssuanceReport) -> Table:
     from cardsvc.config import TOWNSHIPS
     from cardsvc.stats.service import OUTSIDE
 
