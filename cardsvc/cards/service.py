@@ -142,7 +142,16 @@ def _device_binding(product: str, device_id: str | None, public_key: str | None
 
 
 def _insert_card(ctx: Ctx, card: Card) -> None:
-    """Insert with a fresh card number; map slot/device collisions to clear errors."""
+    """Insert with a fresh card number; map slot/device collisions to clear errors.
+
+    The explicit look-up gives the clear message; the unique constraints are the guarantee
+    when two counters race."""
+    live = ctx.db.scalar(select(Card.card_number).where(
+        Card.cardholder_id == card.cardholder_id, Card.live_form == card.form))
+    if live is not None:
+        raise CardLimitReached(
+            f"the cardholder already holds a live {card.form} card ({live}); replace it "
+            "(e.g. with a product change) or close it first", form=card.form)
     for _ in range(5):
         card.card_number = new_card_number(card.product)
         try:
