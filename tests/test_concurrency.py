@@ -1,0 +1,106 @@
+"""Many counters at once: concurrent debits of one purse never overspend; concurrent retries
+with one idempotency key charge once. Runs on SQLite (the embedded default) and on
+PostgreSQL (production), with real threads, connections and commits."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from cardsvc.cards import schemas as s
+from cardsvc.cards import service as cards
+from cardsvc.context import Actor, Ctx
+from cardsvc.db import transaction
+from cardsvc.errors import DomainError
+from cardsvc.holders import schemas as hs
+from cardsvc.holders import service as holders
+from cardsvc.ledger.models import Account, Posting, Transfer
+from cardsvc.ledger.service import idempotent
+from cardsvc.runtime import Runtime
+from tests import factories as f
+
+WORKERS = 60
+DEBIT = 200
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_rt(request: pytest.FixtureRequest) -> Runtime:
+    if request.param == "postgresql":
+        rt: Runtime = request.getfixturevalue("pg_runtime")
+        return rt
+    rt = request.getfixturevalue("rt")
+    return rt
+
+
+def funded_card(rt: Runtime, balance: int) -> int:
+    actor = Actor.system("tests")
+    with transaction(rt.sessions) as db:
+        ctx = Ctx(db, rt.settings, rt.keys, actor)
+        h = holders.register(ctx, hs.CardholderCreate(
+            name="並行測試", person_id=f.new_person_id(), birth_date=f.years_ago(30),
+            township="金湖鎮"))
+        card = cards.apply(ctx, s.CardApplication(cardholder_id=h.id, product="general"))
+        cards.issue(ctx, card.id, s.IssueRequest(chip_uid=f.uid()))
+        cards.simple_transition(ctx, card.id, "activate", "test")
+        cards.topup(ctx, card.id, s.TopUpRequest(amount=balance))
+        return card.id
+
+
+def test_concurrent_debits_never_overspend(any_rt: Runtime) -> None:
+    rt = any_rt
+    card_id = funded_card(rt, 10_000)  # exactly 50 debits of NT$200 fit
+    barrier = threading.Barrier(WORKERS)
+
+    def debit(i: int) -> str:
+        barrier.wait()
+        try:
+            with transaction(rt.sessions) as db:
+                ctx = Ctx(db, rt.settings, rt.keys, Actor(None, f"pos-{i}", "clerk"))
+                cards.charge(ctx, card_id, s.ChargeRequest(amount=DEBIT,
+                                                           description=f"debit {i}"))
+            return "ok"
+        except DomainError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = Counter(pool.map(debit, range(WORKERS)))
+    assert results == {"ok": 50, "insufficient_funds": WORKERS - 50}
+    with rt.sessions() as db:
+        purse = db.scalar(select(Account).where(Account.card_id == card_id))
+        assert purse is not None and purse.balance == 0
+        posted = db.scalar(select(func.sum(Posting.amount)).where(Posting.account_id == purse.id))
+        assert posted == 0
+        lowest = db.scalar(select(func.min(Posting.balance_after))
+                           .where(Posting.account_id == purse.id))
+        assert lowest == 0  # no posting ever left the purse negative
+
+
+def test_concurrent_retries_with_one_key_charge_once(any_rt: Runtime) -> None:
+    rt = any_rt
+    card_id = funded_card(rt, 1_000)
+    key = f.key()
+    n = 20
+    barrier = threading.Barrier(n)
+
+    def retry(_: int) -> tuple[int, bool]:
+        barrier.wait()
+        with transaction(rt.sessions) as db:
+            ctx = Ctx(db, rt.settings, rt.keys, Actor(None, "counter-pc", "clerk"))
+            body = s.ChargeRequest(amount=300, description="one fee, sent many times")
+            res = idempotent(ctx, key, "purse.charge", {"card_id": card_id,
+                                                        **body.model_dump()},
+                             lambda: cards.charge(ctx, card_id, body))
+            return res.body["balance"], res.replayed
+
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(retry, range(n)))
+    assert {b for b, _ in results} == {700}
+    assert sum(1 for _, replayed in results if not replayed) == 1
+    with rt.sessions() as db:
+        charges = db.scalar(select(func.count()).select_from(Transfer)
+                            .where(Transfer.kind == "charge", Transfer.card_id == card_id))
+    assert charges == 1
