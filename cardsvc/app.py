@@ -21,6 +21,8 @@ The issuing-counter API of the resident card system.
 * Reading a cardholder record needs a `purpose`; it is written to the audit trail.
 """
 
+ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router)
+
 # Routes that need no login. The role-matrix test checks every other route has a RoleGuard.
 PUBLIC_PATHS = frozenset({"/auth/login", "/health", "/openapi.json", "/docs",
                           "/docs/oauth2-redirect", "/redoc"})
@@ -36,6 +38,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for router in (staff_router, holders_router, cards_router, stats_router, audit_router):
+    for router in ROUTERS:
         app.include_router(router)
     return app

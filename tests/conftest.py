@@ -129,6 +129,9 @@ def _truncate(rt: Runtime) -> None:
     tables = [t.name for t in Base.metadata.sorted_tables if t.name not in KEEP_BETWEEN_TESTS]
     with rt.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        # Tamper tests switch the immutability triggers off; switch them back on.
+        for table in ("audit_events", "postings"):
+            conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
         conn.execute(text("INSERT INTO audit_head (id, last_id, last_hash) "
                           "VALUES (1, 0, :h)"), {"h": "0" * 64})
 

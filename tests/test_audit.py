@@ -1,0 +1,104 @@
+"""The audit trail: every money movement and card change is there, and tampering is found."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from cardsvc.audit import service as audit
+from cardsvc.audit.models import AuditEvent
+from tests import factories as f
+
+
+def busy_day(clerk) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    f.topup(clerk, card["id"], 300)
+    clerk.ok("POST", f"/cards/{card['id']}/suspend", {"kind": "lost", "reason": "lost"})
+
+
+def disable_guard(rt) -> None:  # type: ignore[no-untyped-def]
+    """What a rogue administrator with database access would do first."""
+    with rt.engine.begin() as conn:
+        if rt.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        else:
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+
+
+def test_money_and_card_changes_are_audited(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    busy_day(clerk)
+    with rt.sessions() as db:
+        actions = db.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+        r = audit.verify_chain(db)
+    for needed in ("cardholder.register", "card.apply", "card.issue", "card.activate",
+                   "money.topup", "card.suspend"):
+        assert needed in actions
+    assert r.ok and r.rows_checked == len(actions)
+
+
+def test_audit_rows_cannot_be_updated_or_deleted(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    busy_day(clerk)
+    for stmt in ("UPDATE audit_events SET actor = 'someone else'", "DELETE FROM audit_events"):
+        with pytest.raises(DBAPIError, match="immutable"), rt.engine.begin() as conn:
+            conn.execute(text(stmt))
+
+
+def test_an_altered_row_is_found(clerk, auditor, rt) -> None:  # type: ignore[no-untyped-def]
+    busy_day(clerk)
+    disable_guard(rt)
+    with rt.sessions() as db:
+        target = db.scalar(select(AuditEvent.id).where(AuditEvent.action == "money.topup"))
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET detail = REPLACE(detail, '300', '30') "
+                          "WHERE id = :id"), {"id": target})
+    v = auditor.ok("GET", "/audit/verify")
+    assert v["ok"] is False and v["first_bad_id"] == target
+    assert v["rows_checked"] == target - 1
+
+
+def test_a_removed_row_and_a_cut_tail_are_found(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    busy_day(clerk)
+    disable_guard(rt)
+    with rt.sessions() as db:
+        last = db.scalar(select(func.max(AuditEvent.id)))
+    with rt.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": last})
+    with rt.sessions() as db:
+        r = audit.verify_chain(db)
+    assert not r.ok and "removed" in (r.problem or "")
+    with rt.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id = 3"))
+    with rt.sessions() as db:
+        r = audit.verify_chain(db)
+    assert not r.ok and r.first_bad_id == 3
+
+
+def test_cli_audit_verify_names_the_broken_row(clerk, rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    busy_day(clerk)
+    env = dict(os.environ, CARDSVC_DATABASE_URL=rt.settings.database_url,
+               CARDSVC_SECRETS_FILE=str(rt.settings.secrets_file), COLUMNS="200")
+    cmd = [sys.executable, "-m", "cardsvc.cli", "audit", "verify"]
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
+    disable_guard(rt)
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'nobody' WHERE id = 4"))
+    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "BROKEN at row 4" in bad.stdout, bad.stdout
+
+
+def test_a_rolled_back_request_leaves_no_audit_row(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    with rt.sessions() as db:
+        before = audit.count_events(db)
+    r = clerk.post(f"/cards/{card['id']}/charges", {"amount": 5, "description": "fee"},
+                   key=f.key())
+    assert r.status_code == 409
+    with rt.sessions() as db:
+        assert audit.count_events(db) == before

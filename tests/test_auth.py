@@ -1,0 +1,89 @@
+"""Staff login: hashed passwords, short-lived tokens, throttling and auditing of failures."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from cardsvc.audit.models import AuditEvent
+from cardsvc.security.crypto import TokenSigner
+from cardsvc.staff.models import Staff
+from tests.conftest import PASSWORD, Api
+
+
+def login(client, username: str, password: str):  # type: ignore[no-untyped-def]
+    return client.post("/auth/login", json={"username": username, "password": password})
+
+
+def test_login_gives_a_working_short_lived_token(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    r = login(app_client, "t.clerk", PASSWORD)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["role"] == "clerk" and body["token_type"] == "bearer"
+    me = Api(app_client, body["access_token"]).get("/auth/me")
+    assert me.status_code == 200 and me.json()["username"] == "t.clerk"
+    with rt.sessions() as db:
+        stored = db.scalar(select(Staff.password_hash).where(Staff.username == "t.clerk"))
+    assert stored.startswith("scrypt$") and PASSWORD not in stored
+
+
+def test_expired_and_tampered_tokens_are_refused(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    with rt.sessions() as db:
+        staff_id = db.scalar(select(Staff.id).where(Staff.username == "t.clerk"))
+    signer = TokenSigner(rt.keys.secrets.token_key, 60)
+    old, _ = signer.issue(staff_id, now=time.time() - 3600)
+    r = Api(app_client, old).get("/auth/me")
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+    good, _ = signer.issue(staff_id)
+    body, sig = good.split(".")
+    forged = TokenSigner(b"x" * 32, 60).issue(staff_id)[0]
+    for token in (body + "." + sig[:-2] + "AA", forged):
+        assert Api(app_client, token).get("/auth/me").status_code == 401
+
+
+def test_failed_logins_are_throttled_and_audited(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(rt.settings.login_max_failures):
+        r = login(app_client, "t.auditor", "wrong-password!")
+        assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    r = login(app_client, "t.auditor", PASSWORD)  # even the right password waits now
+    assert r.status_code == 429 and r.json()["code"] == "login_throttled"
+    assert int(r.headers["Retry-After"]) > 0
+    with rt.sessions() as db:
+        actions = db.scalars(select(AuditEvent.action).where(AuditEvent.target_id == "t.auditor")
+                             ).all()
+    assert actions.count("auth.login_failed") == rt.settings.login_max_failures
+    assert "auth.login_throttled" in actions
+
+
+def test_unknown_user_gets_the_same_answer(app_client) -> None:  # type: ignore[no-untyped-def]
+    r = login(app_client, "nobody", "whatever-password")
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+
+
+def test_disabled_account_loses_access_at_once(app_client, admin, tokens) -> None:  # type: ignore[no-untyped-def]
+    new = admin.ok("POST", "/staff", {"username": "temp.clerk", "role": "clerk",
+                                      "password": "temporary-pass-1"}, status=201)
+    token = login(app_client, "temp.clerk", "temporary-pass-1").json()["access_token"]
+    assert Api(app_client, token).get("/auth/me").status_code == 200
+    admin.ok("PATCH", f"/staff/{new['id']}", {"active": False})
+    assert Api(app_client, token).get("/auth/me").status_code == 401
+    assert login(app_client, "temp.clerk", "temporary-pass-1").status_code == 401
+
+
+def test_role_change_takes_effect_at_once(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    new = admin.ok("POST", "/staff", {"username": "temp.sup", "role": "clerk",
+                                      "password": "temporary-pass-2"}, status=201)
+    api = Api(app_client, login(app_client, "temp.sup", "temporary-pass-2").json()["access_token"])
+    assert api.get("/stats/issuance", **{"from": "2026-01-01", "to": "2026-01-02"}
+                   ).status_code == 403
+    admin.ok("PATCH", f"/staff/{new['id']}", {"role": "supervisor"})
+    assert api.get("/stats/issuance", **{"from": "2026-01-01", "to": "2026-01-02"}
+                   ).status_code == 200
+
+
+def test_weak_password_and_duplicate_username_refused(admin) -> None:  # type: ignore[no-untyped-def]
+    r = admin.post("/staff", {"username": "x.short", "role": "clerk", "password": "short"})
+    assert r.status_code == 422
+    r = admin.post("/staff", {"username": "t.clerk", "role": "clerk", "password": "long-enough-1"})
+    assert r.status_code == 409 and r.json()["code"] == "staff_exists"

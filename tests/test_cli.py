@@ -1,0 +1,115 @@
+"""The `cardsvc` command as an operator uses it: first start, demo, seed, reports."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "cardsvc.cli"]
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+        timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
+    full_env.update(env or {}, COLUMNS="200")
+    return subprocess.run(CLI + args, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_first_start_creates_database_keys_and_admin(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
+    env["COLUMNS"] = "200"
+    proc = subprocess.Popen(CLI + ["serve", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines: list[str] = []
+        deadline = time.time() + 60
+        password = None
+        assert proc.stdout is not None
+        while time.time() < deadline and password is None:
+            line = proc.stdout.readline()
+            lines.append(line)
+            m = re.search(r"password: (\S+)", line)
+            if m:
+                password = m.group(1)
+        assert password, "".join(lines)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": password})
+        assert r.status_code == 200 and r.json()["role"] == "admin"
+        secrets = tmp_path / "cardsvc-secrets.json"
+        assert (tmp_path / "cardsvc.db").exists()
+        assert secrets.stat().st_mode & 0o777 == 0o600
+        assert password not in secrets.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    # A second start reuses everything and prints no new password.
+    again = run(["staff", "list"], tmp_path)
+    assert again.returncode == 0 and "admin" in again.stdout and "password" not in again.stdout
+
+
+def test_demo_tells_the_whole_counter_story(tmp_path: Path) -> None:
+    r = run(["demo"], tmp_path)
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    for expected in ("logged in as clerk", "refused, rule senior.age_or_disability",
+                     "concession=disability", "concession=companion", "concession=student",
+                     "mobile", "balance NT$500", "charged once", "carried over",
+                     "pay out NT$300 in cash", "Cards issued", "audit verify: chain intact"):
+        assert expected in out, f"{expected!r} missing from the demo"
+    assert list(tmp_path.iterdir()) == []  # throw-away: nothing left behind
+
+
+def test_seed_then_issuance_report(tmp_path: Path, rt) -> None:  # type: ignore[no-untyped-def]
+    env = {"CARDSVC_DATABASE_URL": rt.settings.database_url,
+           "CARDSVC_SECRETS_FILE": str(rt.settings.secrets_file)}
+    r = run(["seed", "--cards", "600"], tmp_path, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Seeded 600 cards" in r.stdout
+    csv_path = tmp_path / "issuance.csv"
+    r = run(["stats", "issuance", "--from", "2017-09-15", "--to", "2018-10-31",
+             "--csv", str(csv_path)], tmp_path, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = csv_path.read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0] == "product,status,township,cards"
+    total = sum(int(line.rsplit(",", 1)[1]) for line in rows[1:])
+    assert total == 600
+    by_product: dict[str, int] = {}
+    for line in rows[1:]:
+        product, _, _, n = line.split(",")
+        by_product[product] = by_product.get(product, 0) + int(n)
+    # The county's mix: about 68 % general, 19 % senior, 12.5 % student, 0.6 % mobile.
+    assert 380 <= by_product["general"] <= 440 and by_product["mobile"] >= 1
+    assert run(["audit", "verify"], tmp_path, env).returncode == 0
+
+
+def test_db_check_agrees(tmp_path: Path, rt) -> None:  # type: ignore[no-untyped-def]
+    r = run(["db", "check"], tmp_path, {"CARDSVC_DATABASE_URL": rt.settings.database_url})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "agree" in r.stdout
+
+
+def test_missing_secrets_in_production_mode_is_an_error(tmp_path: Path) -> None:
+    r = run(["staff", "list"], tmp_path, {"CARDSVC_GENERATE_SECRETS": "false"})
+    assert r.returncode == 1
+    assert "does not exist" in r.stdout

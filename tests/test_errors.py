@@ -1,0 +1,72 @@
+"""Bad input gets a clear problem-details answer with a stable code; never a 500, never a
+partial write, never the caller's personal data echoed back."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import factories as f
+
+
+def test_malformed_json(clerk) -> None:  # type: ignore[no-untyped-def]
+    r = clerk.client.post("/cardholders", content=b'{"name": "x",',
+                          headers={**clerk.headers, "Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize("amount", ["500", 12.5, -1, 0, 10**30, True, None])
+def test_bad_amounts(clerk, amount) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    r = clerk.post(f"/cards/{card['id']}/topups", {"amount": amount}, key=f.key())
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input"
+    assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 0
+
+
+def test_unknown_fields_and_wrong_types(clerk) -> None:  # type: ignore[no-untyped-def]
+    r = clerk.post("/cardholders", {"name": "x", "person_id": 12, "birth_date": "yesterday",
+                                    "township": "台北市", "admin": True})
+    assert r.status_code == 422
+    locs = {tuple(e["loc"]) for e in r.json()["errors"]}
+    assert ("body", "township") in locs and ("body", "admin") in locs
+
+
+def test_validation_errors_do_not_echo_input(clerk) -> None:  # type: ignore[no-untyped-def]
+    pid = f.new_person_id()
+    r = clerk.post("/cardholders", {"name": "x", "person_id": pid, "birth_date": "not-a-date",
+                                    "township": "金城鎮", "phone": "0912345678"})
+    assert r.status_code == 422
+    assert pid not in r.text and "0912345678" not in r.text
+
+
+@pytest.mark.parametrize("path", ["/cards/99999", "/cards/99999999999999999999999",
+                                  "/cards/-3", "/cards/abc", "/cardholders/77/cards"])
+def test_unknown_or_absurd_ids(clerk, path: str) -> None:  # type: ignore[no-untyped-def]
+    r = clerk.get(path)
+    assert r.status_code in (404, 422)
+    assert r.json()["code"] in ("not_found", "invalid_input")
+
+
+def test_unknown_route_is_problem_json(clerk) -> None:  # type: ignore[no-untyped-def]
+    r = clerk.get("/no/such/route")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+def test_huge_body_strings_are_refused(clerk) -> None:  # type: ignore[no-untyped-def]
+    r = clerk.post("/cardholders", {"name": "x" * 100_000, "person_id": f.new_person_id(),
+                                    "birth_date": "1980-01-01", "township": "金城鎮"})
+    assert r.status_code == 422
+
+
+def test_failed_replacement_leaves_nothing_half_written(clerk) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    card = f.active_card(clerk, h["id"])
+    f.topup(clerk, card["id"], 90)
+    # Fee from the purse needs NT$100 after the move: the whole replacement is refused.
+    r = clerk.post(f"/cards/{card['id']}/replace", {"reason": "damaged", "chip_uid": f.uid(),
+                                                    "fee_payment": "purse"}, key=f.key())
+    assert r.status_code == 409 and r.json()["code"] == "insufficient_funds"
+    assert clerk.ok("GET", f"/cards/{card['id']}")["status"] == "active"
+    assert len(clerk.ok("GET", f"/cardholders/{h['id']}/cards")) == 1
+    assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 90
