@@ -142,7 +142,8 @@ def staff_list() -> None:
     table = Table("id", "username", "name", "role", "active")
     with transaction(rt.sessions) as db:
         for s in db.scalars(select(Staff).order_by(Staff.id)):
-            table.add_row(str(s.id), s.username, s.display_name, s.role, "yes" if s.active else "no")
+            table.add_row(str(s.id), s.username, s.display_name, s.role,
+                          "yes" if s.active else "no")
     console.print(table)
 
 

@@ -7,18 +7,21 @@ import base64
 import datetime as dt
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.panel import Panel
 
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
 from cardsvc.identifiers import person_id_check_digit
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 
 class DemoFailed(RuntimeError):
@@ -71,6 +74,12 @@ class Story:
 
 
 def run_demo(console: Console) -> bool:
+    with warnings.catch_warnings():
+        # The demo drives the API in-process; starlette's notice about its test client's HTTP
+        # library is meant for test suites, not for someone watching the demo.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+
     from cardsvc.app import create_app
     from cardsvc.bootstrap import bootstrap
 
@@ -142,8 +151,8 @@ def _story(st: Story, admin_password: str) -> None:
                       {"cardholder_id": ids["too_young"], "product": "senior"}, expect=422)
     st.say(f"林大同 (turns 65 tomorrow) applies for a senior card: [yellow]refused[/], rule "
            f"[bold]{refused['rule']}[/] — {refused['detail']}")
-    key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    der = key.public_bytes(serialization.Encoding.DER,
+    phone_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    der = phone_key.public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
     plan = [("general", "general", {}), ("senior", "senior", {}), ("student", "student", {}),
             ("disability", "senior", {}), ("companion", "senior", {}),
@@ -204,8 +213,8 @@ def _story(st: Story, admin_password: str) -> None:
 
     st.step("Issuance statistics for the council")
     st.login("sup.wu", "sup.wu-Passw0rd")
-    report = st.call("GET", "/stats/issuance", **{"from": today.isoformat(),
-                                                   "to": today.isoformat()})
+    period: dict[str, Any] = {"from": today.isoformat(), "to": today.isoformat()}
+    report = st.call("GET", "/stats/issuance", **period)
     from cardsvc.cli import render_issuance
     from cardsvc.stats.service import IssuanceReport
     st.c.print(render_issuance(IssuanceReport.model_validate(report)))

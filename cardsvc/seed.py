@@ -26,8 +26,12 @@ from cardsvc.context import TAIPEI, Actor
 from cardsvc.db import transaction
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
 from cardsvc.holders.service import PERSON_ID_NS
-from cardsvc.identifiers import luhn_check_digit, person_id_check_digit, PRODUCT_DIGIT, \
-    CARD_NUMBER_PREFIX
+from cardsvc.identifiers import (
+    CARD_NUMBER_PREFIX,
+    PRODUCT_DIGIT,
+    luhn_check_digit,
+    person_id_check_digit,
+)
 from cardsvc.ledger.models import Account, AccountKind
 from cardsvc.runtime import Runtime
 
@@ -176,11 +180,12 @@ def run_seed(rt: Runtime, n: int, seed: int, console: Console) -> dict[str, int]
                                          "cards": len(card_ids)})
             progress.advance(task, len(card_ids))
     elapsed = time.perf_counter() - started
-    table = Table("product", "cards", title=f"Seeded {sum(stats.values()):,} cards in "
-                  f"{elapsed:.1f} s ({rt.engine.dialect.name})")
+    table = Table("product", "cards")
     for product in PRODUCT_MIX:
         table.add_row(product, f"{stats[product]:,}")
     console.print(table)
+    console.print(f"Seeded {sum(stats.values()):,} cards in {elapsed:.1f} s "
+                  f"({rt.engine.dialect.name})")
     return dict(stats)
 
 

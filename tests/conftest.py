@@ -64,7 +64,7 @@ def create_pg_database(base_url: str) -> str:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+    except Exception as exc:
         admin.dispose()
         need_service(f"PostgreSQL not reachable at {url.host}:{url.port} ({type(exc).__name__})")
     admin.dispose()

@@ -33,7 +33,7 @@ def test_first_start_creates_database_keys_and_admin(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
     env["COLUMNS"] = "200"
-    proc = subprocess.Popen(CLI + ["serve", "--port", str(port)], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines: list[str] = []

@@ -132,7 +132,8 @@ def test_eligibility_rechecked_at_renewal(clerk, rt) -> None:  # type: ignore[no
     from cardsvc.holders.models import Enrolment
     h = f.holder(clerk, age=19)
     clerk.ok("POST", f"/cardholders/{h['id']}/enrolments",
-             {"school": "國立金門大學", "valid_until": (f.today() + dt.timedelta(days=30)).isoformat()},
+             {"school": "國立金門大學",
+              "valid_until": (f.today() + dt.timedelta(days=30)).isoformat()},
              status=201)
     card = f.active_card(clerk, h["id"], "student")
     f.topup(clerk, card["id"], 250)

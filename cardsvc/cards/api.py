@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from cardsvc.cards import eligibility, service
 from cardsvc.cards import schemas as s
 from cardsvc.cards.models import Product
-from cardsvc.errors import Ineligible
 from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, allow
+from cardsvc.errors import Ineligible
 from cardsvc.holders import service as holders
 from cardsvc.ledger.service import IdempotentResult, idempotent
 from cardsvc.schemas_common import Model

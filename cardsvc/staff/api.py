@@ -8,6 +8,7 @@ from pydantic import Field
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, allow, current_actor, runtime
+from cardsvc.errors import AuthenticationRequired
 from cardsvc.runtime import Runtime
 from cardsvc.schemas_common import Model, Out
 from cardsvc.staff import service
@@ -24,7 +25,7 @@ class LoginRequest(Model):
 
 class LoginResponse(Model):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_at: dt.datetime
     username: str
     role: str
@@ -69,7 +70,8 @@ def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)]) 
 @router.get("/auth/me", response_model=StaffOut, dependencies=[Depends(allow(*ALL))])
 def me(db: DB, actor: Annotated[Actor, Depends(current_actor)]) -> Staff:
     staff = db.get(Staff, actor.staff_id)
-    assert staff is not None
+    if staff is None:  # deleted between the token check and here
+        raise AuthenticationRequired("the account behind this token is gone")
     return staff
 
 

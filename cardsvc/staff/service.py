@@ -145,7 +145,8 @@ def login(ctx: Ctx, username: str, password: str) -> LoginResult:
                          detail={"failures": throttle.failures, "locked": locked})
         raise InvalidCredentials("username or password is wrong, or the account is disabled",
                                  keep_writes=True)
-    assert staff is not None
+    if staff is None:  # pragma: no cover - ok is False without a staff row
+        raise InvalidCredentials("username or password is wrong")
     if throttle is not None:
         db.delete(throttle)
     token, claims = ctx.keys.tokens.issue(staff.id, now.timestamp())

@@ -1,7 +1,7 @@
 """core tables
 
 Revision ID: e00a52576a32
-Revises: 
+Revises:
 Create Date: 2026-11-23 14:51:15.976123
 """
 
