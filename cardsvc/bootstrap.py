@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from cardsvc import migrate
@@ -12,6 +13,15 @@ from cardsvc.errors import ConfigurationError
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.models import Role
+
+
+def _private(path: str | None) -> None:
+    """The embedded database holds ciphertext and the audit trail: owner-only, like the keys."""
+    if not path or path == ":memory:":
+        return
+    for candidate in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.exists(candidate):
+            os.chmod(candidate, 0o600)
 
 
 @dataclass
@@ -26,6 +36,7 @@ def bootstrap(settings: Settings, *, migrate_embedded: bool = True) -> BootRepor
     embedded = rt.engine.dialect.name == "sqlite"
     if embedded and migrate_embedded:
         migrate.upgrade(rt.engine)
+        _private(rt.engine.url.database)
     else:
         current, head = migrate.current_revision(rt.engine), migrate.head_revision()
         if current != head:

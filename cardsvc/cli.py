@@ -16,6 +16,7 @@ from rich.table import Table
 
 from cardsvc.bootstrap import BootReport
 from cardsvc.config import Settings, get_settings
+from cardsvc.context import Actor
 from cardsvc.errors import ConfigurationError, DomainError
 from cardsvc.stats.service import IssuanceReport
 
@@ -34,6 +35,17 @@ app.add_typer(cards_app, name="cards")
 app.add_typer(stats_app, name="stats")
 app.add_typer(keys_app, name="keys")
 console = Console()
+
+
+def cli_actor() -> Actor:
+    """Who ran the command, for the audit trail: the operating-system account."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Actor(None, f"cli:{user}"[:64], "operator")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -113,7 +125,6 @@ def staff_add(
         help="Password (omit to generate one; prefer omitting, shells keep history)")] = None,
 ) -> None:
     """Create a staff account."""
-    from cardsvc.context import Actor
     from cardsvc.db import transaction
     from cardsvc.staff import service
 
@@ -122,7 +133,7 @@ def staff_add(
     pw = password or service.generate_password()
     try:
         with transaction(rt.sessions) as db:
-            staff = service.create_staff(db, Actor.system("cli"), username, role, pw, name)
+            staff = service.create_staff(db, cli_actor(), username, role, pw, name)
     except DomainError as exc:
         raise _fail(exc.detail) from None
     console.print(f"created {staff.username} ({staff.role})")
@@ -150,7 +161,6 @@ def staff_list() -> None:
 @staff_app.command("passwd")
 def staff_passwd(username: str) -> None:
     """Set a new password for a staff account (prompts twice)."""
-    from cardsvc.context import Actor
     from cardsvc.db import transaction
     from cardsvc.staff import service
 
@@ -161,7 +171,7 @@ def staff_passwd(username: str) -> None:
             staff = service.find_by_username(db, username)
             if staff is None:
                 raise _fail(f"no staff account {username!r}")
-            service.set_password(db, Actor.system("cli"), staff.id, pw)
+            service.set_password(db, cli_actor(), staff.id, pw)
     except DomainError as exc:
         raise _fail(exc.detail) from None
     console.print("password changed")
@@ -193,7 +203,7 @@ def audit_verify() -> None:
 def cards_expire_due() -> None:
     """Expire cards whose validity or concession ended (run daily)."""
     from cardsvc.cards import service
-    from cardsvc.context import Actor, Ctx
+    from cardsvc.context import Ctx
     from cardsvc.db import transaction
 
     rt = _runtime().runtime
@@ -209,13 +219,13 @@ def stats_issuance(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV file")] = None,
 ) -> None:
     """Cards issued by product, status and township between two days (Asia/Taipei)."""
-    from cardsvc.context import Actor, Ctx
+    from cardsvc.context import Ctx
     from cardsvc.db import transaction
     from cardsvc.stats import service
 
     rt = _runtime().runtime
     with transaction(rt.sessions) as db:
-        report = service.issuance(Ctx(db, rt.settings, rt.keys, Actor.system("cli")),
+        report = service.issuance(Ctx(db, rt.settings, rt.keys, cli_actor()),
                                   date_from.date(), date_to.date())
     console.print(render_issuance(report))
     if csv_out:
