@@ -10,6 +10,7 @@ from cardsvc.config import Settings
 from cardsvc.context import Actor
 from cardsvc.db import transaction
 from cardsvc.errors import ConfigurationError
+from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.models import Role
@@ -45,6 +46,8 @@ def bootstrap(settings: Settings, *, migrate_embedded: bool = True) -> BootRepor
                 "run `cardsvc db upgrade`")
     password = None
     with transaction(rt.sessions) as db:
+        KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
+            Actor.system("bootstrap"))
         if staff_service.count_staff(db) == 0:
             password = staff_service.generate_password()
             staff_service.create_staff(db, Actor.system("bootstrap"), "admin", Role.ADMIN,

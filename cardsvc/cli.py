@@ -28,12 +28,14 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cards_app = typer.Typer(help="Card batch jobs.", no_args_is_help=True)
 stats_app = typer.Typer(help="Reports.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
+sim_app = typer.Typer(help="Simulated hardware for tests and demos.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cards_app, name="cards")
 app.add_typer(stats_app, name="stats")
 app.add_typer(keys_app, name="keys")
+app.add_typer(sim_app, name="sim")
 console = Console()
 
 
@@ -296,6 +298,46 @@ def seed(
 
     rt = _runtime().runtime
     run_seed(rt, cards, random_seed, console)
+
+
+@sim_app.command("card")
+def sim_card(
+    uid: Annotated[str, typer.Option(help="Chip UID in hex (4, 7 or 10 bytes)")],
+    state: Annotated[Path | None, typer.Option(
+        help="JSON file keeping the card's state between runs (blank card if missing)")] = None,
+    vpcd: Annotated[str, typer.Option(help="pcscd's vpcd driver, HOST:PORT")] =
+        "127.0.0.1:35963",
+) -> None:
+    """Run a virtual card in a vpcd reader slot until interrupted (Ctrl-C)."""
+    import signal
+    import threading
+
+    from cardsvc.identifiers import normalize_chip_uid
+    from simulators.card import VirtualCard
+    from simulators.vpcd import VpcdCard
+
+    norm = normalize_chip_uid(uid)
+    if norm is None:
+        raise _fail("--uid must be a 4, 7 or 10-byte UID in hex")
+    host, _, port = vpcd.rpartition(":")
+    if not host or not port.isdigit():
+        raise _fail("--vpcd must be HOST:PORT")
+    card = VirtualCard(bytes.fromhex(norm), state)
+    runner = VpcdCard(card, host, int(port)).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    kind = "personalised" if card.state["personalised"] else "blank"
+    console.print(f"virtual card {norm} ({kind}) → vpcd at {host}:{port}; Ctrl-C to stop")
+    if runner.connected.wait(10):
+        console.print("[green]in the reader slot[/]")
+    else:
+        console.print(f"[yellow]waiting for pcscd's vpcd driver at {host}:{port} ...[/]")
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    runner.stop()
+    console.print("card removed")
 
 
 def main() -> None:

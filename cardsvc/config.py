@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # Counter used when a request does not name one.
     default_counter: str = "KM-HQ"
 
+    # The counter's card reader: "sim" (virtual cards kept as JSON files in sim_cards_dir),
+    # "pcsc" (the first PC/SC reader), "pcsc:<part of the reader name>", or "none".
+    reader: str = "sim"
+    sim_cards_dir: Path = Path("sim-cards")
+    reader_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

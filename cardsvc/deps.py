@@ -84,6 +84,7 @@ def ctx_dep(
 
 
 CtxDep = Annotated[Ctx, Depends(ctx_dep)]
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Required on every request that moves money. "

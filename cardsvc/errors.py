@@ -117,3 +117,24 @@ class LoginThrottled(DomainError):
     status = 429
     code = "login_throttled"
     title = "Too many failed logins"
+
+
+class ReaderUnavailable(DomainError):
+    status = 503
+    code = "reader_unavailable"
+    title = "Card reader unavailable"
+
+
+class CardNotPresented(Conflict):
+    code = "card_not_presented"
+    title = "No card on the reader"
+
+
+class WrongCardOnReader(Conflict):
+    code = "wrong_card_on_reader"
+    title = "The card on the reader is not the expected one"
+
+
+class ChipRefused(Conflict):
+    code = "chip_refused"
+    title = "The card refused the command"

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.config import Settings
+from cardsvc.counter_reader import CounterReader, make_counter_reader
 from cardsvc.db import make_engine, make_sessionmaker
 from cardsvc.security.crypto import Keyring
 from cardsvc.security.secrets import load_secrets
@@ -19,6 +20,7 @@ class Runtime:
     keys: Keyring
     engine: Engine
     sessions: sessionmaker[Session]
+    counter: CounterReader
     secrets_created: bool = False
 
     @classmethod
@@ -27,7 +29,8 @@ class Runtime:
         engine = make_engine(settings.database_url)
         return cls(settings=settings,
                    keys=Keyring.from_secrets(value, settings.token_ttl_seconds),
-                   engine=engine, sessions=make_sessionmaker(engine), secrets_created=created)
+                   engine=engine, sessions=make_sessionmaker(engine),
+                   counter=make_counter_reader(settings), secrets_created=created)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,7 +20,7 @@ from readers import crypto
 from readers import protocol as p
 from readers.base import Reader
 from readers.errors import ProtocolError, check
-from readers.protocol import KeyPurpose, SW
+from readers.protocol import SW, KeyPurpose
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,8 @@ class CardSession:
     def authenticate_with_master(self, purpose: KeyPurpose, masters: dict[int, bytes]
                                  ) -> AuthResult:
         """Pick the master key version the card says it holds, diversify, authenticate."""
-        if self.selected is None:
-            self.select()
-        assert self.selected is not None
-        version = self.selected.key_versions.get(int(purpose))
+        selected = self.selected or self.select()
+        version = selected.key_versions.get(int(purpose))
         if version is None or version not in masters:
             raise ProtocolError(f"no {p.PURPOSE_NAMES[purpose]} master key for key version "
                                 f"{version} of this card")
@@ -132,7 +130,8 @@ class CardSession:
         return data
 
     def _encrypt(self, plain: bytes) -> bytes:
-        assert self._enc is not None
+        if self._enc is None:
+            raise ProtocolError("authenticate first")
         # The card decrypts with the counter value of this command: the next one.
         return crypto.encrypt(self._enc, self._counter + 1, plain)
 

@@ -26,7 +26,6 @@ from readers import crypto
 from readers import protocol as p
 from readers.protocol import SW, KeyPurpose, TxType
 
-
 _KNOWN_INS = frozenset({
     p.INS_AUTH_FIRST, p.INS_AUTH_SECOND, p.INS_READ_INFO, p.INS_READ_PURSE, p.INS_DEBIT,
     p.INS_LOAD, p.INS_READ_RECORDS, p.INS_PUT_KEYS, p.INS_WRITE_INFO, p.INS_LOCK,
@@ -323,9 +322,14 @@ class VirtualCard:
         if self.state["purse"]["blocked"]:
             raise _Reply(SW.CONDITIONS)
 
-    def _last_record(self) -> p.TxRecord | None:
-        recs = self.state["records"]
-        return p.TxRecord.decode(bytes.fromhex(recs[0])) if recs else None
+    def _find_record(self, tx: TxType, terminal_id: int | None, seq: int) -> p.TxRecord | None:
+        """A kept record of this transaction type with this terminal sequence (or load id)."""
+        for raw in self.state["records"]:
+            rec = p.TxRecord.decode(bytes.fromhex(raw))
+            if rec.tx_type == tx and rec.terminal_seq == seq and (
+                    terminal_id is None or rec.terminal_id == terminal_id):
+                return rec
+        return None
 
     def _purse_change(self, tx: TxType, amount: int, terminal_id: int, seq: int,
                       when: int) -> bytes:
@@ -353,12 +357,11 @@ class VirtualCard:
             raise _Reply(SW.WRONG_LENGTH)
         self._require_issued()
         amount, terminal_id, seq, when = struct.unpack(">IIII", payload)
-        last = self._last_record()
-        if (last is not None and last.tx_type == TxType.DEBIT
-                and (last.terminal_id, last.terminal_seq) == (terminal_id, seq)):
-            if last.amount != amount:
+        done = self._find_record(TxType.DEBIT, terminal_id, seq)
+        if done is not None:
+            if done.amount != amount:
                 raise _Reply(SW.WRONG_DATA)
-            return last.encode() + b"\x01"  # the same debit again: its original result
+            return done.encode() + b"\x01"  # the same debit again: its original result
         if not 0 < amount <= p.MAX_AMOUNT:
             raise _Reply(SW.WRONG_DATA)
         if amount > self.state["purse"]["balance"]:
@@ -371,11 +374,11 @@ class VirtualCard:
         self._require_issued()
         amount, load_id, terminal_id, when = struct.unpack(">IIII", payload[:16])
         auth = payload[16:]
-        last = self._last_record()
-        if last is not None and last.tx_type == TxType.LOAD and last.terminal_seq == load_id:
-            if last.amount != amount:
+        done = self._find_record(TxType.LOAD, None, load_id)
+        if done is not None:
+            if done.amount != amount:
                 raise _Reply(SW.WRONG_DATA)
-            return last.encode() + b"\x01"
+            return done.encode() + b"\x01"
         purse = self._purse()
         number = p.CardInfo.decode(self._info_bytes()).card_number
         expected = crypto.mac8(self._key(KeyPurpose.LOAD), p.load_authorisation_input(
@@ -390,7 +393,8 @@ class VirtualCard:
         if self.state["locked"]:
             raise _Reply(SW.CONDITIONS)
         session = self._session
-        assert session is not None
+        if session is None:  # the dispatcher checked; keep the card safe regardless
+            raise _Reply(SW.SECURITY_STATUS)
         try:
             plain = crypto.decrypt(session.enc, session.counter, payload)
         except ValueError:
@@ -438,7 +442,8 @@ class VirtualCard:
 
     def _put_keys_after_lock(self, payload: bytes) -> bytes:
         session = self._session
-        assert session is not None
+        if session is None:  # the dispatcher checked; keep the card safe regardless
+            raise _Reply(SW.SECURITY_STATUS)
         try:
             plain = crypto.decrypt(session.enc, session.counter, payload)
         except ValueError:

@@ -28,6 +28,7 @@ from cardsvc.app import create_app
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import transaction
+from cardsvc.keystore.service import KeyStore
 from cardsvc.models import Base
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
@@ -96,7 +97,10 @@ def make_settings(url: str, secrets_file: Path, **overrides: object) -> Settings
 
 
 def _seed_staff(rt: Runtime) -> None:
+    """What the first start creates: card master keys; plus one staff account per role."""
     with transaction(rt.sessions) as db:
+        KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
+            Actor.system("tests"))
         for role in ROLES:
             staff_service.create_staff(db, Actor.system("tests"), f"t.{role}", role, PASSWORD)
 
@@ -122,7 +126,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, secrets_file: Path) -> Ite
     yield Backend("sqlite", template, None)
 
 
-KEEP_BETWEEN_TESTS = {"staff", "alembic_version"}
+KEEP_BETWEEN_TESTS = {"staff", "alembic_version", "card_master_keys"}
 
 
 def _truncate(rt: Runtime) -> None:

@@ -120,7 +120,7 @@ def test_key_rotation_reencrypts_and_old_key_can_go(clerk, rt, tmp_path) -> None
     assert reencrypt_all(rt2) >= 1
     only_new = Secrets(rotated.token_key, rotated.lookup_key,
                        {rotated.pii_active: rotated.pii_keys[rotated.pii_active]},
-                       rotated.pii_active)
+                       rotated.pii_active, rotated.kek, rotated.system_id)
     write_secrets(path, only_new)
     rt3 = Runtime.build(rt.settings.model_copy(update={"secrets_file": path}))
     with rt3.sessions() as db:

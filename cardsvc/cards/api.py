@@ -6,15 +6,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from cardsvc.cards import eligibility, service
+from cardsvc.cards import chip, eligibility, service
 from cardsvc.cards import schemas as s
 from cardsvc.cards.models import Product
-from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, allow
+from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.errors import Ineligible
 from cardsvc.holders import service as holders
 from cardsvc.ledger.service import IdempotentResult, idempotent
 from cardsvc.schemas_common import Model
 from cardsvc.staff.models import Role
+from readers import protocol as p
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 CardId = Annotated[int, Path(gt=0, le=2**62)]
@@ -82,9 +83,10 @@ def card_events(card_id: CardId, ctx: CtxDep) -> list[s.CardEventOut]:
 
 
 @router.post("/{card_id}/issue", response_model=s.CardOut, dependencies=[Depends(allow(*CLERKS))],
-             summary="Issue: bind the chip UID (eligibility re-checked on the issue date)")
-def issue(card_id: CardId, body: s.IssueRequest, ctx: CtxDep) -> s.CardOut:
-    return service.card_out(service.issue(ctx, card_id, body))
+             summary="Issue: personalise a blank chip on the counter reader (or bind a bureau "
+                     "chip's UID); eligibility re-checked on the issue date")
+def issue(card_id: CardId, body: s.IssueRequest, ctx: CtxDep, rt: RuntimeDep) -> s.CardOut:
+    return service.card_out(chip.issue(ctx, card_id, body.chip_uid, rt.counter))
 
 
 @router.post("/{card_id}/activate", response_model=s.CardOut,
@@ -149,11 +151,41 @@ def purse(card_id: CardId, ctx: CtxDep,
 @router.post("/{card_id}/topups", response_model=s.MoneyResult,
              dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
              summary="Cash top-up at the counter")
-def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep,
+def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
           idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    return _replayable(idempotent(
+    result = idempotent(
         ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
-        lambda: service.topup(ctx, card_id, body)))
+        lambda: service.topup(ctx, card_id, body))
+    out = chip.topup_and_load(ctx, card_id, result.body, body.load_card, rt.counter)
+    return _replayable(IdempotentResult(out, result.status_code, result.replayed))
+
+
+@router.get("/{card_id}/card-loads", response_model=list[s.CardLoadOut],
+            dependencies=[Depends(allow(*READERS))],
+            summary="Value authorised for the chip, and whether it reached it")
+def card_loads(card_id: CardId, ctx: CtxDep) -> list[s.CardLoadOut]:
+    return [s.CardLoadOut(load_id=ld.id, amount=ld.amount, status=ld.status,
+                          card_balance=ld.card_balance, card_counter=ld.card_counter)
+            for ld in chip.loads_of(ctx, card_id)]
+
+
+@router.post("/{card_id}/card-loads/deliver", response_model=list[s.CardLoadOut],
+             dependencies=[Depends(allow(*CLERKS))],
+             summary="Card on the reader: load every pending value onto the chip")
+def deliver(card_id: CardId, ctx: CtxDep, rt: RuntimeDep) -> list[s.CardLoadOut]:
+    return [s.CardLoadOut(**o.__dict__)
+            for o in chip.deliver_loads(ctx, card_id, rt.counter, commit=ctx.db.commit)]
+
+
+@router.post("/{card_id}/certificates/verify", response_model=s.CertificateResult,
+             dependencies=[Depends(allow(*READERS))],
+             summary="Check a transaction certificate the card produced (disputes, audits)")
+def verify_certificate(card_id: CardId, body: s.CertificateCheck,
+                       ctx: CtxDep) -> s.CertificateResult:
+    record = p.TxRecord(p.TxType.DEBIT if body.tx_type == "debit" else p.TxType.LOAD,
+                        body.counter, body.amount, body.balance_after, body.terminal_id,
+                        body.terminal_seq, body.time, bytes.fromhex(body.certificate))
+    return s.CertificateResult(valid=chip.verify_certificate(ctx, card_id, record))
 
 
 @router.post("/{card_id}/charges", response_model=s.MoneyResult,

@@ -73,6 +73,10 @@ class Card(Base):
     issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the chip was personalised by this system: the version of the card's load key,
+    # with which the backend authorises loads and verifies transaction certificates. NULL for
+    # account-held purses (mobile cards, cards personalised elsewhere).
+    load_key_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class CardEvent(Base):
@@ -89,3 +93,29 @@ class CardEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(500))
     seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CardLoad(Base):
+    """Value authorised online (a top-up) that has to reach the chip's purse.
+
+    Created with the top-up, in the same transaction; delivered when the card is on a counter
+    reader. The id travels to the card as the load id, so a load repeated after a tear is
+    recognised by the card and never applied twice.
+    """
+
+    __tablename__ = "card_loads"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), unique=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    # pending | delivered | review (the chip's records no longer show whether it was applied)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # The chip's counter when this load was first authorised; a retry at another counter is
+    # only authorised when the chip's kept records cover every transaction since.
+    authorised_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    card_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    card_balance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    certificate: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -22,9 +22,11 @@ class CardApplication(Model):
 
 
 class IssueRequest(Model):
-    chip_uid: str | None = Field(default=None, max_length=32,
-                                 description="Physical cards: the chip UID read at the counter",
-                                 examples=["04A1B2C3D4E5F6"])
+    chip_uid: str | None = Field(
+        default=None, max_length=32,
+        description="For a chip personalised elsewhere (card bureau): its UID. Leave out to "
+                    "personalise a blank card on the counter's reader.",
+        examples=["04A1B2C3D4E5F6"])
 
 
 class ReasonRequest(Model):
@@ -54,6 +56,32 @@ class CloseRequest(ReasonRequest):
 class TopUpRequest(Model):
     amount: Amount
     counter: str | None = Field(default=None, max_length=32)
+    load_card: bool = Field(default=True, description="Chip cards: load the value onto the "
+                            "card on the counter reader right away (else at the next tap)")
+
+
+class CardLoadOut(Model):
+    load_id: int
+    amount: int
+    status: str = Field(description="pending, delivered, or review")
+    card_balance: int | None = None
+    card_counter: int | None = None
+    recovered: bool = False
+
+
+class CertificateCheck(Model):
+    tx_type: Literal["debit", "load"]
+    counter: int = Field(ge=0, le=0xFFFFFF)
+    amount: int = Field(ge=0, le=1_000_000)
+    balance_after: int = Field(ge=0, le=1_000_000)
+    terminal_id: int = Field(ge=0, le=0xFFFFFFFF)
+    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF)
+    time: int = Field(ge=0, le=0xFFFFFFFF, description="Unix seconds, as the card recorded")
+    certificate: str = Field(pattern=r"^[0-9a-fA-F]{16}$")
+
+
+class CertificateResult(Model):
+    valid: bool
 
 
 class ChargeRequest(Model):
@@ -111,6 +139,11 @@ class MoneyResult(Model):
     card_number: str
     amount: int
     balance: int
+    card_load_id: int | None = Field(
+        default=None, description="For a chip purse: the load that carries this value to the "
+        "chip (see card_loads)")
+    card_loads: list[CardLoadOut] | None = None
+    card_load_note: str | None = None
 
 
 class ReplaceResult(Model):

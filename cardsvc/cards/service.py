@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from cardsvc.audit import service as audit
 from cardsvc.cards import eligibility
 from cardsvc.cards import schemas as s
-from cardsvc.cards.models import LIVE_STATUSES, Card, CardEvent, CardStatus, Product
+from cardsvc.cards.models import (
+    LIVE_STATUSES,
+    Card,
+    CardEvent,
+    CardLoad,
+    CardStatus,
+    Product,
+)
 from cardsvc.context import Ctx
 from cardsvc.errors import (
     CardLimitReached,
@@ -261,8 +268,20 @@ def topup(ctx: Ctx, card_id: int, data: s.TopUpRequest) -> s.MoneyResult:
     t = ledger.post(ctx, "topup", [ledger.Leg(cash, -data.amount),
                                    ledger.Leg(purse, data.amount)],
                     card_id=card.id, memo=f"cash top-up at {counter}")
+    load_id = _queue_chip_load(ctx, card, t.id, data.amount)
     return s.MoneyResult(transfer_id=t.id, card_id=card.id, card_number=card.card_number,
-                         amount=data.amount, balance=purse.balance)
+                         amount=data.amount, balance=purse.balance, card_load_id=load_id)
+
+
+def _queue_chip_load(ctx: Ctx, card: Card, transfer_id: int, amount: int) -> int | None:
+    """Value for a chip purse: authorised now, delivered to the chip at the next tap."""
+    if card.load_key_version is None:
+        return None  # account-held purse
+    load = CardLoad(card_id=card.id, transfer_id=transfer_id, amount=amount,
+                    status="pending", created_at=ctx.now)
+    ctx.db.add(load)
+    ctx.db.flush()
+    return load.id
 
 
 def charge(ctx: Ctx, card_id: int, data: s.ChargeRequest) -> s.MoneyResult:

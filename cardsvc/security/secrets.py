@@ -11,12 +11,11 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cardsvc.errors import ConfigurationError
 
-CARD_KEY_PURPOSES: tuple[str, ...] = ("identity", "debit", "load", "personalisation")
 SECRETS_FORMAT = 1
 
 
@@ -36,9 +35,10 @@ class Secrets:
     lookup_key: bytes
     pii_keys: dict[str, bytes]
     pii_active: str
-    # purpose -> key version -> AES-128 master key, diversified per card by the card protocol.
-    card_master_keys: dict[str, dict[int, bytes]] = field(default_factory=dict)
-    card_key_active: dict[str, int] = field(default_factory=dict)
+    # Key-encryption key of the card key store: card master keys live in the database,
+    # wrapped under it (cardsvc.keystore).
+    kek: bytes = b""
+    # System identifier bound into every card key diversification (AN10922).
     system_id: bytes = b""
 
     def to_json(self) -> str:
@@ -49,11 +49,7 @@ class Secrets:
                 "lookup_key": _b64(self.lookup_key),
                 "pii_keys": {kid: _b64(k) for kid, k in self.pii_keys.items()},
                 "pii_active": self.pii_active,
-                "card_master_keys": {
-                    purpose: {str(v): _b64(k) for v, k in versions.items()}
-                    for purpose, versions in self.card_master_keys.items()
-                },
-                "card_key_active": self.card_key_active,
+                "kek": _b64(self.kek),
                 "system_id": self.system_id.hex(),
             },
             indent=2,
@@ -71,12 +67,8 @@ class Secrets:
                 lookup_key=_unb64(data["lookup_key"]),
                 pii_keys=pii_keys,
                 pii_active=data["pii_active"],
-                card_master_keys={
-                    purpose: {int(v): _unb64(k) for v, k in versions.items()}
-                    for purpose, versions in data.get("card_master_keys", {}).items()
-                },
-                card_key_active={p: int(v) for p, v in data.get("card_key_active", {}).items()},
-                system_id=bytes.fromhex(data.get("system_id", "")),
+                kek=_unb64(data["kek"]),
+                system_id=bytes.fromhex(data["system_id"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # Never echo the file's content: it is key material.
@@ -88,6 +80,10 @@ class Secrets:
         for key in result.pii_keys.values():
             if len(key) != 32:
                 raise ConfigurationError("secrets file: every PII key must be 32 bytes")
+        if len(result.kek) != 32:
+            raise ConfigurationError("secrets file: kek must be 32 bytes")
+        if not 1 <= len(result.system_id) <= 16:
+            raise ConfigurationError("secrets file: system_id must be 1-16 bytes")
         return result
 
     @classmethod
@@ -97,8 +93,7 @@ class Secrets:
             lookup_key=secrets.token_bytes(32),
             pii_keys={"p1": secrets.token_bytes(32)},
             pii_active="p1",
-            card_master_keys={p: {1: secrets.token_bytes(16)} for p in CARD_KEY_PURPOSES},
-            card_key_active=dict.fromkeys(CARD_KEY_PURPOSES, 1),
+            kek=secrets.token_bytes(32),
             system_id=secrets.token_bytes(8),
         )
 
@@ -113,8 +108,7 @@ class Secrets:
             lookup_key=self.lookup_key,
             pii_keys=keys,
             pii_active=kid,
-            card_master_keys=self.card_master_keys,
-            card_key_active=self.card_key_active,
+            kek=self.kek,
             system_id=self.system_id,
         )
 

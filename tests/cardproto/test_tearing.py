@@ -94,5 +94,5 @@ def test_a_new_debit_after_recovery_is_a_new_debit(tmp_path) -> None:  # type: i
     with pytest.raises(CardRemoved):
         debit_tap(reader, masters, 100, seq=1)
     reader = InProcessReader(reload_from_disk(card))
-    s, r = debit_tap(reader, masters, 100, seq=2)  # a different sale
+    _, r = debit_tap(reader, masters, 100, seq=2)  # a different sale
     assert not r.recovered and r.record.balance_after == 800

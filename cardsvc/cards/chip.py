@@ -1,0 +1,256 @@
+"""The chip side of the counter: personalising a card at issuance and delivering loads.
+
+The database decides, the chip follows: a load is authorised (and committed to the ledger)
+before the chip is touched, so a card that leaves the reader early never holds value the
+ledger does not know; the load stays pending and is delivered at the next tap, and the card
+recognises a load it already applied by its load id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from cardsvc.audit import service as audit
+from cardsvc.cards import eligibility
+from cardsvc.cards import service as cards
+from cardsvc.cards.models import Card, CardLoad, Product
+from cardsvc.context import Ctx
+from cardsvc.counter_reader import CounterReader
+from cardsvc.errors import (
+    CardNotPresented,
+    ChipRefused,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    WrongCardOnReader,
+)
+from cardsvc.holders import service as holders
+from cardsvc.keystore.service import KeyStore
+from readers import protocol as p
+from readers.errors import CardError, CardRemoved, NoCard, ProtocolError, ReaderError
+from readers.protocol import KeyPurpose
+from readers.session import CardSession, personalise
+
+
+def keystore(ctx: Ctx) -> KeyStore:
+    s = ctx.keys.secrets
+    return KeyStore(ctx.db, s.kek, s.system_id)
+
+
+def _chip_error(exc: Exception, action: str) -> Exception:
+    if isinstance(exc, CardError):
+        return ChipRefused(f"the card refused {action} (SW {exc.sw:04X})", sw=f"{exc.sw:04X}")
+    if isinstance(exc, CardRemoved | NoCard):
+        return CardNotPresented(f"the card left the reader during {action}; tap it again")
+    if isinstance(exc, ProtocolError):
+        return ChipRefused(f"the card failed {action}: {exc}")
+    return CardNotPresented(f"reader error during {action}: {exc}")
+
+
+CHIP_ERRORS = (CardError, ReaderError, ProtocolError)
+
+
+def personalise_and_issue(ctx: Ctx, card_id: int, counter: CounterReader) -> Card:
+    """Issue a physical card by personalising a blank chip on the counter reader.
+
+    Safe to repeat: a chip already personalised as this very card (the database commit failed
+    after the chip was locked) is recognised and bound."""
+    card = cards.get(ctx, card_id, for_update=True)
+    allowed, _ = cards.TRANSITIONS["issue"]
+    if card.status not in allowed:
+        cards.transition(ctx, card, "issue", "")  # raises the standard 409
+    if card.form != "physical":
+        raise InvalidInput("mobile cards have no chip to personalise")
+    holder = holders.get(ctx, card.cardholder_id)
+    decision = eligibility.decide(ctx, holder, Product(card.product), ctx.today)
+    store = keystore(ctx)
+    reader = counter.present(None)
+    session = CardSession(reader, store.system_id)
+    info = p.CardInfo(card.card_number, card.product, decision.expires_on)
+    try:
+        sel = session.select()
+        keys = store.personalisation_keys(sel.uid)
+        if sel.locked:
+            auth = session.authenticate(KeyPurpose.IDENTITY, keys[KeyPurpose.IDENTITY][1],
+                                        sel.key_versions.get(KeyPurpose.IDENTITY, 0))
+            if auth.info is None or auth.info.card_number != card.card_number:
+                raise WrongCardOnReader("the card on the reader is already issued; put a "
+                                        "blank card on the reader")
+        else:
+            personalise(session, info, keys)
+    except CHIP_ERRORS as exc:
+        raise _chip_error(exc, "personalisation") from None
+    finally:
+        reader.close()
+    uid = sel.uid.hex().upper()
+    if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid, Card.id != card.id)):
+        raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+    card.chip_uid = uid
+    card.load_key_version = keys[KeyPurpose.LOAD][0]
+    card.concession = decision.concession.value
+    card.expires_on = decision.expires_on
+    card.issued_at = ctx.now
+    cards.transition(ctx, card, "issue", f"personalised on {reader.name}: {decision.basis}")
+    audit.record(ctx, "card.personalise", target_type="card", target_id=card.id,
+                 detail={"chip_uid": uid, "key_versions": {
+                     p.PURPOSE_NAMES[k]: v for k, (v, _) in keys.items()}})
+    return card
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    load_id: int
+    amount: int
+    status: str
+    card_balance: int | None
+    card_counter: int | None
+    recovered: bool = False
+
+
+def pending_loads(ctx: Ctx, card_id: int) -> list[CardLoad]:
+    return list(ctx.db.scalars(select(CardLoad).where(CardLoad.card_id == card_id,
+                                                      CardLoad.status == "pending")
+                               .order_by(CardLoad.id)))
+
+
+def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
+                  commit: Callable[[], None], terminal_id: int = 1) -> list[LoadOutcome]:
+    """Put every pending load of this card onto its chip (the card must be on the reader).
+
+    `commit` is called after recording the counter a load is authorised for and before the
+    LOAD reaches the chip: that write-ahead fact must survive whatever happens next."""
+    card = cards.get(ctx, card_id, for_update=True)
+    if card.chip_uid is None or card.load_key_version is None:
+        raise InvalidInput("this card's purse is held in the account, not on a chip")
+    loads = pending_loads(ctx, card.id)
+    if not loads:
+        return []
+    store = keystore(ctx)
+    reader = counter.present(card.chip_uid)
+    session = CardSession(reader, store.system_id)
+    outcomes = []
+    try:
+        sel = session.select()
+        if sel.uid.hex().upper() != card.chip_uid:
+            raise WrongCardOnReader(f"the card on the reader is not card {card.card_number}")
+        for load in loads:
+            auth = session.authenticate_with_master(KeyPurpose.DEBIT,
+                                                    store.masters(KeyPurpose.DEBIT))
+            if auth.info is None or auth.info.card_number != card.card_number:
+                raise WrongCardOnReader("the chip carries another card number")
+            counter_now = auth.purse.counter
+            if load.authorised_counter is None:
+                load.authorised_counter = counter_now
+                commit()
+            elif counter_now != load.authorised_counter:
+                # An earlier attempt may have reached the chip before it left the reader.
+                done = [r for r in session.read_records()
+                        if r.tx_type == p.TxType.LOAD and r.terminal_seq == load.id]
+                if done:
+                    _mark_delivered(ctx, card, load, done[0], recovered=True)
+                    outcomes.append(LoadOutcome(load.id, load.amount, "delivered",
+                                                done[0].balance_after, done[0].counter, True))
+                    session.select()
+                    continue
+                if counter_now - load.authorised_counter >= p.RECORDS_KEPT:
+                    load.status = "review"  # cannot prove either way: a supervisor decides
+                    audit.record(ctx, "card.load_review", target_type="card",
+                                 target_id=card.id, detail={"load_id": load.id})
+                    outcomes.append(LoadOutcome(load.id, load.amount, "review", None, None))
+                    session.select()
+                    continue
+                load.authorised_counter = counter_now
+                commit()
+            mac = store.load_authorisation(sel.uid, card.card_number, counter_now,
+                                           load.amount, load.id, card.load_key_version)
+            when = int(ctx.now.timestamp())
+            result = session.load(load.amount, load.id, terminal_id, when, mac)
+            rec = result.record
+            if not store.verify_certificate(sel.uid, card.card_number, rec,
+                                            card.load_key_version):
+                raise ChipRefused("the card's load certificate does not verify")
+            _mark_delivered(ctx, card, load, rec, result.recovered)
+            outcomes.append(LoadOutcome(load.id, load.amount, "delivered", rec.balance_after,
+                                        rec.counter, result.recovered))
+            session.select()
+    except CHIP_ERRORS as exc:
+        if not outcomes:
+            raise _chip_error(exc, "the load") from None
+        # Some loads reached the chip: keep those facts; the rest stay pending.
+    finally:
+        reader.close()
+    delivered = {o.load_id for o in outcomes}
+    outcomes += [LoadOutcome(ld.id, ld.amount, ld.status, None, None) for ld in loads
+                 if ld.id not in delivered and ld.status != "review"]
+    return outcomes
+
+
+def _mark_delivered(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord,
+                    recovered: bool) -> None:
+    load.status = "delivered"
+    load.delivered_at = ctx.now
+    load.card_counter = rec.counter
+    load.card_balance = rec.balance_after
+    load.certificate = rec.certificate.hex()
+    audit.record(ctx, "card.load_delivered", target_type="card", target_id=card.id,
+                 detail={"load_id": load.id, "amount": load.amount,
+                         "card_counter": rec.counter, "recovered": recovered})
+
+
+def verify_certificate(ctx: Ctx, card_id: int, record: p.TxRecord) -> bool:
+    card = cards.get(ctx, card_id)
+    if card.chip_uid is None or card.load_key_version is None:
+        raise NotFound("this card has no personalised chip")
+    ok = keystore(ctx).verify_certificate(bytes.fromhex(card.chip_uid), card.card_number,
+                                          record, card.load_key_version)
+    audit.record(ctx, "card.certificate_check", target_type="card", target_id=card.id,
+                 detail={"counter": record.counter, "amount": record.amount, "valid": ok})
+    return ok
+
+
+def issue(ctx: Ctx, card_id: int, chip_uid: str | None, counter: CounterReader) -> Card:
+    """Issue at the counter: personalise a blank chip on the reader, or bind the UID of a chip
+    personalised elsewhere (card bureau); mobile cards have no chip."""
+    from cardsvc.cards import schemas as s
+    card = cards.get(ctx, card_id)
+    if card.form == "physical" and chip_uid is None:
+        return personalise_and_issue(ctx, card_id, counter)
+    return cards.issue(ctx, card_id, s.IssueRequest(chip_uid=chip_uid))
+
+
+def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_now: bool,
+                   counter: CounterReader) -> dict[str, object]:
+    """After a committed top-up: carry the value to the chip if asked. A card that is not on
+    the reader leaves the load pending, and the answer says so; the top-up stands."""
+    load_id = result_body.get("card_load_id")
+    if load_id is None or not load_now:
+        return result_body
+    ctx.db.commit()  # the ledger entry exists before the chip is touched
+    try:
+        outcomes = deliver_loads(ctx, card_id, counter, commit=ctx.db.commit)
+        loads = [o.__dict__ for o in outcomes]
+        note = None
+    except DomainError as exc:
+        ctx.db.rollback()
+        loads = [o.__dict__ for o in outcome_pending(ctx, card_id)]
+        note = f"{exc.detail} — the value stays pending and is loaded at the next tap"
+    body = dict(result_body)
+    body["card_loads"] = loads
+    if note:
+        body["card_load_note"] = note
+    return body
+
+
+def outcome_pending(ctx: Ctx, card_id: int) -> list[LoadOutcome]:
+    return [LoadOutcome(ld.id, ld.amount, ld.status, None, None)
+            for ld in pending_loads(ctx, card_id)]
+
+
+def loads_of(ctx: Ctx, card_id: int) -> list[CardLoad]:
+    cards.get(ctx, card_id)
+    return list(ctx.db.scalars(select(CardLoad).where(CardLoad.card_id == card_id)
+                               .order_by(CardLoad.id.desc()).limit(50)))

@@ -1,0 +1,84 @@
+"""The counter's card reader, chosen by configuration (`CARDSVC_READER`).
+
+* `sim` (embedded default): virtual cards kept as JSON files in `CARDSVC_SIM_CARDS_DIR`. A
+  new blank card is "placed on the reader" for each issuance; an issued card is found by its
+  chip UID, like a resident handing it over.
+* `pcsc` / `pcsc:<name>`: a real reader (or pcscd's vpcd slot) through pyscard; whatever card
+  is on it.
+* `none`: no reader; chip operations answer 503.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+from cardsvc.config import Settings
+from cardsvc.errors import CardNotPresented, ReaderUnavailable
+from readers.base import Reader
+from readers.errors import ReaderError
+
+
+class CounterReader(Protocol):
+    description: str
+
+    def present(self, chip_uid: str | None = None) -> Reader:
+        """The reader with a card on it: the card with `chip_uid`, or a blank card to
+        personalise when None. Raises CardNotPresented when no card comes."""
+        ...
+
+
+class SimulatedCounter:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.description = f"simulated cards in {self.directory}"
+
+    def present(self, chip_uid: str | None = None) -> Reader:
+        from readers.memory import InProcessReader
+        from simulators.card import VirtualCard
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if chip_uid is None:
+            uid = b"\x04" + secrets.token_bytes(6)
+            return InProcessReader(VirtualCard(uid, self.directory / f"{uid.hex().upper()}.json"),
+                                   name="simulated counter reader")
+        path = self.directory / f"{chip_uid.upper()}.json"
+        if not path.exists():
+            raise CardNotPresented(f"card {chip_uid} is not on the (simulated) reader")
+        return InProcessReader(VirtualCard(bytes.fromhex(chip_uid), path),
+                               name="simulated counter reader")
+
+
+class PcscCounter:
+    def __init__(self, name_contains: str, timeout: float) -> None:
+        self.name_contains, self.timeout = name_contains, timeout
+        self.description = f"PC/SC reader {name_contains or '(first)'}"
+
+    def present(self, chip_uid: str | None = None) -> Reader:
+        try:
+            from readers.pcsc import PcscReader
+            reader = PcscReader(self.name_contains)
+        except (ReaderError, ImportError) as exc:
+            raise ReaderUnavailable(f"card reader unavailable: {exc}") from None
+        if not reader.wait_for_card(self.timeout):
+            raise CardNotPresented(f"no card on {reader.name} within {self.timeout:.0f} s")
+        return reader
+
+
+class NoReader:
+    description = "no reader"
+
+    def present(self, chip_uid: str | None = None) -> Reader:
+        raise ReaderUnavailable("this installation has no card reader (CARDSVC_READER=none)")
+
+
+def make_counter_reader(settings: Settings) -> CounterReader:
+    spec = settings.reader.strip()
+    if spec == "sim":
+        return SimulatedCounter(settings.sim_cards_dir)
+    if spec == "pcsc" or spec.startswith("pcsc:"):
+        return PcscCounter(spec[5:], settings.reader_timeout_seconds)
+    if spec == "none":
+        return NoReader()
+    raise ValueError(f"CARDSVC_READER must be sim, pcsc, pcsc:<name> or none, not {spec!r}")

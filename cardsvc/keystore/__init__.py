@@ -1,0 +1,1 @@
+"""Card master keys: versioned, wrapped under the key-encryption key, never shown."""

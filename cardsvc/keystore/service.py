@@ -1,0 +1,141 @@
+"""The card key store: master keys per purpose (identity, debit, load, personalisation) and
+version, wrapped under the KEK from the secrets file.
+
+Master keys leave this module only as diversified card keys (for personalisation and the
+backend's own MACs) or, for the debit purpose alone, as a terminal provisioning export. They
+never appear in logs, errors or API responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cardsvc.audit import service as audit
+from cardsvc.context import Actor
+from cardsvc.errors import ConfigurationError, NotFound
+from cardsvc.keystore.models import CardMasterKey
+from readers import crypto
+from readers import protocol as p
+from readers.protocol import PURPOSE_NAMES, KeyPurpose
+
+
+def _aad(purpose: str, version: int) -> bytes:
+    return f"card-master:{purpose}:{version}".encode()
+
+
+def _wrap(kek: bytes, purpose: str, version: int, key: bytes) -> str:
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + AESGCM(kek).encrypt(nonce, key, _aad(purpose, version))
+                            ).decode()
+
+
+def _unwrap(kek: bytes, row: CardMasterKey) -> bytes:
+    raw = base64.b64decode(row.wrapped)
+    try:
+        return AESGCM(kek).decrypt(raw[:12], raw[12:], _aad(row.purpose, row.version))
+    except InvalidTag:
+        # Say which key, never anything of the key.
+        raise ConfigurationError(
+            f"card master key {row.purpose} v{row.version} does not unwrap with this KEK"
+        ) from None
+
+
+class KeyStore:
+    """Bound to one unit of work and the KEK."""
+
+    def __init__(self, db: Session, kek: bytes, system_id: bytes) -> None:
+        self.db, self._kek, self.system_id = db, kek, system_id
+
+    def ensure_initial(self, actor: Actor) -> bool:
+        """Create version 1 of every purpose when the store is empty (first start)."""
+        if self.db.scalar(select(CardMasterKey.id).limit(1)) is not None:
+            return False
+        for purpose in KeyPurpose:
+            self._add(PURPOSE_NAMES[purpose], 1, actor)
+        return True
+
+    def _add(self, name: str, version: int, actor: Actor) -> None:
+        try:
+            with self.db.begin_nested():
+                self.db.add(CardMasterKey(purpose=name, version=version, active=True,
+                                          wrapped=_wrap(self._kek, name, version,
+                                                        secrets.token_bytes(16))))
+                self.db.flush()
+        except IntegrityError:
+            return  # another process created it first
+        audit.record_for(self.db, actor, "keys.card_master_create", target_type="key",
+                         target_id=f"{name}:v{version}")
+
+    def active_version(self, purpose: KeyPurpose) -> int:
+        version = self.db.scalar(
+            select(CardMasterKey.version).where(CardMasterKey.purpose == PURPOSE_NAMES[purpose],
+                                                CardMasterKey.active.is_(True))
+            .order_by(CardMasterKey.version.desc()).limit(1))
+        if version is None:
+            raise NotFound(f"no active {PURPOSE_NAMES[purpose]} master key")
+        return int(version)
+
+    def master(self, purpose: KeyPurpose, version: int) -> bytes:
+        row = self.db.scalar(select(CardMasterKey).where(
+            CardMasterKey.purpose == PURPOSE_NAMES[purpose], CardMasterKey.version == version))
+        if row is None:
+            raise NotFound(f"no {PURPOSE_NAMES[purpose]} master key version {version}")
+        return _unwrap(self._kek, row)
+
+    def masters(self, purpose: KeyPurpose) -> dict[int, bytes]:
+        rows = self.db.scalars(select(CardMasterKey).where(
+            CardMasterKey.purpose == PURPOSE_NAMES[purpose]))
+        return {r.version: _unwrap(self._kek, r) for r in rows}
+
+    def card_key(self, purpose: KeyPurpose, version: int, uid: bytes) -> bytes:
+        return crypto.diversify_key(self.master(purpose, version), uid, p.AID, self.system_id)
+
+    def personalisation_keys(self, uid: bytes) -> dict[KeyPurpose, tuple[int, bytes]]:
+        out = {}
+        for purpose in KeyPurpose:
+            version = self.active_version(purpose)
+            out[purpose] = (version, self.card_key(purpose, version, uid))
+        return out
+
+    def rotate(self, purpose: KeyPurpose, actor: Actor) -> int:
+        """A new version becomes active for new cards; old versions stay for existing ones."""
+        name = PURPOSE_NAMES[purpose]
+        version = self.active_version(purpose) + 1
+        self._add(name, version, actor)
+        audit.record_for(self.db, actor, "keys.card_master_rotate", target_type="key",
+                         target_id=f"{name}:v{version}")
+        return version
+
+    def retire(self, purpose: KeyPurpose, version: int, actor: Actor) -> None:
+        self.db.execute(update(CardMasterKey).where(
+            CardMasterKey.purpose == PURPOSE_NAMES[purpose], CardMasterKey.version == version
+        ).values(active=False))
+        audit.record_for(self.db, actor, "keys.card_master_retire", target_type="key",
+                         target_id=f"{PURPOSE_NAMES[purpose]}:v{version}")
+
+    def load_authorisation(self, uid: bytes, card_number: str, counter: int, amount: int,
+                           load_id: int, load_key_version: int) -> bytes:
+        """The MAC a card checks before it loads value: computed here and only here."""
+        key = self.card_key(KeyPurpose.LOAD, load_key_version, uid)
+        return crypto.mac8(key, p.load_authorisation_input(uid, card_number, counter, amount,
+                                                           load_id))
+
+    def verify_certificate(self, uid: bytes, card_number: str, record: p.TxRecord,
+                           load_key_version: int) -> bool:
+        """Check a card's transaction certificate without the card."""
+        try:
+            key = self.card_key(KeyPurpose.LOAD, load_key_version, uid)
+        except NotFound:
+            return False
+        expected = crypto.mac8(key, p.certificate_input(
+            card_number, record.tx_type, record.counter, record.amount, record.balance_after,
+            record.terminal_id, record.terminal_seq, record.time))
+        return secrets.compare_digest(expected, record.certificate)

@@ -1,0 +1,161 @@
+"""The counter with a chip: issue → personalise → top-up → load → a terminal's debit → the
+backend verifies the card's certificate. On the simulated counter reader (embedded default)
+and through the real PC/SC stack (pcscd + vpcd)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cardsvc.app import create_app
+from cardsvc.db import transaction
+from cardsvc.keystore.service import KeyStore
+from readers.base import Reader
+from readers.memory import InProcessReader
+from readers.protocol import KeyPurpose
+from readers.session import CardSession
+from simulators.card import TearPlan, VirtualCard
+from tests import factories as f
+from tests.cardproto.kit import new_uid
+from tests.conftest import PASSWORD, Api
+
+
+def clerk_api(client: TestClient) -> Api:
+    r = client.post("/auth/login", json={"username": "t.clerk", "password": PASSWORD})
+    return Api(client, r.json()["access_token"])
+
+
+def terminal_debit(rt, reader: Reader, amount: int, seq: int) -> dict:  # type: ignore[no-untyped-def]
+    """A POS terminal: it holds only the debit master keys."""
+    with transaction(rt.sessions) as db:
+        masters = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
+            KeyPurpose.DEBIT)
+    s = CardSession(reader, rt.keys.secrets.system_id)
+    s.select()
+    auth = s.authenticate_with_master(KeyPurpose.DEBIT, masters)
+    rec = s.debit(amount, terminal_id=501, terminal_seq=seq, when=1_790_000_000).record
+    assert auth.info is not None
+    return {"tx_type": "debit", "counter": rec.counter, "amount": rec.amount,
+            "balance_after": rec.balance_after, "terminal_id": rec.terminal_id,
+            "terminal_seq": rec.terminal_seq, "time": rec.time,
+            "certificate": rec.certificate.hex()}
+
+
+def new_application(api: Api) -> dict:  # type: ignore[type-arg]
+    h = f.holder(api)
+    return api.ok("POST", "/cards/applications", {"cardholder_id": h["id"],
+                                                  "product": "general"}, status=201)
+
+
+@pytest.fixture
+def sim_counter(runtime_factory, tmp_path) -> Iterator[tuple]:  # type: ignore[no-untyped-def, type-arg]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt)) as client:
+        yield rt, clerk_api(client), tmp_path / "cards"
+
+
+def test_simulated_counter_issue_load_debit_verify(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    rt, api, cards_dir = sim_counter
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    assert card["status"] == "issued" and card["chip_uid"]
+    state = json.loads((cards_dir / f"{card['chip_uid']}.json").read_text())
+    assert state["locked"] and state["personalised"]
+    assert bytes.fromhex(state["info"][:16]).hex() == card["card_number"]
+    api.ok("POST", f"/cards/{card['id']}/activate")
+    out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 500}, key=f.key())
+    assert out["balance"] == 500
+    assert [(ld["status"], ld["card_balance"]) for ld in out["card_loads"]] == [("delivered", 500)]
+    chip = VirtualCard(bytes.fromhex(card["chip_uid"]), cards_dir / f"{card['chip_uid']}.json")
+    cert = terminal_debit(rt, InProcessReader(chip), 120, seq=1)
+    assert cert["balance_after"] == 380
+    assert api.ok("POST", f"/cards/{card['id']}/certificates/verify", cert)["valid"] is True
+    forged = dict(cert, amount=12)
+    assert api.ok("POST", f"/cards/{card['id']}/certificates/verify", forged)["valid"] is False
+
+
+def test_a_personalised_chip_cannot_be_issued_again(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    _rt, api, _ = sim_counter
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    r = api.post(f"/cards/{card['id']}/issue", {})
+    assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
+
+
+def test_master_keys_are_wrapped_and_never_in_answers(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    rt, api, _ = sim_counter
+    with transaction(rt.sessions) as db:
+        store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
+        masters = {p: store.masters(p) for p in KeyPurpose}
+    from sqlalchemy import text
+    with rt.engine.connect() as conn:
+        wrapped = " ".join(r[0] for r in conn.execute(text("SELECT wrapped FROM card_master_keys")))
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    everything = json.dumps(card) + api.req("GET", "/openapi.json").text
+    for versions in masters.values():
+        for key in versions.values():
+            assert key.hex() not in wrapped and key.hex() not in everything
+            assert key.hex().upper() not in everything
+
+
+# --- through pcscd ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pcsc_counter(runtime_factory, vpcd_slot, tmp_path) -> Iterator[tuple]:  # type: ignore[no-untyped-def, type-arg]
+    from tests.cardproto.conftest import pcsc_reader_name
+    rt = runtime_factory(reader=f"pcsc:{pcsc_reader_name()}", reader_timeout_seconds=5)
+    with TestClient(create_app(rt)) as client:
+        yield rt, clerk_api(client), vpcd_slot
+
+
+def test_pcsc_issue_load_debit_verify(pcsc_counter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from readers.pcsc import PcscReader
+    rt, api, slot = pcsc_counter
+    chip = VirtualCard(new_uid(), tmp_path / "chip.json")
+    slot.insert(chip)
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    assert card["chip_uid"] == chip.uid.hex().upper()
+    api.ok("POST", f"/cards/{card['id']}/activate")
+    out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 800}, key=f.key())
+    assert out["card_loads"][0]["status"] == "delivered"
+    assert chip.state["purse"]["balance"] == 800
+    reader = PcscReader(slot_reader_name())
+    assert reader.wait_for_card(5)
+    cert = terminal_debit(rt, reader, 250, seq=7)
+    reader.close()
+    assert cert["balance_after"] == 550
+    assert api.ok("POST", f"/cards/{card['id']}/certificates/verify", cert)["valid"] is True
+
+
+def test_pcsc_torn_load_is_delivered_once_at_the_next_tap(pcsc_counter, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _rt, api, slot = pcsc_counter
+    chip = VirtualCard(new_uid(), tmp_path / "chip.json")
+    runner = slot.insert(chip)
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    api.ok("POST", f"/cards/{card['id']}/activate")
+    # SELECT, AUTH, AUTH, LOAD: the power goes after the journal write of the LOAD.
+    chip.arm(TearPlan(4, "journaled"))
+    out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 300}, key=f.key())
+    assert out["balance"] == 300  # the top-up itself stands
+    assert out["card_loads"][0]["status"] == "pending" and "tap" in out["card_load_note"]
+    assert runner.tears == 1
+    # Tapped again: the card rolled its journal forward at power-up; the counter's retry is
+    # recognised by its load id and not applied twice.
+    delivered = api.ok("POST", f"/cards/{card['id']}/card-loads/deliver")
+    assert delivered[0]["status"] == "delivered" and delivered[0]["card_balance"] == 300
+    assert delivered[0]["recovered"] is True
+    assert chip.state["purse"]["balance"] == 300
+    assert api.ok("GET", f"/cards/{card['id']}/card-loads")[0]["status"] == "delivered"
+
+
+def slot_reader_name() -> str:
+    from tests.cardproto.conftest import pcsc_reader_name
+    return pcsc_reader_name()
