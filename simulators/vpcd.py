@@ -28,9 +28,16 @@ POWER_OFF, POWER_ON, RESET, GET_ATR = 0, 1, 2, 4
 DEFAULT_PORT = 35963
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:
+        if _QUICKACK is not None:
+            # Linux drops quick-ACK mode after a while; re-arm it before every read, or the
+            # driver's two-part writes (length, then payload) wait 40 ms for our ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None
@@ -45,9 +52,8 @@ def _send(sock: socket.socket, payload: bytes) -> None:
 def _tune(sock: socket.socket) -> None:
     # Without these every APDU waits ~40 ms for a delayed ACK.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    quickack = getattr(socket, "TCP_QUICKACK", None)
-    if quickack is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+    if _QUICKACK is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
 
 class VpcdCard:
@@ -140,6 +146,3 @@ class VpcdCard:
                 log.info("card torn: leaving the field")
                 return
             _send(sock, response)
-            quickack = getattr(socket, "TCP_QUICKACK", None)
-            if quickack is not None:  # Linux resets QUICKACK after use; set it again
-                sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
