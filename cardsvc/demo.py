@@ -85,7 +85,8 @@ def run_demo(console: Console) -> bool:
 
     with tempfile.TemporaryDirectory(prefix="cardsvc-demo-") as tmp:
         settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
-                            secrets_file=Path(tmp) / "secrets.json")
+                            secrets_file=Path(tmp) / "secrets.json", reader="sim",
+                            sim_cards_dir=Path(tmp) / "cards")
         boot = bootstrap(settings)
         console.print(Panel.fit(
             "金門縣民卡 — the issuing counter, end to end\n"
@@ -159,28 +160,34 @@ def _story(st: Story, admin_password: str) -> None:
             ("mobile", "mobile", {"device_id": "android-7f3a9c21e5b4",
                                   "device_public_key": base64.b64encode(der).decode()})]
     cards: dict[str, dict[str, Any]] = {}
-    for i, (who, product, extra) in enumerate(plan):
+    for who, product, extra in plan:
         app = st.call("POST", "/cards/applications",
                       {"cardholder_id": ids[who], "product": product, **extra}, expect=201)
-        body = {} if product == "mobile" else {"chip_uid": f"04A1B2C3D4E5{i:02X}"}
-        st.call("POST", f"/cards/{app['id']}/issue", body)
+        issued = st.call("POST", f"/cards/{app['id']}/issue", {})  # blank chip on the reader
         card = st.call("POST", f"/cards/{app['id']}/activate")
         cards[who] = card
+        chip = f"chip {issued['chip_uid']} personalised" if issued["chip_uid"] else "on the phone"
         st.say(f"{people[who][0]:<4} {product:<8} concession={card['concession']:<10} "
-               f"card {card['card_number']}  valid until {card['expires_on']}  → "
+               f"card {card['card_number']}  valid until {card['expires_on']}  {chip}  → "
                f"[green]{card['status']}[/]")
 
     st.step("Top-up with cash at the counter")
     gen = cards["general"]
     k = f"demo-topup-{uuid.uuid4()}"
     out = st.call("POST", f"/cards/{gen['id']}/topups", {"amount": 500}, key=k)
-    st.say(f"陳志明 tops up NT$500 → balance NT${out['balance']}")
+    load = out["card_loads"][0]
+    st.say(f"陳志明 tops up NT$500 → balance NT${out['balance']}; the backend authorised the "
+           f"load and the chip now holds NT${load['card_balance']} ({load['status']})")
     again = st.call("POST", f"/cards/{gen['id']}/topups", {"amount": 500}, key=k)
     st.say(f"the counter PC retries the same request (same Idempotency-Key) → balance still "
            f"NT${again['balance']}, charged once")
-    st.call("POST", f"/cards/{gen['id']}/charges",
-            {"amount": 20, "description": "land office copy fee"}, key=f"demo-{uuid.uuid4()}")
-    st.say("pays a NT$20 land-office fee from the purse → balance NT$480")
+    mob = cards["mobile"]
+    st.call("POST", f"/cards/{mob['id']}/topups", {"amount": 200}, key=f"demo-{uuid.uuid4()}")
+    fee = st.call("POST", f"/cards/{mob['id']}/charges",
+                  {"amount": 20, "description": "land office copy fee"},
+                  key=f"demo-{uuid.uuid4()}")
+    st.say(f"張家豪 tops up his mobile card NT$200 and pays a NT$20 land-office fee from its "
+           f"account-held purse → NT${fee['balance']}")
 
     st.step("Lost card and replacement")
     st.call("POST", f"/cards/{gen['id']}/suspend", {"kind": "lost",
@@ -190,10 +197,13 @@ def _story(st: Story, admin_password: str) -> None:
                   key=f"demo-{uuid.uuid4()}", expect=409)
     st.say(f"a top-up on the lost card is refused: [yellow]{bad['code']}[/]")
     rep = st.call("POST", f"/cards/{gen['id']}/replace",
-                  {"reason": "lost", "chip_uid": "04FFEEDDCCBB01", "fee_payment": "cash"},
-                  key=f"demo-{uuid.uuid4()}")
-    st.say(f"replacement card {rep['new_card']['card_number']} issued and active; "
-           f"NT${rep['balance_moved']} carried over; NT${rep['fee']} fee paid in cash")
+                  {"reason": "lost", "fee_payment": "cash"},
+                  key=f"demo-{uuid.uuid4()}")  # a blank card on the counter reader
+    chip_load = (rep.get("card_loads") or [{}])[0]
+    st.say(f"replacement card {rep['new_card']['card_number']} personalised (chip "
+           f"{rep['new_card']['chip_uid']}) and active; NT${rep['balance_moved']} carried over "
+           f"and loaded onto the new chip (holds NT${chip_load.get('card_balance')}); "
+           f"NT${rep['fee']} fee paid in cash")
     illegal = st.call("POST", f"/cards/{gen['id']}/reinstate",
                       {"reason": "found it after all"}, expect=409)
     st.say(f"reinstating the replaced card: [yellow]{illegal['code']}[/] — {illegal['detail']}")

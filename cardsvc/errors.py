@@ -90,6 +90,11 @@ class PurseLimitExceeded(Conflict):
     title = "Purse would exceed its maximum balance"
 
 
+class ChipPurse(Conflict):
+    code = "chip_purse"
+    title = "This purse is on the chip"
+
+
 class CardNotUsable(Conflict):
     code = "card_not_usable"
     title = "Card cannot be used in its current state"

@@ -124,11 +124,14 @@ def unblock(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
 @router.post("/{card_id}/replace", response_model=s.ReplaceResult,
              dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
              summary="Replace or renew: new card, balance carried over, optional fee")
-def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep,
+def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep,
             idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    return _replayable(idempotent(
+    result = idempotent(
         ctx, idempotency_key, "card.replace", {"card_id": card_id, **body.model_dump()},
-        lambda: service.replace(ctx, card_id, body)))
+        lambda: service.replace(ctx, card_id, body, chip.personaliser(ctx, rt.counter)))
+    new_card = result.body["new_card"]["id"]
+    out = chip.topup_and_load(ctx, new_card, result.body, True, rt.counter)
+    return _replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 
 @router.post("/{card_id}/close", response_model=s.CloseResult,

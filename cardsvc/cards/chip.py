@@ -67,6 +67,23 @@ def personalise_and_issue(ctx: Ctx, card_id: int, counter: CounterReader) -> Car
         raise InvalidInput("mobile cards have no chip to personalise")
     holder = holders.get(ctx, card.cardholder_id)
     decision = eligibility.decide(ctx, holder, Product(card.product), ctx.today)
+    uid, load_version = personalise_chip(ctx, card, decision, counter)
+    if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid, Card.id != card.id)):
+        raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+    card.chip_uid = uid
+    card.load_key_version = load_version
+    card.concession = decision.concession.value
+    card.expires_on = decision.expires_on
+    card.issued_at = ctx.now
+    cards.transition(ctx, card, "issue", f"personalised at the counter: {decision.basis}")
+    return card
+
+
+def personalise_chip(ctx: Ctx, card: Card, decision: eligibility.Decision,
+                     counter: CounterReader) -> tuple[str, int]:
+    """Write a blank chip on the counter reader as `card`; return (UID, load key version).
+
+    A chip already locked as this card (a retry after a failed commit) is accepted as is."""
     store = keystore(ctx)
     reader = counter.present(None)
     session = CardSession(reader, store.system_id)
@@ -87,18 +104,10 @@ def personalise_and_issue(ctx: Ctx, card_id: int, counter: CounterReader) -> Car
     finally:
         reader.close()
     uid = sel.uid.hex().upper()
-    if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid, Card.id != card.id)):
-        raise Conflict("this chip UID is already bound to another card", field="chip_uid")
-    card.chip_uid = uid
-    card.load_key_version = keys[KeyPurpose.LOAD][0]
-    card.concession = decision.concession.value
-    card.expires_on = decision.expires_on
-    card.issued_at = ctx.now
-    cards.transition(ctx, card, "issue", f"personalised on {reader.name}: {decision.basis}")
     audit.record(ctx, "card.personalise", target_type="card", target_id=card.id,
-                 detail={"chip_uid": uid, "key_versions": {
+                 detail={"chip_uid": uid, "reader": reader.name, "key_versions": {
                      p.PURPOSE_NAMES[k]: v for k, (v, _) in keys.items()}})
-    return card
+    return uid, keys[KeyPurpose.LOAD][0]
 
 
 @dataclass(frozen=True)
@@ -224,8 +233,9 @@ def issue(ctx: Ctx, card_id: int, chip_uid: str | None, counter: CounterReader) 
 
 def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_now: bool,
                    counter: CounterReader) -> dict[str, object]:
-    """After a committed top-up: carry the value to the chip if asked. A card that is not on
-    the reader leaves the load pending, and the answer says so; the top-up stands."""
+    """After a committed top-up (or replacement): carry the value to the chip if asked. A card
+    that is not on the reader leaves the load pending, and the answer says so; the money
+    movement stands."""
     load_id = result_body.get("card_load_id")
     if load_id is None or not load_now:
         return result_body
@@ -254,3 +264,7 @@ def loads_of(ctx: Ctx, card_id: int) -> list[CardLoad]:
     cards.get(ctx, card_id)
     return list(ctx.db.scalars(select(CardLoad).where(CardLoad.card_id == card_id)
                                .order_by(CardLoad.id.desc()).limit(50)))
+
+
+def personaliser(ctx: Ctx, counter: CounterReader) -> cards.Personaliser:
+    return lambda card, decision: personalise_chip(ctx, card, decision, counter)

@@ -42,7 +42,9 @@ class ReplaceRequest(Model):
     note: str = Field(default="", max_length=500)
     product: Product | None = Field(default=None,
                                     description="New product, e.g. general → senior at 65")
-    chip_uid: str | None = Field(default=None, max_length=32)
+    chip_uid: str | None = Field(
+        default=None, max_length=32,
+        description="A bureau chip's UID; leave out to personalise a blank chip on the reader")
     device_id: str | None = Field(default=None, min_length=8, max_length=128)
     device_public_key: str | None = Field(default=None, max_length=4000)
     fee_payment: Literal["cash", "purse", "waived"] = "cash"
@@ -153,6 +155,9 @@ class ReplaceResult(Model):
     fee: int
     fee_payment: str
     new_balance: int
+    card_load_id: int | None = None
+    card_loads: list[CardLoadOut] | None = None
+    card_load_note: str | None = None
 
 
 class CloseResult(Model):

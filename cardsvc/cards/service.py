@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -32,6 +33,7 @@ from cardsvc.context import Ctx
 from cardsvc.errors import (
     CardLimitReached,
     CardNotUsable,
+    ChipPurse,
     Conflict,
     Forbidden,
     IllegalTransition,
@@ -285,9 +287,13 @@ def _queue_chip_load(ctx: Ctx, card: Card, transfer_id: int, amount: int) -> int
 
 
 def charge(ctx: Ctx, card_id: int, data: s.ChargeRequest) -> s.MoneyResult:
-    """A county fee paid from the purse at the counter (online debit)."""
+    """A county fee paid from an account-held purse at the counter (online debit). A chip
+    purse holds its value on the card: it pays at a terminal, which debits the chip."""
     card = get(ctx, card_id, for_update=True)
     _usable_for_money(ctx, card)
+    if card.load_key_version is not None:
+        raise ChipPurse(f"card {card.card_number} keeps its value on the chip: pay with the "
+                        "card at a terminal")
     return debit_purse(ctx, card, data.amount, data.description)
 
 
@@ -300,7 +306,15 @@ def debit_purse(ctx: Ctx, card: Card, amount: int, memo: str) -> s.MoneyResult:
                          amount=amount, balance=purse.balance)
 
 
-def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest) -> s.ReplaceResult:
+# Personalises a blank chip for a card record; returns (chip UID, load key version).
+Personaliser = Callable[[Card, eligibility.Decision], tuple[str, int]]
+
+
+def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
+            personaliser: Personaliser | None = None) -> s.ReplaceResult:
+    """Replace or renew a card. A physical replacement either binds a bureau chip's UID
+    (`data.chip_uid`) or has `personaliser` write a blank chip on the counter reader; a new
+    chip then receives the carried-over balance as a chip load."""
     old = get(ctx, card_id, for_update=True)
     allowed, _ = TRANSITIONS["replace"]
     if old.status not in allowed:
@@ -326,24 +340,32 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest) -> s.ReplaceResult:
                status=A.APPLIED, device_id=device_id, live_device_id=device_id,
                device_public_key=public_key, expires_on=decision.expires_on, counter=counter,
                replaces_card_id=old.id, applied_at=ctx.now, status_changed_at=ctx.now)
-    if old.form == "physical":
-        uid = normalize_chip_uid(data.chip_uid or "")
-        if uid is None:
-            raise InvalidInput("chip_uid of the new card is required (hex UID)",
-                               field="chip_uid")
+    on_reader = old.form == "physical" and data.chip_uid is None
+    if on_reader and personaliser is None:
+        raise InvalidInput("chip_uid of the new card is required (hex UID)", field="chip_uid")
+    if old.form == "physical" and not on_reader and normalize_chip_uid(data.chip_uid or "") is None:
+        raise InvalidInput("chip_uid must be the 4, 7 or 10-byte UID in hex", field="chip_uid")
     _insert_card(ctx, new)
     new_purse = ledger.open_purse(ctx, new.id)
     _created_event(ctx, new, f"replaces card {old.card_number} ({data.reason})")
-    _bind_chip(ctx, new, data.chip_uid)
+    if on_reader:
+        assert personaliser is not None  # noqa: S101 - checked above; narrows the type
+        uid, load_version = personaliser(new, decision)
+        if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid)) is not None:
+            raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+        new.chip_uid, new.load_key_version = uid, load_version
+    else:
+        _bind_chip(ctx, new, data.chip_uid)
     new.issued_at = ctx.now
     transition(ctx, new, "issue", f"replacement for {old.card_number}")
     transition(ctx, new, "activate", "handed over at the counter")
     old_purse = ledger.purse_of(ctx, old.id)
     moved = old_purse.balance
+    moved_transfer = None
     if moved > 0:
-        ledger.post(ctx, "replacement", [ledger.Leg(old_purse, -moved),
-                                         ledger.Leg(new_purse, moved)],
-                    card_id=new.id, memo=f"balance from {old.card_number}")
+        moved_transfer = ledger.post(ctx, "replacement", [ledger.Leg(old_purse, -moved),
+                                                          ledger.Leg(new_purse, moved)],
+                                     card_id=new.id, memo=f"balance from {old.card_number}")
     fee = 0 if data.reason in ("renewal", "product_change") or data.fee_payment == "waived" \
         else ctx.settings.replacement_fee
     if fee:
@@ -352,9 +374,12 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest) -> s.ReplaceResult:
                   ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter)))
         ledger.post(ctx, "replacement_fee", [ledger.Leg(source, -fee), ledger.Leg(income, fee)],
                     card_id=new.id, memo=f"replacement fee ({data.fee_payment})")
+    load_id = None
+    if moved_transfer is not None and new_purse.balance > 0:
+        load_id = _queue_chip_load(ctx, new, moved_transfer.id, new_purse.balance)
     return s.ReplaceResult(old_card=card_out(old), new_card=card_out(new), balance_moved=moved,
                            fee=fee, fee_payment=data.fee_payment if fee else "none",
-                           new_balance=new_purse.balance)
+                           new_balance=new_purse.balance, card_load_id=load_id)
 
 
 def close(ctx: Ctx, card_id: int, data: s.CloseRequest) -> s.CloseResult:

@@ -159,3 +159,32 @@ def test_pcsc_torn_load_is_delivered_once_at_the_next_tap(pcsc_counter, tmp_path
 def slot_reader_name() -> str:
     from tests.cardproto.conftest import pcsc_reader_name
     return pcsc_reader_name()
+
+
+def test_replacement_personalises_a_new_chip_and_loads_the_balance(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    rt, api, cards_dir = sim_counter
+    app = new_application(api)
+    old = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    api.ok("POST", f"/cards/{old['id']}/activate")
+    api.ok("POST", f"/cards/{old['id']}/topups", {"amount": 640}, key=f.key())
+    api.ok("POST", f"/cards/{old['id']}/suspend", {"kind": "lost", "reason": "lost"})
+    rep = api.ok("POST", f"/cards/{old['id']}/replace", {"reason": "lost", "fee_payment": "purse"},
+                 key=f.key())
+    new = rep["new_card"]
+    assert new["chip_uid"] and new["chip_uid"] != old["chip_uid"]
+    assert rep["new_balance"] == 540
+    assert rep["card_loads"][0]["status"] == "delivered"
+    state = json.loads((cards_dir / f"{new['chip_uid']}.json").read_text())
+    assert state["locked"] and state["purse"]["balance"] == 540
+
+
+def test_counter_charges_are_for_account_held_purses(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    _, api, _ = sim_counter
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    api.ok("POST", f"/cards/{card['id']}/activate")
+    api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 100}, key=f.key())
+    r = api.post(f"/cards/{card['id']}/charges", {"amount": 10, "description": "fee"},
+                 key=f.key())
+    assert r.status_code == 409 and r.json()["code"] == "chip_purse"
+    assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 100
