@@ -162,7 +162,7 @@ def slot_reader_name() -> str:
 
 
 def test_replacement_personalises_a_new_chip_and_loads_the_balance(sim_counter) -> None:  # type: ignore[no-untyped-def]
-    rt, api, cards_dir = sim_counter
+    _, api, cards_dir = sim_counter
     app = new_application(api)
     old = api.ok("POST", f"/cards/{app['id']}/issue", {})
     api.ok("POST", f"/cards/{old['id']}/activate")
