@@ -94,6 +94,11 @@ def append_rows(db: Session, rows: list[_Pending]) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(db: Session) -> None:
+    # The event also fires when a savepoint is released. Writing then would lock the chain
+    # head in the middle of the work (and deadlock against transactions that lock ledger
+    # accounts first); the rows wait for the real commit.
+    if db.in_nested_transaction():
+        return
     rows = db.info.pop(_PENDING, None)
     if rows:
         append_rows(db, rows)
