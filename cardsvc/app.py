@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 
 from cardsvc import __version__, api_errors
 from cardsvc.audit.api import router as audit_router
@@ -23,6 +27,8 @@ The issuing-counter API of the resident card system.
 
 ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router)
 
+log = logging.getLogger("cardsvc.access")
+
 # Routes that need no login. The role-matrix test checks every other route has a RoleGuard.
 PUBLIC_PATHS = frozenset({"/auth/login", "/health", "/openapi.json", "/docs",
                           "/docs/oauth2-redirect", "/redoc"})
@@ -33,6 +39,16 @@ def create_app(runtime: Runtime) -> FastAPI:
                   description=DESCRIPTION)
     app.state.runtime = runtime
     api_errors.install(app)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request],
+                                                               Awaitable[Response]]) -> Response:
+        # Method, path and status only: query strings and bodies may hold personal data.
+        started = time.perf_counter()
+        response = await call_next(request)
+        log.info("%s %s %s %.1fms", request.method, request.url.path, response.status_code,
+                 (time.perf_counter() - started) * 1000)
+        return response
 
     @app.get("/health", tags=["system"], summary="Liveness")
     def health() -> dict[str, str]:

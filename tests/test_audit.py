@@ -102,3 +102,30 @@ def test_a_rolled_back_request_leaves_no_audit_row(clerk, rt) -> None:  # type: 
     assert r.status_code == 409
     with rt.sessions() as db:
         assert audit.count_events(db) == before
+
+
+def test_verify_while_others_append_is_not_a_false_alarm(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from cardsvc.context import Actor
+    from cardsvc.db import transaction
+    busy_day(clerk)
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            with transaction(rt.sessions) as db:
+                audit.record_for(db, Actor.system("writer"), "test.append")
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(15):
+            with rt.sessions() as db:
+                r = audit.verify_chain(db)
+            assert r.ok, r
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()

@@ -56,13 +56,31 @@ def test_first_start_creates_database_keys_and_admin(tmp_path: Path) -> None:
                 time.sleep(0.1)
         r = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": password})
         assert r.status_code == 200 and r.json()["role"] == "admin"
+        admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = httpx.post(f"{base}/staff", headers=admin, json={
+            "username": "clerk.one", "role": "clerk", "password": "clerk-password-1"})
+        assert r.status_code == 201
+        r = httpx.post(f"{base}/auth/login", json={"username": "clerk.one",
+                                                   "password": "clerk-password-1"})
+        clerk = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        pid = "A123456789"
+        r = httpx.post(f"{base}/cardholders", headers=clerk, json={
+            "name": "日誌測試", "person_id": pid, "birth_date": "1970-01-01",
+            "township": "金城鎮", "phone": "0911222333"})
+        assert r.status_code == 201, r.text
+        r = httpx.post(f"{base}/cardholders/search", headers=clerk,
+                       json={"purpose": "log check", "person_id": pid})
+        assert r.status_code == 200 and len(r.json()) == 1
         secrets = tmp_path / "cardsvc-secrets.json"
         assert (tmp_path / "cardsvc.db").exists()
         assert secrets.stat().st_mode & 0o777 == 0o600
         assert password not in secrets.read_text()
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        out, _ = proc.communicate(timeout=20)
+    log = "".join(lines) + out
+    assert "POST /cardholders/search 200" in log  # requests are logged ...
+    assert "A123456789" not in log and "0911222333" not in log  # ... without personal data
     # A second start reuses everything and prints no new password.
     again = run(["staff", "list"], tmp_path)
     assert again.returncode == 0 and "admin" in again.stdout and "password" not in again.stdout

@@ -121,12 +121,13 @@ class VerifyResult:
     problem: str | None = None
 
 
-def iter_events(db: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+def iter_events(db: Session, end: int | None = None, batch: int = 5000) -> Iterator[AuditEvent]:
     last = 0
     while True:
-        rows = db.execute(
-            select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
-        ).scalars().all()
+        q = select(AuditEvent).where(AuditEvent.id > last)
+        if end is not None:
+            q = q.where(AuditEvent.id <= end)
+        rows = db.execute(q.order_by(AuditEvent.id).limit(batch)).scalars().all()
         if not rows:
             return
         yield from rows
@@ -135,9 +136,15 @@ def iter_events(db: Session, batch: int = 5000) -> Iterator[AuditEvent]:
 
 
 def verify_chain(db: Session, progress: Callable[[int], None] | None = None) -> VerifyResult:
-    """Walk the chain from the first row; name the first row that does not fit."""
+    """Walk the chain from the first row; name the first row that does not fit.
+
+    The head is read first: rows appended while the walk runs lie beyond it and are left for
+    the next check, so a busy system is never reported as tampered with."""
+    head = db.get(AuditHead, 1, populate_existing=True)
+    end = head.last_id if head is not None else None
+    end_hash = head.last_hash if head is not None else None
     expected_prev, expected_id, n = GENESIS, 1, 0
-    for ev in iter_events(db):
+    for ev in iter_events(db, end):
         if ev.id != expected_id:
             return VerifyResult(False, n, expected_id,
                                 f"row {expected_id} is missing (next row is {ev.id})")
@@ -150,11 +157,10 @@ def verify_chain(db: Session, progress: Callable[[int], None] | None = None) -> 
         expected_prev, expected_id, n = ev.hash, ev.id + 1, n + 1
         if progress is not None and n % 1000 == 0:
             progress(1000)
-    head = db.get(AuditHead, 1)
-    if head is not None and (head.last_id != expected_id - 1 or head.last_hash != expected_prev):
+    if end is not None and (end != expected_id - 1 or end_hash != expected_prev):
         return VerifyResult(False, n, expected_id - 1 if n else None,
                             f"chain ends at row {expected_id - 1} but the head records row "
-                            f"{head.last_id}: rows were removed from the end")
+                            f"{end}: rows were removed from the end")
     return VerifyResult(True, n)
 
 

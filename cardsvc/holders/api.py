@@ -22,14 +22,13 @@ def register(body: schemas.CardholderCreate, ctx: CtxDep) -> schemas.CardholderS
     return service.summary(ctx, service.register(ctx, body))
 
 
-@router.get("", response_model=list[schemas.CardholderSummary],
-            dependencies=[Depends(allow(*READERS))],
-            summary="Find cardholders by national ID or name (masked results)")
-def search(ctx: CtxDep, purpose: PurposeQ,
-           person_id: Annotated[str | None, Query(max_length=10)] = None,
-           name: Annotated[str | None, Query(max_length=100)] = None,
-           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[schemas.CardholderSummary]:
-    return service.search(ctx, purpose, person_id, name, limit)
+@router.post("/search", response_model=list[schemas.CardholderSummary],
+             dependencies=[Depends(allow(*READERS))],
+             summary="Find cardholders by national ID or name (masked results)",
+             description="A POST so the national ID travels in the body, never in a URL that "
+                         "proxies and access logs keep.")
+def search(body: schemas.CardholderSearch, ctx: CtxDep) -> list[schemas.CardholderSummary]:
+    return service.search(ctx, body.purpose, body.person_id, body.name, body.limit)
 
 
 @router.get("/{holder_id}", response_model=schemas.CardholderOut,

@@ -5,7 +5,7 @@ import datetime as dt
 from pydantic import EmailStr, Field, field_validator
 
 from cardsvc.config import TOWNSHIPS
-from cardsvc.schemas_common import Model, Out
+from cardsvc.schemas_common import Model, Out, Purpose
 
 
 def _township(v: str | None) -> str | None:
@@ -70,6 +70,13 @@ class DisabilityCertificateOut(Out):
     certificate_no_masked: str
     valid_until: dt.date
     companion_id: int | None
+
+
+class CardholderSearch(Model):
+    purpose: Purpose
+    person_id: str | None = Field(default=None, max_length=10)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    limit: int = Field(default=20, ge=1, le=100)
 
 
 class CardholderSummary(Out):
