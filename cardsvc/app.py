@@ -41,6 +41,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     api_errors.install(app)
 
     @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Callable[[Request],
+                                                               Awaitable[Response]]) -> Response:
+        raw = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+        if b"%00" in raw or b"\x00" in raw:
+            return api_errors.problem(400, "invalid_input", "Invalid input",
+                                      "the URL must not contain NUL characters")
+        return await call_next(request)
+
+    @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request],
                                                                Awaitable[Response]]) -> Response:
         # Method, path and status only: query strings and bodies may hold personal data.

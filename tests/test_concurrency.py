@@ -135,7 +135,7 @@ def test_mixed_counter_operations_never_deadlock(any_rt: Runtime) -> None:
             return "ok"
         except DomainError as exc:
             return exc.code
-        except Exception as exc:  # noqa: BLE001 - exactly what this test must not see
+        except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             return "error"
 

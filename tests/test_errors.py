@@ -70,3 +70,56 @@ def test_failed_replacement_leaves_nothing_half_written(clerk) -> None:  # type:
     assert clerk.ok("GET", f"/cards/{card['id']}")["status"] == "active"
     assert len(clerk.ok("GET", f"/cardholders/{h['id']}/cards")) == 1
     assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 90
+
+
+HUGE = 10**20
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", f"/cardholders/{HUGE}?purpose=testing", None),
+    ("GET", f"/cardholders/{HUGE}/cards", None),
+    ("POST", "/cards/applications", {"cardholder_id": HUGE, "product": "general"}),
+    ("GET", f"/cards/eligibility?cardholder_id={HUGE}&product=general", None),
+    ("GET", f"/cards/{HUGE}", None),
+])
+def test_huge_ids_are_422_not_500(supervisor, method: str, path: str, body) -> None:  # type: ignore[no-untyped-def]
+    r = supervisor.req(method, path, json=body)
+    assert r.status_code == 422, r.text
+
+
+def test_huge_ids_for_admins_and_auditors(admin, auditor) -> None:  # type: ignore[no-untyped-def]
+    assert admin.req("PATCH", f"/staff/{HUGE}", json={"display_name": "x"}).status_code == 422
+    assert auditor.get("/audit/events", before_id=HUGE).status_code == 422
+
+
+@pytest.mark.parametrize("first,last", [("0001-01-01", "2025-01-01"), ("2025-01-01",
+                                                                        "9999-12-31")])
+def test_calendar_edges_in_reports(supervisor, first: str, last: str) -> None:  # type: ignore[no-untyped-def]
+    r = supervisor.get("/stats/issuance", **{"from": first, "to": last})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input"
+
+
+def test_nul_characters_are_refused_everywhere(clerk, supervisor, app_client) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    for r in (
+        clerk.post("/cardholders", {"name": "a\u0000b", "person_id": f.new_person_id(),
+                                    "birth_date": "1980-01-01", "township": "金城鎮"}),
+        supervisor.post(f"/cards/{card['id']}/block", {"reason": "ab\u0000cd"}),
+        app_client.post("/auth/login", json={"username": "a\u0000b", "password": "x"}),
+        clerk.post("/cardholders/search", {"purpose": "abc", "name": "a\u0000b"}),
+        clerk.post(f"/cards/{card['id']}/topups", {"amount": 5, "counter": "K\u0000"},
+                   key=f.key()),
+        clerk.get(f"/cardholders/{card['cardholder_id']}", purpose="a\u0000bc"),
+    ):
+        assert r.status_code in (400, 422), r.text
+    assert clerk.ok("GET", f"/cards/{card['id']}")["status"] == "active"
+
+
+def test_longest_reasons_fit(clerk, supervisor) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    clerk.ok("POST", f"/cards/{card['id']}/suspend", {"kind": "stolen", "reason": "r" * 500})
+    rep = supervisor.ok("POST", f"/cards/{card['id']}/replace",
+                        {"reason": "stolen", "note": "n" * 500, "chip_uid": f.uid()},
+                        key=f.key())
+    events = clerk.ok("GET", f"/cards/{card['id']}/events")
+    assert len(events[-1]["reason"]) <= 500 and rep["new_card"]["status"] == "active"

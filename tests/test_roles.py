@@ -62,6 +62,7 @@ def test_role_matrix(app_client, tokens, rt) -> None:  # type: ignore[no-untyped
             r = Api(app_client, tokens[role]).req(method, url, json=body)
             if role in roles:
                 assert r.status_code not in (401, 403), f"{role} {method} {path}: {r.text}"
+                assert r.status_code < 500, f"{role} {method} {path}: {r.text}"
             else:
                 assert r.status_code == 403, f"{role} {method} {path}: {r.status_code}"
                 assert r.json()["code"] == "forbidden"

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from cardsvc.audit import service
 from cardsvc.audit.models import AuditEvent
 from cardsvc.deps import CtxDep, allow
-from cardsvc.schemas_common import Model, Out
+from cardsvc.schemas_common import MAX_ID, Model, Out
 from cardsvc.staff.models import Role
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -44,7 +44,7 @@ def events(ctx: CtxDep,
            actor: Annotated[str | None, Query(max_length=64)] = None,
            target_type: Annotated[str | None, Query(max_length=32)] = None,
            target_id: Annotated[str | None, Query(max_length=64)] = None,
-           before_id: Annotated[int | None, Query(gt=0)] = None,
+           before_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[AuditEvent]:
     q = select(AuditEvent)
     if action:

@@ -13,12 +13,12 @@ from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, RuntimeDep, al
 from cardsvc.errors import Ineligible
 from cardsvc.holders import service as holders
 from cardsvc.ledger.service import IdempotentResult, idempotent
-from cardsvc.schemas_common import Model
+from cardsvc.schemas_common import IdPath, IdQuery, Model
 from cardsvc.staff.models import Role
 from readers import protocol as p
 
 router = APIRouter(prefix="/cards", tags=["cards"])
-CardId = Annotated[int, Path(gt=0, le=2**62)]
+CardId = IdPath
 SUPERVISORS = (Role.SUPERVISOR,)
 
 
@@ -45,7 +45,7 @@ class EligibilityOut(Model):
 @router.get("/eligibility", response_model=EligibilityOut,
             dependencies=[Depends(allow(*CLERKS))],
             summary="Would this cardholder qualify for a product today? (names the rule)")
-def check_eligibility(ctx: CtxDep, cardholder_id: Annotated[int, Query(gt=0)],
+def check_eligibility(ctx: CtxDep, cardholder_id: IdQuery,
                       product: Product) -> EligibilityOut:
     holder = holders.get(ctx, cardholder_id)
     try:

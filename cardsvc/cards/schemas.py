@@ -6,11 +6,11 @@ from typing import Literal
 from pydantic import Field
 
 from cardsvc.cards.models import Product
-from cardsvc.schemas_common import Amount, Model, Out
+from cardsvc.schemas_common import Amount, IdField, Model, Out
 
 
 class CardApplication(Model):
-    cardholder_id: int = Field(gt=0)
+    cardholder_id: IdField
     product: Product
     device_id: str | None = Field(default=None, min_length=8, max_length=128,
                                   description="Mobile card only: the phone's device id")

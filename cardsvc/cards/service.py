@@ -98,6 +98,7 @@ def transition(ctx: Ctx, card: Card, action: str, reason: str) -> None:
     if target not in LIVE_STATUSES:
         card.live_form = None
         card.live_device_id = None
+    reason = reason[:500]  # the column's size; composed reasons ("stolen: ...") may be longer
     seq = int(ctx.db.scalar(select(func.count()).select_from(CardEvent)
                             .where(CardEvent.card_id == card.id)) or 0)
     ctx.db.add(CardEvent(card_id=card.id, at=ctx.now, action=action, from_status=previous,

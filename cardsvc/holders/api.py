@@ -9,7 +9,7 @@ from cardsvc.cards import service as cards
 from cardsvc.deps import CLERKS, READERS, CtxDep, allow
 from cardsvc.holders import schemas, service
 from cardsvc.holders.models import Enrolment
-from cardsvc.schemas_common import Purpose
+from cardsvc.schemas_common import IdPath, Purpose
 
 router = APIRouter(prefix="/cardholders", tags=["cardholders"])
 PurposeQ = Annotated[Purpose, Query(description="Why you read this record (audited)")]
@@ -34,7 +34,7 @@ def search(body: schemas.CardholderSearch, ctx: CtxDep) -> list[schemas.Cardhold
 @router.get("/{holder_id}", response_model=schemas.CardholderOut,
             dependencies=[Depends(allow(*READERS))],
             summary="Read a whole cardholder record for a stated purpose (audited)")
-def read(holder_id: int, ctx: CtxDep, purpose: PurposeQ,
+def read(holder_id: IdPath, ctx: CtxDep, purpose: PurposeQ,
          reveal: Annotated[bool, Query(description="Return the full national ID "
                                        "(clerk and supervisor only)")] = False,
          ) -> schemas.CardholderOut:
@@ -43,7 +43,7 @@ def read(holder_id: int, ctx: CtxDep, purpose: PurposeQ,
 
 @router.patch("/{holder_id}", response_model=schemas.CardholderSummary,
               dependencies=[Depends(allow(*CLERKS))])
-def update(holder_id: int, body: schemas.CardholderUpdate,
+def update(holder_id: IdPath, body: schemas.CardholderUpdate,
            ctx: CtxDep) -> schemas.CardholderSummary:
     return service.summary(ctx, service.update(ctx, holder_id, body))
 
@@ -51,7 +51,7 @@ def update(holder_id: int, body: schemas.CardholderUpdate,
 @router.post("/{holder_id}/enrolments", response_model=schemas.EnrolmentOut, status_code=201,
              dependencies=[Depends(allow(*CLERKS))],
              summary="Record a student enrolment (proof for the student card)")
-def add_enrolment(holder_id: int, body: schemas.EnrolmentCreate, ctx: CtxDep) -> Enrolment:
+def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep) -> Enrolment:
     return service.add_enrolment(ctx, holder_id, body)
 
 
@@ -59,12 +59,12 @@ def add_enrolment(holder_id: int, body: schemas.EnrolmentCreate, ctx: CtxDep) ->
              response_model=schemas.DisabilityCertificateOut, status_code=201,
              dependencies=[Depends(allow(*CLERKS))],
              summary="Record a disability certificate (proof for the 愛心 concession)")
-def add_certificate(holder_id: int, body: schemas.DisabilityCertificateCreate,
+def add_certificate(holder_id: IdPath, body: schemas.DisabilityCertificateCreate,
                     ctx: CtxDep) -> schemas.DisabilityCertificateOut:
     return service.add_disability_certificate(ctx, holder_id, body)
 
 
 @router.get("/{holder_id}/cards", response_model=list[card_schemas.CardOut],
             dependencies=[Depends(allow(*READERS))])
-def holder_cards(holder_id: int, ctx: CtxDep) -> list[card_schemas.CardOut]:
+def holder_cards(holder_id: IdPath, ctx: CtxDep) -> list[card_schemas.CardOut]:
     return [cards.card_out(c) for c in cards.list_for_holder(ctx, holder_id)]

@@ -61,7 +61,7 @@ class EnrolmentOut(Out):
 class DisabilityCertificateCreate(Model):
     certificate_no: str = Field(min_length=4, max_length=40)
     valid_until: dt.date
-    companion_id: int | None = Field(default=None, gt=0,
+    companion_id: int | None = Field(default=None, gt=0, le=2**62,
                                      description="Cardholder registered as companion (陪伴)")
 
 

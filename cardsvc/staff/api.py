@@ -10,7 +10,7 @@ from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, allow, current_actor, runtime
 from cardsvc.errors import AuthenticationRequired
 from cardsvc.runtime import Runtime
-from cardsvc.schemas_common import Model, Out
+from cardsvc.schemas_common import IdPath, Model, Out
 from cardsvc.staff import service
 from cardsvc.staff.models import Role, Staff
 
@@ -90,12 +90,12 @@ def create_staff(body: StaffCreate, ctx: CtxDep) -> Staff:
 
 @router.patch("/staff/{staff_id}", response_model=StaffOut,
               dependencies=[Depends(allow(Role.ADMIN))])
-def update_staff(staff_id: int, body: StaffUpdate, ctx: CtxDep) -> Staff:
+def update_staff(staff_id: IdPath, body: StaffUpdate, ctx: CtxDep) -> Staff:
     return service.update_staff(ctx, staff_id, body.role.value if body.role else None,
                                 body.active, body.display_name)
 
 
 @router.post("/staff/{staff_id}/password", status_code=204,
              dependencies=[Depends(allow(Role.ADMIN))])
-def set_password(staff_id: int, body: PasswordSet, ctx: CtxDep) -> None:
+def set_password(staff_id: IdPath, body: PasswordSet, ctx: CtxDep) -> None:
     service.set_password(ctx.db, ctx.actor, staff_id, body.password)

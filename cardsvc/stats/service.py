@@ -44,6 +44,8 @@ def taipei_day_bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.da
 def issuance(ctx: Ctx, date_from: dt.date, date_to: dt.date) -> IssuanceReport:
     if date_to < date_from:
         raise InvalidInput("date_to is before date_from")
+    if date_from.year < 1900 or date_to.year > 2999:
+        raise InvalidInput("dates must lie between 1900-01-01 and 2999-12-31")
     start, end = taipei_day_bounds(date_from, date_to)
     rows = ctx.db.execute(
         select(Card.product, Card.status, Cardholder.township, func.count())
