@@ -56,6 +56,9 @@ def current_actor(
         raise AuthenticationRequired("log in and send the token as 'Authorization: Bearer ...'")
     claims = rt.keys.tokens.verify(creds.credentials)
     staff = staff_service.staff_for_token(db, claims.staff_id)
+    if claims.issued_at < int(staff.password_changed_at.timestamp()):
+        raise AuthenticationRequired("the password was changed after this token was issued; "
+                                     "log in again")
     return Actor(staff.id, staff.username, staff.role)
 
 

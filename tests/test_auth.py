@@ -87,3 +87,26 @@ def test_weak_password_and_duplicate_username_refused(admin) -> None:  # type: i
     assert r.status_code == 422
     r = admin.post("/staff", {"username": "t.clerk", "role": "clerk", "password": "long-enough-1"})
     assert r.status_code == 409 and r.json()["code"] == "staff_exists"
+
+
+def test_concurrent_failed_logins_all_count(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+    name = "t.supervisor"
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda _: login(app_client, name, "guess-guess").status_code,
+                              range(12)))
+    assert set(codes) <= {401, 429}, codes
+    from cardsvc.staff.models import LoginThrottle
+    with rt.sessions() as db:
+        row = db.get(LoginThrottle, name)
+    assert row is not None and row.failures + codes.count(429) == 12
+    assert login(app_client, name, PASSWORD).status_code == 429  # locked now
+
+
+def test_a_password_change_ends_older_tokens(app_client, admin, rt) -> None:  # type: ignore[no-untyped-def]
+    new = admin.ok("POST", "/staff", {"username": "temp.pw", "role": "clerk",
+                                      "password": "temporary-pass-3"}, status=201)
+    token = login(app_client, "temp.pw", "temporary-pass-3").json()["access_token"]
+    time.sleep(1.1)  # tokens carry whole seconds
+    admin.req("POST", f"/staff/{new['id']}/password", json={"password": "another-pass-4"})
+    assert Api(app_client, token).get("/auth/me").status_code == 401

@@ -7,7 +7,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cardsvc.audit import service as audit
@@ -100,6 +102,18 @@ def find_by_username(db: Session, username: str) -> Staff | None:
     return db.scalar(select(Staff).where(Staff.username == username.strip().lower()))
 
 
+def _count_failure(db: Session, uname: str, now: dt.datetime) -> int:
+    """One atomic upsert: concurrent failed logins for one name each count."""
+    dialect = db.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(LoginThrottle).values(username=uname, failures=1, last_failure_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[LoginThrottle.username],
+        set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
+    ).returning(LoginThrottle.failures)
+    return int(db.execute(stmt).scalar_one())
+
+
 @dataclass(frozen=True)
 class LoginResult:
     token: str
@@ -115,7 +129,7 @@ def login(ctx: Ctx, username: str, password: str) -> LoginResult:
     """
     db, now = ctx.db, ctx.now
     uname = username.strip().lower()[:64]
-    throttle = db.get(LoginThrottle, uname, with_for_update=True)
+    throttle = db.get(LoginThrottle, uname)
     if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
         wait = int((throttle.locked_until - now).total_seconds()) + 1
         audit.record_for(db, Actor(None, uname, "anonymous"), "auth.login_throttled",
@@ -129,26 +143,22 @@ def login(ctx: Ctx, username: str, password: str) -> LoginResult:
     else:
         ok = verify_password(password, staff.password_hash) and staff.active
     if not ok:
-        if throttle is None:
-            throttle = LoginThrottle(username=uname, failures=0)
-            db.add(throttle)
-        throttle.failures += 1
-        throttle.last_failure_at = now
-        locked = throttle.failures >= ctx.settings.login_max_failures
+        failures = _count_failure(db, uname, now)
+        locked = failures >= ctx.settings.login_max_failures
         if locked:
             # Each further lock doubles, up to a day.
-            extra = throttle.failures - ctx.settings.login_max_failures
+            extra = min(failures - ctx.settings.login_max_failures, 20)
             seconds = min(ctx.settings.login_lock_seconds * (2**extra), 86_400)
-            throttle.locked_until = now + dt.timedelta(seconds=seconds)
+            db.execute(update(LoginThrottle).where(LoginThrottle.username == uname)
+                       .values(locked_until=now + dt.timedelta(seconds=seconds)))
         audit.record_for(db, Actor(None, uname, "anonymous"), "auth.login_failed",
                          target_type="staff", target_id=uname,
-                         detail={"failures": throttle.failures, "locked": locked})
+                         detail={"failures": failures, "locked": locked})
         raise InvalidCredentials("username or password is wrong, or the account is disabled",
                                  keep_writes=True)
     if staff is None:  # pragma: no cover - ok is False without a staff row
         raise InvalidCredentials("username or password is wrong")
-    if throttle is not None:
-        db.delete(throttle)
+    db.execute(delete(LoginThrottle).where(LoginThrottle.username == uname))
     token, claims = ctx.keys.tokens.issue(staff.id, now.timestamp())
     audit.record_for(db, Actor(staff.id, staff.username, staff.role), "auth.login",
                      target_type="staff", target_id=staff.id)
