@@ -50,6 +50,11 @@ class DuplicateCardholder(Conflict):
     title = "Cardholder already registered"
 
 
+class CompanionAlreadyRegistered(Conflict):
+    code = "companion_already_registered"
+    title = "A companion is already registered"
+
+
 class StaffExists(Conflict):
     code = "staff_exists"
     title = "Staff account already exists"

@@ -159,3 +159,17 @@ def test_eligibility_rechecked_at_renewal(clerk, rt) -> None:  # type: ignore[no
 ])
 def test_age_on(birth: dt.date, on: dt.date, age: int) -> None:
     assert age_on(birth, on) == age
+
+
+def test_one_registered_companion(clerk) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk, age=40)
+    first, second = f.holder(clerk), f.holder(clerk)
+    until = (f.today() + dt.timedelta(days=200)).isoformat()
+    clerk.ok("POST", f"/cardholders/{h['id']}/disability-certificates",
+             {"certificate_no": "DC-0001", "valid_until": until, "companion_id": first["id"]},
+             status=201)
+    r = clerk.post(f"/cardholders/{h['id']}/disability-certificates",
+                   {"certificate_no": "DC-0002", "valid_until": until,
+                    "companion_id": second["id"]})
+    assert r.status_code == 409 and r.json()["code"] == "companion_already_registered"
+    assert apply(clerk, second["id"], "senior").json()["rule"] == "senior.age_or_disability"

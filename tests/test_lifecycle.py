@@ -141,3 +141,52 @@ def test_chip_uid_is_bound_once(clerk) -> None:  # type: ignore[no-untyped-def]
     r = clerk.post(f"/cards/{b['id']}/issue", {"chip_uid": uid})
     assert r.status_code == 409
     assert clerk.ok("GET", f"/cards/{b['id']}")["status"] == "applied"
+
+
+def test_unblock_returns_a_stolen_card_to_suspended(clerk, supervisor) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    clerk.ok("POST", f"/cards/{card['id']}/suspend", {"kind": "stolen", "reason": "stolen"})
+    supervisor.ok("POST", f"/cards/{card['id']}/block", {"reason": "used after the theft"})
+    out = supervisor.ok("POST", f"/cards/{card['id']}/unblock", {"reason": "case closed"})
+    assert out["status"] == "suspended"
+
+
+def test_blocked_card_is_settled_by_a_supervisor_only(clerk, supervisor) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    f.topup(clerk, card["id"], 70)
+    supervisor.ok("POST", f"/cards/{card['id']}/block", {"reason": "fraud check"})
+    r = clerk.post(f"/cards/{card['id']}/close", {"reason": "resident asks"}, key=f.key())
+    assert r.status_code == 403
+    out = supervisor.ok("POST", f"/cards/{card['id']}/close", {"reason": "case settled"},
+                        key=f.key())
+    assert out["refund_cash"] == 70 and out["card"]["status"] == "closed"
+
+
+def test_fee_free_reasons_must_be_genuine(clerk) -> None:  # type: ignore[no-untyped-def]
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    for body in ({"reason": "product_change", "chip_uid": f.uid()},
+                 {"reason": "renewal", "chip_uid": f.uid()}):
+        r = clerk.post(f"/cards/{card['id']}/replace", body, key=f.key())
+        assert r.status_code == 422, r.text
+    assert clerk.ok("GET", f"/cards/{card['id']}")["status"] == "active"
+
+
+def test_a_new_phone_brings_its_own_key(clerk) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    def key() -> str:
+        return base64.b64encode(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    h = f.holder(clerk)
+    card = f.active_card(clerk, h["id"], "mobile", device_id="phone-old-0001",
+                         device_public_key=key())
+    r = clerk.post(f"/cards/{card['id']}/replace", {"reason": "lost",
+                   "device_id": "phone-new-0002"}, key=f.key())
+    assert r.status_code == 422 and r.json()["field"] == "device_public_key"
+    out = clerk.ok("POST", f"/cards/{card['id']}/replace", {
+        "reason": "lost", "device_id": "phone-new-0002", "device_public_key": key()},
+        key=f.key())
+    assert out["new_card"]["device_id"] == "phone-new-0002"

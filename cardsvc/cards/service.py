@@ -1,10 +1,11 @@
 """The card lifecycle and the counter's money operations on a card's purse.
 
 applied → issued → active ⇄ suspended (lost/stolen)
-                   active/suspended → blocked ⇄ active (supervisor)
+                   active/suspended → blocked → back where it was (supervisor)
                    active/suspended/issued → expired
-          active/suspended/expired → replaced (balance moves to the new card)
-          applied/issued/active/suspended/expired → closed (balance refunded in cash)
+          active/suspended/expired/blocked* → replaced (balance moves to the new card)
+          applied/issued/active/suspended/expired/blocked* → closed (balance refunded in cash)
+          (* from blocked: supervisors only)
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ TRANSITIONS: dict[str, tuple[frozenset[CardStatus], CardStatus]] = {
     "block": (frozenset({A.ACTIVE, A.SUSPENDED}), A.BLOCKED),
     "unblock": (frozenset({A.BLOCKED}), A.ACTIVE),
     "expire": (frozenset({A.ISSUED, A.ACTIVE, A.SUSPENDED}), A.EXPIRED),
-    "replace": (frozenset({A.ACTIVE, A.SUSPENDED, A.EXPIRED}), A.REPLACED),
-    "close": (frozenset({A.APPLIED, A.ISSUED, A.ACTIVE, A.SUSPENDED, A.EXPIRED}), A.CLOSED),
+    "replace": (frozenset({A.ACTIVE, A.SUSPENDED, A.EXPIRED, A.BLOCKED}), A.REPLACED),
+    "close": (frozenset({A.APPLIED, A.ISSUED, A.ACTIVE, A.SUSPENDED, A.EXPIRED, A.BLOCKED}),
+              A.CLOSED),
 }
+# Closing or replacing a blocked card settles a supervisor's case: supervisors only.
+SUPERVISOR_ONLY_FROM_BLOCKED = frozenset({"replace", "close"})
+RENEWAL_WINDOW_DAYS = 90
 
 
 def form_of(product: str) -> str:
@@ -92,6 +97,15 @@ def transition(ctx: Ctx, card: Card, action: str, reason: str) -> None:
             f"cannot {action} card {card.card_number}: it is {card.status}; {action} is "
             f"allowed only from {', '.join(sorted(allowed))}",
             card_status=card.status, action=action)
+    if (card.status == A.BLOCKED and action in SUPERVISOR_ONLY_FROM_BLOCKED
+            and ctx.actor.role not in ("supervisor", "system")):
+        raise Forbidden(f"card {card.card_number} is blocked: only a supervisor may {action} it")
+    if action == "unblock":
+        # Back to where it was: a card blocked while reported stolen stays suspended.
+        before = ctx.db.scalar(select(CardEvent.from_status).where(
+            CardEvent.card_id == card.id, CardEvent.to_status == A.BLOCKED)
+            .order_by(CardEvent.id.desc()).limit(1))
+        target = A(before) if before in (A.ACTIVE, A.SUSPENDED) else A.ACTIVE
     previous = card.status
     card.status = target
     card.status_changed_at = ctx.now
@@ -325,6 +339,16 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
     product = data.product or Product(old.product)
     if form_of(product) != old.form:
         raise InvalidInput("a replacement keeps the card's form (physical or mobile)")
+    # The fee-free reasons must be what they say.
+    if data.reason == "product_change" and product == old.product:
+        raise InvalidInput("a product change needs a different product")
+    if data.reason == "renewal" and (old.expires_on - ctx.today).days > RENEWAL_WINDOW_DAYS:
+        raise InvalidInput(f"a card is renewed within {RENEWAL_WINDOW_DAYS} days of its expiry "
+                           f"({old.expires_on}); use the reason that applies")
+    if (old.form == "mobile" and data.device_id and data.device_id != old.device_id
+            and not data.device_public_key):
+        raise InvalidInput("a new phone needs its own device_public_key",
+                           field="device_public_key")
     holder = holders.get(ctx, old.cardholder_id, for_update=True)
     # Renewal re-checks eligibility: a student whose enrolment ended gets refused here.
     decision = eligibility.decide(ctx, holder, product, ctx.today)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from pydantic import EmailStr, Field, field_validator
 
-from cardsvc.config import TOWNSHIPS
+from cardsvc.config import BUSINESS_TZ, TOWNSHIPS
 from cardsvc.schemas_common import Model, Out, Purpose
 
 
@@ -31,7 +32,8 @@ class CardholderCreate(Model):
     @field_validator("birth_date")
     @classmethod
     def _plausible_birth(cls, v: dt.date) -> dt.date:
-        if v < dt.date(1900, 1, 1) or v > dt.date.today() + dt.timedelta(days=1):
+        today = dt.datetime.now(ZoneInfo(BUSINESS_TZ)).date()
+        if v < dt.date(1900, 1, 1) or v > today:
             raise ValueError("birth date must lie between 1900-01-01 and today")
         return v
 

@@ -9,7 +9,13 @@ from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
-from cardsvc.errors import DuplicateCardholder, Forbidden, InvalidInput, NotFound
+from cardsvc.errors import (
+    CompanionAlreadyRegistered,
+    DuplicateCardholder,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from cardsvc.holders import schemas
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
 from cardsvc.identifiers import mask_person_id, normalize_person_id, person_id_kind
@@ -180,6 +186,16 @@ def add_disability_certificate(ctx: Ctx, holder_id: int,
         if data.companion_id == holder.id:
             raise InvalidInput("a cardholder cannot be their own companion")
         get(ctx, data.companion_id)
+        # One registered companion (陪伴) per cardholder, across their valid certificates.
+        other = ctx.db.scalar(select(DisabilityCertificate.companion_id).where(
+            DisabilityCertificate.cardholder_id == holder.id,
+            DisabilityCertificate.valid_until >= ctx.today,
+            DisabilityCertificate.companion_id.is_not(None),
+            DisabilityCertificate.companion_id != data.companion_id).limit(1))
+        if other is not None:
+            raise CompanionAlreadyRegistered(
+                f"cardholder {holder.id} already has a registered companion ({other}); a "
+                "cardholder has one companion")
     row = DisabilityCertificate(
         cardholder_id=holder.id,
         certificate_no_enc=ctx.keys.pii.encrypt("certificate_no", data.certificate_no),

@@ -107,11 +107,11 @@ def _count_failure(db: Session, uname: str, now: dt.datetime) -> int:
     dialect = db.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_fn(LoginThrottle).values(username=uname, failures=1, last_failure_at=now)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[LoginThrottle.username],
         set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
     ).returning(LoginThrottle.failures)
-    return int(db.execute(stmt).scalar_one())
+    return int(db.execute(upsert).scalar_one())
 
 
 @dataclass(frozen=True)
