@@ -15,6 +15,8 @@ from cardsvc.holders.api import router as holders_router
 from cardsvc.runtime import Runtime
 from cardsvc.staff.api import router as staff_router
 from cardsvc.stats.api import router as stats_router
+from merchants.api import pos_router
+from merchants.api import router as merchants_router
 
 DESCRIPTION = """
 The issuing-counter API of the resident card system.
@@ -25,7 +27,10 @@ The issuing-counter API of the resident card system.
 * Reading a cardholder record needs a `purpose`; it is written to the audit trail.
 """
 
-ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router)
+ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router,
+           merchants_router)
+# Called by terminals with signed requests, not by staff (merchants.api.TerminalAuth).
+POS_ROUTERS = (pos_router,)
 
 log = logging.getLogger("cardsvc.access")
 
@@ -63,6 +68,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for router in ROUTERS:
+    for router in (*ROUTERS, *POS_ROUTERS):
         app.include_router(router)
     return app

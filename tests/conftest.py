@@ -24,12 +24,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cardsvc import migrate
+from cardsvc.all_models import Base
 from cardsvc.app import create_app
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
-from cardsvc.models import Base
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 

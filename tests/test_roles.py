@@ -8,8 +8,9 @@ import re
 import pytest
 from fastapi.routing import APIRoute
 
-from cardsvc.app import PUBLIC_PATHS, ROUTERS, create_app
+from cardsvc.app import POS_ROUTERS, PUBLIC_PATHS, ROUTERS, create_app
 from cardsvc.deps import RoleGuard
+from merchants.api import TerminalAuth
 from tests.conftest import ROLES, Api
 
 
@@ -30,7 +31,8 @@ def all_routes(rt) -> list[tuple[str, str, frozenset[str]]]:  # type: ignore[no-
     app = create_app(rt)
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     served = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
-    walked = {(m, r.path) for r in routes for m in r.methods}
+    pos = [r for router in POS_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    walked = {(m, r.path) for r in routes + pos for m in r.methods}
     assert served - walked <= {("GET", "/health")}, served - walked
     out = []
     for route in routes:
@@ -74,3 +76,18 @@ def test_role_matrix(app_client, tokens, rt) -> None:  # type: ignore[no-untyped
 def test_bad_credentials_are_401(app_client, header: str) -> None:  # type: ignore[no-untyped-def]
     r = app_client.get("/auth/me", headers={"Authorization": header})
     assert r.status_code == 401
+
+
+def test_pos_routes_take_signed_requests_only(app_client, tokens) -> None:  # type: ignore[no-untyped-def]
+    """Every POS route needs the terminal signature; a staff token does not open it."""
+    pos = [r for router in POS_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    assert pos
+    for route in pos:
+        assert any(isinstance(d.call, TerminalAuth) for d in route.dependant.dependencies), \
+            route.path
+        for method in route.methods:
+            url = concrete(route.path)
+            anon = app_client.request(method, url, json={})
+            assert anon.status_code == 401 and anon.json()["code"] == "bad_signature"
+            staff = Api(app_client, tokens["admin"]).req(method, url, json={})
+            assert staff.status_code == 401

@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from cardsvc.all_models import Base
 from cardsvc.config import Settings
 from cardsvc.db import make_engine
-from cardsvc.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+
+from cardsvc.context import Actor, Ctx
+from cardsvc.deps import DB, CtxDep, RuntimeDep, allow
+from cardsvc.schemas_common import IdPath, Model
+from cardsvc.staff.models import Role
+from merchants import schemas as s
+from merchants import service
+from merchants.models import Terminal
+
+router = APIRouter(prefix="/merchants", tags=["merchants"])
+pos_router = APIRouter(prefix="/pos/v1", tags=["POS API"])
+
+MANAGERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
+VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
+
+
+class RevokeRequest(Model):
+    reason: str
+
+
+@router.post("", response_model=s.MerchantOut, status_code=201,
+             dependencies=[Depends(allow(*MANAGERS))], summary="Register a merchant")
+def create_merchant(body: s.MerchantCreate, ctx: CtxDep) -> s.MerchantOut:
+    return service.merchant_out(ctx, service.create_merchant(ctx, body))
+
+
+@router.get("", response_model=list[s.MerchantOut], dependencies=[Depends(allow(*VIEWERS))])
+def list_merchants(ctx: CtxDep) -> list[s.MerchantOut]:
+    return [service.merchant_out(ctx, m) for m in service.list_merchants(ctx)]
+
+
+@router.get("/{merchant_id}", response_model=s.MerchantOut,
+            dependencies=[Depends(allow(*VIEWERS))])
+def get_merchant(merchant_id: IdPath, ctx: CtxDep) -> s.MerchantOut:
+    return service.merchant_out(ctx, service.get_merchant(ctx, merchant_id))
+
+
+@router.patch("/{merchant_id}", response_model=s.MerchantOut,
+              dependencies=[Depends(allow(*MANAGERS))])
+def update_merchant(merchant_id: IdPath, body: s.MerchantUpdate, ctx: CtxDep) -> s.MerchantOut:
+    return service.merchant_out(ctx, service.update_merchant(ctx, merchant_id, body))
+
+
+@router.post("/{merchant_id}/terminals", response_model=s.TerminalCredentials, status_code=201,
+             dependencies=[Depends(allow(*MANAGERS))],
+             summary="Add a terminal; its signing secret is shown in this answer only")
+def create_terminal(merchant_id: IdPath, body: s.TerminalCreate,
+                    ctx: CtxDep) -> s.TerminalCredentials:
+    return service.create_terminal(ctx, merchant_id, body)
+
+
+@router.get("/{merchant_id}/terminals", response_model=list[s.TerminalOut],
+            dependencies=[Depends(allow(*VIEWERS))])
+def list_terminals(merchant_id: IdPath, ctx: CtxDep) -> list[s.TerminalOut]:
+    return [service.terminal_out(t) for t in service.list_terminals(ctx, merchant_id)]
+
+
+@router.post("/terminals/{terminal_id}/rotate", response_model=s.TerminalCredentials,
+             dependencies=[Depends(allow(*MANAGERS))],
+             summary="New key id and secret; the old ones stop working at once")
+def rotate_terminal(terminal_id: IdPath, ctx: CtxDep) -> s.TerminalCredentials:
+    return service.rotate_terminal(ctx, terminal_id)
+
+
+@router.post("/terminals/{terminal_id}/revoke", response_model=s.TerminalOut,
+             dependencies=[Depends(allow(*MANAGERS))])
+def revoke_terminal(terminal_id: IdPath, body: RevokeRequest, ctx: CtxDep) -> s.TerminalOut:
+    return service.terminal_out(service.revoke_terminal(ctx, terminal_id, body.reason))
+
+
+# --- the signed POS API --------------------------------------------------------------------
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+class TerminalAuth:
+    """A POS route's declaration that it is called by a terminal with a signed request (the
+    role-matrix test checks every /pos route carries it)."""
+
+    def __call__(
+        self, request: Request, rt: RuntimeDep, db: DB,
+        body: Annotated[bytes, Depends(raw_body)],
+        key_id: Annotated[str | None, Header(alias="X-Terminal-Key", max_length=40)] = None,
+        timestamp: Annotated[str | None, Header(alias="X-Timestamp", max_length=20)] = None,
+        nonce: Annotated[str | None, Header(alias="X-Nonce", max_length=64)] = None,
+        signature: Annotated[str | None, Header(alias="X-Signature", max_length=128)] = None,
+    ) -> Ctx:
+        ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys,
+                  actor=Actor(None, "pos", "terminal"))
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        terminal = service.authenticate_request(ctx, key_id, timestamp, nonce, signature,
+                                                request.method, path, body)
+        # The nonce is spent whatever happens next: commit it before the work starts.
+        db.commit()
+        ctx.actor = Actor(None, f"terminal:{terminal.id}", "terminal")
+        ctx.db.info["terminal_id"] = terminal.id
+        return ctx
+
+
+TERMINAL = TerminalAuth()
+PosCtx = Annotated[Ctx, Depends(TERMINAL)]
+
+
+class PingOut(Model):
+    terminal_id: int
+    merchant_id: int
+    server_time: dt.datetime
+
+
+@pos_router.post("/ping", response_model=PingOut,
+                 summary="Check credentials, signature and clock")
+def ping(ctx: PosCtx) -> PingOut:
+    terminal = ctx.db.get(Terminal, ctx.db.info["terminal_id"])
+    assert terminal is not None  # noqa: S101 - authenticated just above
+    return PingOut(terminal_id=terminal.id, merchant_id=terminal.merchant_id,
+                   server_time=ctx.now)

@@ -1,0 +1,36 @@
+"""Request signing for the POS API: shared by the server check and the POS client.
+
+    X-Terminal-Key:  the terminal's key id
+    X-Timestamp:     Unix seconds when the request was made
+    X-Nonce:         16-64 characters, never reused by the terminal
+    X-Signature:     hex HMAC-SHA256(secret, canonical)
+
+    canonical = METHOD "\\n" PATH(with query) "\\n" TIMESTAMP "\\n" NONCE "\\n" hex(SHA-256(body))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+WINDOW_SECONDS = 300
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+HEADERS = ("X-Terminal-Key", "X-Timestamp", "X-Nonce", "X-Signature")
+
+
+def canonical(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    return "\n".join([method.upper(), path, timestamp, nonce,
+                      hashlib.sha256(body).hexdigest()]).encode()
+
+
+def sign(secret: bytes, method: str, path: str, timestamp: str, nonce: str,
+         body: bytes) -> str:
+    return hmac.new(secret, canonical(method, path, timestamp, nonce, body),
+                    hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, signature: str, method: str, path: str, timestamp: str, nonce: str,
+           body: bytes) -> bool:
+    return hmac.compare_digest(sign(secret, method, path, timestamp, nonce, body),
+                               signature.lower())
