@@ -46,7 +46,7 @@ def prepare_card(path: Path, masters: dict[KeyPurpose, bytes]) -> bytes:
     keys = {k: (1, crypto.diversify_key(m, uid, p.AID, SYSTEM_ID)) for k, m in masters.items()}
     personalise(s, p.CardInfo("8902100000000008", "general", dt.date(2036, 1, 1)), keys)
     s.select()
-    s.authenticate(KeyPurpose.DEBIT, keys[KeyPurpose.DEBIT][1], 1)
+    s.authenticate(KeyPurpose.LOAD, keys[KeyPurpose.LOAD][1], 1)
     mac = crypto.mac8(keys[KeyPurpose.LOAD][1],
                       p.load_authorisation_input(uid, "8902100000000008", 0, 10_000, 1))
     s.load(10_000, 1, 1, 0, mac)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cardsvc.audit import service as audit
 from cardsvc.bootstrap import BootReport
 from cardsvc.config import Settings, get_settings
 from cardsvc.context import Actor
@@ -264,6 +265,26 @@ def render_issuance(report: IssuanceReport) -> Table:
     return table
 
 
+@keys_app.command("transport-key")
+def keys_transport_key(uid: Annotated[str, typer.Argument(help="Chip UID in hex")]) -> None:
+    """Print the transport key of a blank card (for the card supplier's initialisation, or
+    for `cardsvc sim card --transport-key`). The output is a secret."""
+    from cardsvc.db import transaction
+    from cardsvc.identifiers import normalize_chip_uid
+    from cardsvc.keystore.service import KeyStore
+
+    norm = normalize_chip_uid(uid)
+    if norm is None:
+        raise _fail("UID must be 4, 7 or 10 bytes in hex")
+    rt = _runtime().runtime
+    with transaction(rt.sessions) as db:
+        store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
+        key = store.transport_key(bytes.fromhex(norm))
+        audit.record_for(db, cli_actor(), "keys.transport_key_export", target_type="chip",
+                         target_id=norm)
+    console.print(key.hex().upper())
+
+
 @keys_app.command("rotate-pii")
 def keys_rotate_pii() -> None:
     """Add a new personal-data key and make it active; then re-encrypt every row with it."""
@@ -311,6 +332,10 @@ def sim_card(
         help="JSON file keeping the card's state between runs (blank card if missing)")] = None,
     vpcd: Annotated[str, typer.Option(help="pcscd's vpcd driver, HOST:PORT")] =
         "127.0.0.1:35963",
+    transport_key: Annotated[str | None, typer.Option(
+        help="A new blank card's transport key (32 hex digits), as its supplier set it; "
+             "the backend derives the same key per card from its transport master. Default: "
+             "the all-zero factory key, which only a development backend accepts.")] = None,
 ) -> None:
     """Run a virtual card in a vpcd reader slot until interrupted (Ctrl-C)."""
     import signal
@@ -326,7 +351,12 @@ def sim_card(
     host, _, port = vpcd.rpartition(":")
     if not host or not port.isdigit():
         raise _fail("--vpcd must be HOST:PORT")
-    card = VirtualCard(bytes.fromhex(norm), state)
+    if transport_key is not None and (len(transport_key) != 32 or
+                                      any(c not in "0123456789abcdefABCDEF"
+                                          for c in transport_key)):
+        raise _fail("--transport-key must be 32 hex digits")
+    key = bytes.fromhex(transport_key) if transport_key else bytes(16)
+    card = VirtualCard(bytes.fromhex(norm), state, transport_key=key)
     runner = VpcdCard(card, host, int(port)).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -23,9 +24,12 @@ from readers.errors import ReaderError
 class CounterReader(Protocol):
     description: str
 
-    def present(self, chip_uid: str | None = None) -> Reader:
+    def present(self, chip_uid: str | None = None,
+                transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
         """The reader with a card on it: the card with `chip_uid`, or a blank card to
-        personalise when None. Raises CardNotPresented when no card comes."""
+        personalise when None (a simulated blank card is made with the transport key
+        `transport_key_for(uid)`, as its supplier would). Raises CardNotPresented when no card
+        comes."""
         ...
 
 
@@ -34,14 +38,18 @@ class SimulatedCounter:
         self.directory = Path(directory)
         self.description = f"simulated cards in {self.directory}"
 
-    def present(self, chip_uid: str | None = None) -> Reader:
+    def present(self, chip_uid: str | None = None,
+                transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
         from readers.memory import InProcessReader
         from simulators.card import VirtualCard
 
         self.directory.mkdir(parents=True, exist_ok=True)
         if chip_uid is None:
             uid = b"\x04" + secrets.token_bytes(6)
-            return InProcessReader(VirtualCard(uid, self.directory / f"{uid.hex().upper()}.json"),
+            path = self.directory / f"{uid.hex().upper()}.json"
+            if transport_key_for is None:
+                return InProcessReader(VirtualCard(uid, path), name="simulated counter reader")
+            return InProcessReader(VirtualCard(uid, path, transport_key=transport_key_for(uid)),
                                    name="simulated counter reader")
         path = self.directory / f"{chip_uid.upper()}.json"
         if not path.exists():
@@ -55,7 +63,8 @@ class PcscCounter:
         self.name_contains, self.timeout = name_contains, timeout
         self.description = f"PC/SC reader {name_contains or '(first)'}"
 
-    def present(self, chip_uid: str | None = None) -> Reader:
+    def present(self, chip_uid: str | None = None,
+                transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
         try:
             from readers.pcsc import PcscReader
             reader = PcscReader(self.name_contains)
@@ -69,7 +78,8 @@ class PcscCounter:
 class NoReader:
     description = "no reader"
 
-    def present(self, chip_uid: str | None = None) -> Reader:
+    def present(self, chip_uid: str | None = None,
+                transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
         raise ReaderUnavailable("this installation has no card reader (CARDSVC_READER=none)")
 
 

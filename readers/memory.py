@@ -47,7 +47,7 @@ class InProcessReader:
             raise NoCard("no card in the field")
         try:
             return self._card.process(apdu)
-        except Exception as exc:  # the card lost power mid-command
+        except ConnectionError as exc:  # the card lost power mid-command
             self._card = None
             raise CardRemoved("card left the field before answering") from exc
 

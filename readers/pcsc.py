@@ -100,6 +100,10 @@ class PcscReader:
 
     def transmit(self, apdu: bytes) -> bytes:
         from smartcard.Exceptions import CardConnectionException
+        if len(apdu) < 4:
+            # A C-APDU has at least CLA INS P1 P2; vpcd would take a 1-byte message for a
+            # control code and never answer.
+            raise ValueError("a C-APDU has at least 4 bytes")
         if self._conn is None and not self._connect():
             raise NoCard(f"no card on {self._name}")
         try:

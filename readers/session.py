@@ -157,8 +157,10 @@ class CardSession:
 
     def load(self, amount: int, load_id: int, terminal_id: int, when: int,
              authorisation: bytes) -> TxResult:
-        """Load value authorised online: `authorisation` is the backend's MAC for this card,
-        its current counter, the amount and the load id."""
+        """Load value authorised online, in a session opened with the card's load key (only
+        the backend holds it): `authorisation` is the backend's MAC for this card, its current
+        counter, the amount and the load id. Load ids only increase; an old one is refused
+        unless the card still keeps its record (then the original result comes back)."""
         payload = struct.pack(">IIII", amount, load_id, terminal_id, when) + authorisation
         out = self._secure(p.INS_LOAD, payload, name="LOAD")
         return TxResult(p.TxRecord.decode(out), bool(out[p.TxRecord.SIZE]))
@@ -182,10 +184,19 @@ class CardSession:
 def personalise(session: CardSession, info: p.CardInfo,
                 keys: dict[KeyPurpose, tuple[int, bytes]],
                 transport_key: bytes = p.TRANSPORT_KEY) -> None:
-    """Blank card → issued card: authenticate with the transport key, install the diversified
-    keys, write the card data, lock. A locked card refuses (ConditionsNotSatisfied)."""
-    session.select()
-    session.authenticate(KeyPurpose.PERSONALISATION, transport_key, 0)
+    """Blank card → issued card: authenticate with the card's transport key, install the
+    diversified keys, write the card data, lock. A locked card refuses
+    (ConditionsNotSatisfied).
+
+    A personalisation cut short after PUT KEYS left the card unlocked with its new
+    personalisation key instead of the transport key: it is resumed with that key."""
+    sel = session.select()
+    perso_version = sel.key_versions.get(int(KeyPurpose.PERSONALISATION), 0)
+    if perso_version == 0 or sel.locked:
+        session.authenticate(KeyPurpose.PERSONALISATION, transport_key, 0)
+    else:
+        version, key = keys[KeyPurpose.PERSONALISATION]
+        session.authenticate(KeyPurpose.PERSONALISATION, key, version)
     session.put_keys(keys)
     session.write_info(info)
     session.lock()

@@ -33,8 +33,9 @@ _KNOWN_INS = frozenset({
 })
 
 
-class CardTorn(Exception):
-    """The card lost power mid-command: the terminal gets no answer."""
+class CardTorn(ConnectionError):
+    """The card lost power mid-command: the terminal gets no answer. (A ConnectionError, so
+    in-process readers tell a tear from a crash of the card code.)"""
 
 
 @dataclass
@@ -81,6 +82,7 @@ def _blank_state(uid: bytes, transport_key: bytes) -> dict[str, Any]:
         "info": None,
         "purse": {"balance": 0, "counter": 0, "blocked": False},
         "records": [],
+        "max_load_id": 0,  # loads are applied in increasing id order, each at most once
         "pending": None,
     }
 
@@ -152,6 +154,8 @@ class VirtualCard:
 
     def _commit(self, pending: dict[str, Any]) -> None:
         self.state["purse"] = pending["purse"]
+        if "max_load_id" in pending:
+            self.state["max_load_id"] = pending["max_load_id"]
         self.state["records"] = ([pending["record"]] + self.state["records"])[:p.RECORDS_KEPT]
         self.state["pending"] = None
         self._save()
@@ -230,12 +234,16 @@ class VirtualCard:
             return self._auth_first(p1, p2, data)
         if ins == p.INS_AUTH_SECOND:
             return self._auth_second(data)
+        readers = (KeyPurpose.IDENTITY, KeyPurpose.DEBIT, KeyPurpose.LOAD)
         handlers = {
-            p.INS_READ_INFO: (self._read_info, (KeyPurpose.IDENTITY, KeyPurpose.DEBIT)),
-            p.INS_READ_PURSE: (self._read_purse, (KeyPurpose.IDENTITY, KeyPurpose.DEBIT)),
-            p.INS_READ_RECORDS: (self._read_records, (KeyPurpose.IDENTITY, KeyPurpose.DEBIT)),
+            p.INS_READ_INFO: (self._read_info, readers),
+            p.INS_READ_PURSE: (self._read_purse, readers),
+            p.INS_READ_RECORDS: (self._read_records, readers),
             p.INS_DEBIT: (self._debit, (KeyPurpose.DEBIT,)),
-            p.INS_LOAD: (self._load, (KeyPurpose.DEBIT,)),
+            # Loads only in a session opened with the load key, which only the backend holds:
+            # a card emulator holding the debit key cannot fake the counter and records the
+            # backend relies on to authorise a load exactly once.
+            p.INS_LOAD: (self._load, (KeyPurpose.LOAD,)),
             p.INS_PUT_KEYS: (self._put_keys, (KeyPurpose.PERSONALISATION,)),
             p.INS_WRITE_INFO: (self._write_info, (KeyPurpose.PERSONALISATION,)),
             p.INS_LOCK: (self._lock, (KeyPurpose.PERSONALISATION,)),
@@ -245,8 +253,12 @@ class VirtualCard:
         session = self._session
         if session is None or session.purpose not in purposes:
             raise _Reply(SW.SECURITY_STATUS)
+        if ins != p.INS_READ_RECORDS and (p1, p2) != (0, 0):
+            raise _Reply(SW.WRONG_P1P2)
         if len(data) < p.MAC_LEN:
             raise _Reply(SW.WRONG_LENGTH)
+        if session.counter >= 0xFFFF:
+            raise _Reply(SW.CONDITIONS)  # the 2-byte command counter never wraps: re-authenticate
         payload, mac = data[:-p.MAC_LEN], data[-p.MAC_LEN:]
         session.counter += 1
         expected = crypto.mac8(session.mac, p.command_mac_input(cla, ins, p1, p2,
@@ -319,6 +331,8 @@ class VirtualCard:
     def _require_issued(self) -> None:
         if not (self.state["personalised"] and self.state["locked"]):
             raise _Reply(SW.CONDITIONS)
+
+    def _require_purse_open(self) -> None:
         if self.state["purse"]["blocked"]:
             raise _Reply(SW.CONDITIONS)
 
@@ -340,11 +354,13 @@ class VirtualCard:
         cert = crypto.mac8(self._key(KeyPurpose.LOAD), p.certificate_input(
             number, tx, counter, amount, balance, terminal_id, seq, when))
         record = p.TxRecord(tx, counter, amount, balance, terminal_id, seq, when, cert)
-        pending = {
+        pending: dict[str, Any] = {
             "purse": {"balance": balance, "counter": counter,
                       "blocked": counter >= p.COUNTER_MAX},
             "record": record.encode().hex(),
         }
+        if tx == TxType.LOAD:
+            pending["max_load_id"] = seq
         self.state["pending"] = pending
         self._save()
         if self._stage == "journaled":
@@ -362,6 +378,7 @@ class VirtualCard:
             if done.amount != amount:
                 raise _Reply(SW.WRONG_DATA)
             return done.encode() + b"\x01"  # the same debit again: its original result
+        self._require_purse_open()
         if not 0 < amount <= p.MAX_AMOUNT:
             raise _Reply(SW.WRONG_DATA)
         if amount > self.state["purse"]["balance"]:
@@ -379,6 +396,9 @@ class VirtualCard:
             if done.amount != amount:
                 raise _Reply(SW.WRONG_DATA)
             return done.encode() + b"\x01"
+        if load_id <= self.state.get("max_load_id", 0):
+            raise _Reply(SW.WRONG_DATA)  # an old load id: applied before, or superseded
+        self._require_purse_open()
         purse = self._purse()
         number = p.CardInfo.decode(self._info_bytes()).card_number
         expected = crypto.mac8(self._key(KeyPurpose.LOAD), p.load_authorisation_input(
@@ -417,9 +437,11 @@ class VirtualCard:
         if len(payload) != 13:
             raise _Reply(SW.WRONG_LENGTH)
         try:
-            p.CardInfo.decode(payload)
+            info = p.CardInfo.decode(payload)
         except (ValueError, KeyError):
             raise _Reply(SW.WRONG_DATA) from None
+        if not info.card_number.isdigit() or info.product == "unknown":
+            raise _Reply(SW.WRONG_DATA)
         self.state["info"] = payload.hex()
         self._save()
         return b""

@@ -145,4 +145,7 @@ class VpcdCard:
                 self.last_tear = time.monotonic()
                 log.info("card torn: leaving the field")
                 return
+            except Exception:  # a bug in the card code: answer "no precise diagnosis"
+                log.exception("card failed on an APDU")
+                response = b"\x6F\x00"
             _send(sock, response)

@@ -85,7 +85,7 @@ def personalise_chip(ctx: Ctx, card: Card, decision: eligibility.Decision,
 
     A chip already locked as this card (a retry after a failed commit) is accepted as is."""
     store = keystore(ctx)
-    reader = counter.present(None)
+    reader = counter.present(None, transport_key_for=store.transport_key)
     session = CardSession(reader, store.system_id)
     info = p.CardInfo(card.card_number, card.product, decision.expires_on)
     try:
@@ -98,7 +98,7 @@ def personalise_chip(ctx: Ctx, card: Card, decision: eligibility.Decision,
                 raise WrongCardOnReader("the card on the reader is already issued; put a "
                                         "blank card on the reader")
         else:
-            personalise(session, info, keys)
+            personalise(session, info, keys, store.transport_key(sel.uid))
     except CHIP_ERRORS as exc:
         raise _chip_error(exc, "personalisation") from None
     finally:
@@ -147,8 +147,10 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
         if sel.uid.hex().upper() != card.chip_uid:
             raise WrongCardOnReader(f"the card on the reader is not card {card.card_number}")
         for load in loads:
-            auth = session.authenticate_with_master(KeyPurpose.DEBIT,
-                                                    store.masters(KeyPurpose.DEBIT))
+            # The load key, which terminals never hold: the counter and records the card
+            # reports in this session are the card's own, not a card emulator's.
+            auth = session.authenticate_with_master(KeyPurpose.LOAD,
+                                                    store.masters(KeyPurpose.LOAD))
             if auth.info is None or auth.info.card_number != card.card_number:
                 raise WrongCardOnReader("the chip carries another card number")
             counter_now = auth.purse.counter
@@ -165,7 +167,7 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
                                                 done[0].balance_after, done[0].counter, True))
                     session.select()
                     continue
-                if counter_now - load.authorised_counter >= p.RECORDS_KEPT:
+                if not 0 < counter_now - load.authorised_counter <= p.RECORDS_KEPT:
                     load.status = "review"  # cannot prove either way: a supervisor decides
                     audit.record(ctx, "card.load_review", target_type="card",
                                  target_id=card.id, detail={"load_id": load.id})

@@ -26,6 +26,8 @@ from readers import crypto
 from readers import protocol as p
 from readers.protocol import PURPOSE_NAMES, KeyPurpose
 
+TRANSPORT = "transport"  # master of the blank cards' transport keys (version 0 on the card)
+
 
 def _aad(purpose: str, version: int) -> bytes:
     return f"card-master:{purpose}:{version}".encode()
@@ -55,12 +57,28 @@ class KeyStore:
         self.db, self._kek, self.system_id = db, kek, system_id
 
     def ensure_initial(self, actor: Actor) -> bool:
-        """Create version 1 of every purpose when the store is empty (first start)."""
-        if self.db.scalar(select(CardMasterKey.id).limit(1)) is not None:
-            return False
-        for purpose in KeyPurpose:
-            self._add(PURPOSE_NAMES[purpose], 1, actor)
-        return True
+        """Create version 1 of every purpose, and the transport master, when missing."""
+        created = False
+        if self.db.scalar(select(CardMasterKey.id).where(
+                CardMasterKey.purpose != TRANSPORT).limit(1)) is None:
+            for purpose in KeyPurpose:
+                self._add(PURPOSE_NAMES[purpose], 1, actor)
+            created = True
+        if self.db.scalar(select(CardMasterKey.id).where(
+                CardMasterKey.purpose == TRANSPORT).limit(1)) is None:
+            self._add(TRANSPORT, 1, actor)
+            created = True
+        return created
+
+    def transport_key(self, uid: bytes) -> bytes:
+        """A blank card's transport key, diversified per card from the transport master that
+        the card supplier was given: watching one personalisation reveals nothing of another
+        card, and without this master the session keys of a personalisation stay secret."""
+        row = self.db.scalar(select(CardMasterKey).where(CardMasterKey.purpose == TRANSPORT)
+                             .order_by(CardMasterKey.version.desc()).limit(1))
+        if row is None:
+            raise NotFound("no transport master key")
+        return crypto.diversify_key(_unwrap(self._kek, row), uid, p.AID, self.system_id)
 
     def _add(self, name: str, version: int, actor: Actor) -> None:
         try:

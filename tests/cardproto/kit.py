@@ -59,7 +59,7 @@ def issue(session: CardSession, masters: Masters, number: str = CARD_NUMBER) -> 
 
 def load(session: CardSession, masters: Masters, amount: int, load_id: int) -> p.TxRecord:
     session.select()
-    auth = session.authenticate_with_master(KeyPurpose.DEBIT, masters.keys[KeyPurpose.DEBIT])
+    auth = session.authenticate_with_master(KeyPurpose.LOAD, masters.keys[KeyPurpose.LOAD])
     assert auth.info is not None
     mac = masters.load_authorisation(session.uid, auth.info.card_number, auth.purse.counter,
                                      amount, load_id)

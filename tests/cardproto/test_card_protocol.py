@@ -4,6 +4,7 @@ authentication, load, debit, certificates, and every refusal with its status wor
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 import pytest
 
@@ -125,6 +126,14 @@ def test_altered_and_replayed_macs_are_refused(session, masters, card) -> None: 
     # Replayed in the same session: the command counter moved on, so the MAC is wrong.
     with pytest.raises(SecurityStatusNotSatisfied):
         check(original(debit_apdu))
+    # Altered on the wire within a live session: the MAC covers the data.
+    debit_session(session, masters)
+    tag_input = p.command_mac_input(0x80, p.INS_DEBIT, 0, 0, 1,
+                                    struct.pack(">IIII", 10, 1, 2, 1_790_000_000))
+    mac = crypto.mac8(session._mac, tag_input)  # type: ignore[arg-type]
+    tampered = struct.pack(">IIII", 999, 1, 2, 1_790_000_000) + mac
+    with pytest.raises(SecurityStatusNotSatisfied):
+        check(original(p.apdu(0x80, p.INS_DEBIT, 0, 0, tampered, 0)))
     # Altered amount with the old MAC, in a fresh session.
     debit_session(session, masters)
     altered = bytearray(debit_apdu)
@@ -140,22 +149,50 @@ def test_altered_and_replayed_macs_are_refused(session, masters, card) -> None: 
     assert session.read_purse().balance == 990  # only the genuine debit happened
 
 
-def test_forged_load_authorisation_is_refused(session, masters) -> None:  # type: ignore[no-untyped-def]
+def load_session(session: CardSession, masters: Masters) -> p.PurseState:
+    session.select()
+    return session.authenticate_with_master(KeyPurpose.LOAD,
+                                            masters.keys[KeyPurpose.LOAD]).purse
+
+
+def test_a_terminal_cannot_load_value(session, masters) -> None:  # type: ignore[no-untyped-def]
     issue(session, masters)
+    # A stolen terminal holds the debit master key: a debit session cannot load at all ...
     debit_session(session, masters)
-    # A stolen terminal holds the debit master key; it tries to authorise a load with it.
+    genuine = masters.load_authorisation(session.uid, CARD_NUMBER, 0, 5000, 1)
+    with pytest.raises(SecurityStatusNotSatisfied):
+        session.load(5000, 1, 1, 1, genuine)
+    # ... and an authorisation MACed with the debit key is worthless in a load session.
+    load_session(session, masters)
     forged = crypto.mac8(session.card_key(masters.keys[KeyPurpose.DEBIT][1]),
                          p.load_authorisation_input(session.uid, CARD_NUMBER, 0, 5000, 1))
     with pytest.raises(SecurityStatusNotSatisfied):
         session.load(5000, 1, 1, 1, forged)
-    # A genuine authorisation only works once: it is bound to the counter.
-    debit_session(session, masters)
-    mac = masters.load_authorisation(session.uid, CARD_NUMBER, 0, 100, 2)
-    session.load(100, 2, 1, 1, mac)
-    debit_session(session, masters)
+    load_session(session, masters)
+    assert session.read_purse().balance == 0
+
+
+def test_a_load_authorisation_works_once(session, masters) -> None:  # type: ignore[no-untyped-def]
+    issue(session, masters)
+    load_session(session, masters)
+    first = masters.load_authorisation(session.uid, CARD_NUMBER, 0, 100, 2)
+    assert session.load(100, 2, 1, 1, first).record.balance_after == 100
+    # The same load again: recognised, not applied twice.
+    load_session(session, masters)
+    again = session.load(100, 2, 1, 1, first)
+    assert again.recovered and again.record.balance_after == 100
+    # An authorisation made for the old counter (0), with a fresh load id: refused, the
+    # counter has moved on.
+    load_session(session, masters)
+    stale = masters.load_authorisation(session.uid, CARD_NUMBER, 0, 100, 3)
     with pytest.raises(SecurityStatusNotSatisfied):
-        session.load(100, 3, 1, 1, mac)
-    debit_session(session, masters)
+        session.load(100, 3, 1, 1, stale)
+    # A load id below one already applied is never applied, even with a valid MAC.
+    load_session(session, masters)
+    old_id = masters.load_authorisation(session.uid, CARD_NUMBER, 1, 100, 1)
+    with pytest.raises(WrongData):
+        session.load(100, 1, 1, 1, old_id)
+    load_session(session, masters)
     assert session.read_purse().balance == 100
 
 
@@ -253,3 +290,53 @@ def test_plain_uid_read_and_bad_apdus(session, card) -> None:  # type: ignore[no
 
 def check_sw(resp: bytes) -> int:
     return (resp[-2] << 8) | resp[-1]
+
+
+def test_torn_personalisation_resumes(tmp_path, masters) -> None:  # type: ignore[no-untyped-def]
+    from readers.errors import CardRemoved
+    from simulators.card import TearPlan, VirtualCard
+    card = blank_card(tmp_path)
+    reader = InProcessReader(card)
+    s = CardSession(reader, SYSTEM_ID)
+    card.arm(TearPlan(4, "after"))  # SELECT, AUTH, AUTH, PUT KEYS: power gone after the keys
+    with pytest.raises(CardRemoved):
+        issue(s, masters)
+    card = VirtualCard(card.uid, card.state_path)
+    s = CardSession(InProcessReader(card), SYSTEM_ID)
+    issue(s, masters)  # resumed with the new personalisation key
+    sel = s.select()
+    assert sel.locked and sel.personalised
+
+
+def test_the_last_transaction_before_the_purse_blocks_can_be_recovered(session, masters,
+                                                                         card) -> None:  # type: ignore[no-untyped-def]
+    from readers.errors import CardRemoved
+    from simulators.card import TearPlan, VirtualCard
+    issue(session, masters)
+    load(session, masters, 100, 1)
+    card.state["purse"]["counter"] = p.COUNTER_MAX - 1
+    card.arm(TearPlan(4, "after"))
+    with pytest.raises(CardRemoved):
+        debit_session(session, masters)
+        session.debit(5, 1, 77, 1)
+    session = CardSession(InProcessReader(VirtualCard(card.uid, card.state_path)), SYSTEM_ID)
+    debit_session(session, masters)
+    result = session.debit(5, 1, 77, 1)
+    assert result.recovered and result.record.counter == p.COUNTER_MAX
+    assert masters.verify_certificate(session.uid, CARD_NUMBER, result.record)
+
+
+def test_card_data_must_be_decimal(session) -> None:  # type: ignore[no-untyped-def]
+    session.select()
+    session.authenticate(KeyPurpose.PERSONALISATION, p.TRANSPORT_KEY, 0)
+    info = bytes.fromhex("8902ABCD12345678") + bytes([1]) + (20361231).to_bytes(4, "big")
+    with pytest.raises(WrongData):
+        session._secure(p.INS_WRITE_INFO, info, name="WRITE INFO")
+
+
+def test_wrong_p1_p2_is_refused(session, masters) -> None:  # type: ignore[no-untyped-def]
+    from readers.errors import WrongParameters
+    issue(session, masters)
+    debit_session(session, masters)
+    with pytest.raises(WrongParameters):
+        session._secure(p.INS_READ_PURSE, b"", p1=1, name="READ PURSE")

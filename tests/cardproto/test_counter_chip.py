@@ -45,6 +45,14 @@ def terminal_debit(rt, reader: Reader, amount: int, seq: int) -> dict:  # type: 
             "certificate": rec.certificate.hex()}
 
 
+def supplied_blank(rt, path: Path) -> VirtualCard:  # type: ignore[no-untyped-def]
+    """A blank card as the supplier delivers it: with its own transport key."""
+    uid = new_uid()
+    with transaction(rt.sessions) as db:
+        key = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).transport_key(uid)
+    return VirtualCard(uid, path, transport_key=key)
+
+
 def new_application(api: Api) -> dict:  # type: ignore[type-arg]
     h = f.holder(api)
     return api.ok("POST", "/cards/applications", {"cardholder_id": h["id"],
@@ -117,7 +125,7 @@ def pcsc_counter(runtime_factory, vpcd_slot, tmp_path) -> Iterator[tuple]:  # ty
 def test_pcsc_issue_load_debit_verify(pcsc_counter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from readers.pcsc import PcscReader
     rt, api, slot = pcsc_counter
-    chip = VirtualCard(new_uid(), tmp_path / "chip.json")
+    chip = supplied_blank(rt, tmp_path / "chip.json")
     slot.insert(chip)
     app = new_application(api)
     card = api.ok("POST", f"/cards/{app['id']}/issue", {})
@@ -135,8 +143,8 @@ def test_pcsc_issue_load_debit_verify(pcsc_counter, tmp_path: Path) -> None:  # 
 
 
 def test_pcsc_torn_load_is_delivered_once_at_the_next_tap(pcsc_counter, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    _rt, api, slot = pcsc_counter
-    chip = VirtualCard(new_uid(), tmp_path / "chip.json")
+    rt, api, slot = pcsc_counter
+    chip = supplied_blank(rt, tmp_path / "chip.json")
     runner = slot.insert(chip)
     app = new_application(api)
     card = api.ok("POST", f"/cards/{app['id']}/issue", {})
@@ -188,3 +196,34 @@ def test_counter_charges_are_for_account_held_purses(sim_counter) -> None:  # ty
                  key=f.key())
     assert r.status_code == 409 and r.json()["code"] == "chip_purse"
     assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 100
+
+
+def test_a_blank_card_with_the_factory_default_key_is_refused(pcsc_counter, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Blank cards carry per-card transport keys; a card with a well-known key is not ours."""
+    _, api, slot = pcsc_counter
+    slot.insert(VirtualCard(new_uid(), tmp_path / "foreign.json"))
+    app = new_application(api)
+    r = api.post(f"/cards/{app['id']}/issue", {})
+    assert r.status_code == 409 and r.json()["code"] in ("chip_refused",)
+    assert api.ok("GET", f"/cards/{app['id']}")["status"] == "applied"
+
+
+def test_a_card_emulator_with_the_debit_key_cannot_take_a_load(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    """Loads are delivered in a load-key session: something that holds only the debit key
+    (any terminal) can neither open it nor fake the counter the backend authorises."""
+    rt, api, cards_dir = sim_counter
+    app = new_application(api)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    api.ok("POST", f"/cards/{card['id']}/activate")
+    api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 100, "load_card": False},
+           key=f.key())
+    chip = VirtualCard(bytes.fromhex(card["chip_uid"]), cards_dir / f"{card['chip_uid']}.json")
+    with transaction(rt.sessions) as db:
+        store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
+        debit = store.masters(KeyPurpose.DEBIT)
+    s = CardSession(InProcessReader(chip), rt.keys.secrets.system_id)
+    s.select()
+    s.authenticate_with_master(KeyPurpose.DEBIT, debit)
+    from readers.errors import SecurityStatusNotSatisfied
+    with pytest.raises(SecurityStatusNotSatisfied):
+        s.load(100, 1, 1, 1, bytes(8))

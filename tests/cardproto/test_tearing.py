@@ -72,13 +72,13 @@ def test_torn_load_completes_exactly_once(tmp_path, apdu_index: int, stage: str)
     auth = masters.load_authorisation(card.uid, CARD_NUMBER, 0, 600, 31)
     with pytest.raises(CardRemoved):
         s.select()
-        s.authenticate_with_master(KeyPurpose.DEBIT, masters.keys[KeyPurpose.DEBIT])
+        s.authenticate_with_master(KeyPurpose.LOAD, masters.keys[KeyPurpose.LOAD])
         s.load(600, 31, 9, 1_790_000_000, auth)
     card = reload_from_disk(card)
     reader = InProcessReader(card)
     s = CardSession(reader, SYSTEM_ID)
     s.select()
-    s.authenticate_with_master(KeyPurpose.DEBIT, masters.keys[KeyPurpose.DEBIT])
+    s.authenticate_with_master(KeyPurpose.LOAD, masters.keys[KeyPurpose.LOAD])
     result = s.load(600, 31, 9, 1_790_000_000, auth)  # same authorisation, same load id
     assert result.recovered == (apdu_index == TAP_APDUS and stage in ("after", "journaled"))
     assert result.record.balance_after == 600
