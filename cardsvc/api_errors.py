@@ -20,9 +20,14 @@ log = logging.getLogger("cardsvc")
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"urn:cardsvc:problem:{code}", "title": title, "status": status,
+def problem_body(status: int, code: str, title: str, detail: str,
+                 **extra: Any) -> dict[str, Any]:
+    return {"type": f"urn:cardsvc:problem:{code}", "title": title, "status": status,
             "detail": detail, "code": code, **extra}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = problem_body(status, code, title, detail, **extra)
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"

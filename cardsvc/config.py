@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     purse_max_balance: int = Field(default=10_000, ge=1)
     topup_max_amount: int = Field(default=10_000, ge=1)
     replacement_fee: int = Field(default=100, ge=0)
+    # Largest single purchase at a POS terminal (terminals and the backend both check it).
+    pos_purchase_limit: int = Field(default=1_000, ge=1)
 
     # Eligibility thresholds.
     senior_min_age: int = Field(default=65, ge=0)

@@ -3,14 +3,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 
 from cardsvc.context import Actor, Ctx
-from cardsvc.deps import DB, CtxDep, RuntimeDep, allow
+from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
+from cardsvc.ledger.service import idempotent, replayable, validate_key
 from cardsvc.schemas_common import IdPath, Model
 from cardsvc.staff.models import Role
+from merchants import pos, service
+from merchants import pos_schemas as ps
 from merchants import schemas as s
-from merchants import service
 from merchants.models import Terminal
 
 router = APIRouter(prefix="/merchants", tags=["merchants"])
@@ -122,3 +125,60 @@ def ping(ctx: PosCtx) -> PingOut:
     assert terminal is not None  # noqa: S101 - authenticated just above
     return PingOut(terminal_id=terminal.id, merchant_id=terminal.merchant_id,
                    server_time=ctx.now)
+
+
+def _terminal(ctx: Ctx) -> Terminal:
+    t = ctx.db.get(Terminal, ctx.db.info["terminal_id"])
+    assert t is not None  # noqa: S101 - authenticated by TerminalAuth
+    return t
+
+
+def _pos_key(ctx: Ctx, key: str | None) -> str:
+    # Keys are per terminal: two terminals may use the same key without meeting.
+    return f"t{ctx.db.info['terminal_id']}:{validate_key(key)}"
+
+
+@pos_router.post("/purchases", response_model=ps.TransactionOut,
+                 responses={404: {"description": "unknown_card"},
+                            409: {"description": "card_hotlisted, card_expired, "
+                                                 "replayed_certificate, balance_mismatch"},
+                            422: {"description": "bad_certificate, amount_over_limit"}},
+                 summary="Card-present purchase: submit the card's transaction certificate")
+def pos_purchase(body: ps.CardPurchase, ctx: PosCtx,
+                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    terminal = _terminal(ctx)
+    return replayable(idempotent(
+        ctx, _pos_key(ctx, idempotency_key), "pos.purchase", body.model_dump(),
+        lambda: pos.purchase(ctx, terminal, body, idempotency_key or "")))
+
+
+@pos_router.post("/refunds", response_model=ps.TransactionOut,
+                 summary="Refund all or part of a purchase (never more than is left)")
+def pos_refund(body: ps.RefundRequest, ctx: PosCtx,
+               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    terminal = _terminal(ctx)
+    return replayable(idempotent(
+        ctx, _pos_key(ctx, idempotency_key), "pos.refund", body.model_dump(),
+        lambda: pos.refund(ctx, terminal, body, idempotency_key or "")))
+
+
+@pos_router.post("/voids", response_model=ps.TransactionOut,
+                 summary="Void the terminal's last purchase of the day")
+def pos_void(body: ps.VoidRequest, ctx: PosCtx,
+             idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    terminal = _terminal(ctx)
+    return replayable(idempotent(
+        ctx, _pos_key(ctx, idempotency_key), "pos.void", body.model_dump(),
+        lambda: pos.void(ctx, terminal, body)))
+
+
+@pos_router.get("/transactions/{transaction_id}", response_model=ps.TransactionOut,
+                summary="Status of one of this merchant's transactions")
+def pos_status(transaction_id: IdPath, ctx: PosCtx) -> ps.TransactionOut:
+    return pos.status(ctx, _terminal(ctx), transaction_id)
+
+
+@pos_router.get("/hotlist", response_model=ps.HotlistOut,
+                summary="Blocked cards as deltas since the version the terminal holds")
+def pos_hotlist(ctx: PosCtx, since: Annotated[int, Query(ge=0, le=2**62)] = 0) -> ps.HotlistOut:
+    return pos.hotlist(ctx, since)

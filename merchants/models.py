@@ -3,7 +3,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import text as text_clause
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
@@ -58,3 +59,37 @@ class PosNonce(Base):
     key_id: Mapped[str] = mapped_column(String(40))
     nonce: Mapped[str] = mapped_column(String(64))
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PosTransaction(Base):
+    """Everything a terminal submitted: accepted, rejected (kept for clearing's exceptions
+    report, never dropped), refunded or voided."""
+
+    __tablename__ = "pos_transactions"
+    __table_args__ = (
+        # One accepted purchase per card transaction counter: a replayed certificate is found.
+        Index("ux_pos_card_counter_accepted", "card_id", "card_counter", unique=True,
+              sqlite_where=text_clause("status = 'accepted' AND kind = 'purchase'"),
+              postgresql_where=text_clause("status = 'accepted' AND kind = 'purchase'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # purchase | qr_purchase | refund | void
+    status: Mapped[str] = mapped_column(String(16))  # accepted | rejected | voided
+    reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
+    card_number: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    card_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    balance_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    terminal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    certificate: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    original_id: Mapped[int | None] = mapped_column(ForeignKey("pos_transactions.id"),
+                                                    nullable=True)
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -12,7 +12,7 @@ from cardsvc.cards.models import Product
 from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.errors import Ineligible
 from cardsvc.holders import service as holders
-from cardsvc.ledger.service import IdempotentResult, idempotent
+from cardsvc.ledger.service import IdempotentResult, idempotent, replayable
 from cardsvc.schemas_common import IdPath, IdQuery, Model
 from cardsvc.staff.models import Role
 from readers import protocol as p
@@ -23,8 +23,7 @@ SUPERVISORS = (Role.SUPERVISOR,)
 
 
 def _replayable(result: IdempotentResult) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+    return replayable(result)
 
 
 def _money_responses() -> dict[int | str, dict[str, Any]]:

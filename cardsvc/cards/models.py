@@ -119,3 +119,16 @@ class CardLoad(Base):
     card_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
     card_balance: Mapped[int | None] = mapped_column(Integer, nullable=True)
     certificate: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class HotlistEntry(Base):
+    """The blocked-card list as an append-only log: terminals fetch the entries after the
+    version they hold (deltas). `version` is this row's id."""
+
+    __tablename__ = "hotlist"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)  # the version
+    card_number: Mapped[str] = mapped_column(String(16), index=True)
+    action: Mapped[str] = mapped_column(String(8))  # add | remove
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,6 +28,7 @@ from cardsvc.cards.models import (
     CardEvent,
     CardLoad,
     CardStatus,
+    HotlistEntry,
     Product,
 )
 from cardsvc.context import Ctx
@@ -117,8 +118,22 @@ def transition(ctx: Ctx, card: Card, action: str, reason: str) -> None:
                             .where(CardEvent.card_id == card.id)) or 0)
     ctx.db.add(CardEvent(card_id=card.id, at=ctx.now, action=action, from_status=previous,
                          to_status=target, actor=ctx.actor.username, reason=reason, seq=seq))
+    _update_hotlist(ctx, card, previous, target, action)
     audit.record(ctx, f"card.{action}", target_type="card", target_id=card.id,
                  detail={"from": previous, "to": target.value, "reason": reason})
+
+
+# A card terminals must refuse: lost or stolen, blocked, replaced, closed, expired.
+HOTLISTED = frozenset({A.SUSPENDED, A.BLOCKED, A.REPLACED, A.CLOSED, A.EXPIRED})
+
+
+def _update_hotlist(ctx: Ctx, card: Card, previous: str, target: CardStatus,
+                    action: str) -> None:
+    was, now = previous in HOTLISTED, target in HOTLISTED
+    if was == now or card.form != "physical":
+        return
+    ctx.db.add(HotlistEntry(card_number=card.card_number, action="add" if now else "remove",
+                            reason=action, created_at=ctx.now))
 
 
 def _created_event(ctx: Ctx, card: Card, reason: str) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
 from cardsvc.errors import (
+    DomainError,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidInput,
@@ -189,8 +190,29 @@ def idempotent(ctx: Ctx, key: str | None, operation: str, request: dict[str, Any
                 "this Idempotency-Key was already used for a different request; use a new "
                 "key for a new operation") from None
         return IdempotentResult(json.loads(existing.response), existing.status_code, True)
-    result = fn()
+    try:
+        result = fn()
+    except DomainError as exc:
+        if exc.keep_writes:
+            # A refusal that is itself a fact (a rejected POS record): the answer is kept
+            # under the key, so a retry gets the same refusal and no second record.
+            from cardsvc.api_errors import problem_body
+            record.status_code = exc.status
+            record.response = json.dumps(problem_body(exc.status, exc.code, exc.title,
+                                                      exc.detail, **exc.extra),
+                                         ensure_ascii=False)
+            ctx.db.flush()
+        raise
     body = json.loads(result.model_dump_json())
     record.response = json.dumps(body, ensure_ascii=False)
     ctx.db.flush()
     return IdempotentResult(body, status_code, False)
+
+
+def replayable(result: IdempotentResult) -> Any:
+    """The HTTP answer for an idempotent result (a stored refusal keeps its status)."""
+    from fastapi.responses import JSONResponse
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    media = "application/problem+json" if result.status_code >= 400 else "application/json"
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers,
+                        media_type=media)

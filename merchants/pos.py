@@ -1,0 +1,186 @@
+"""The POS transaction rules: card-present purchases, refunds, voids, status, hotlist.
+
+A card-present purchase has already happened on the chip when it reaches us: the terminal
+debited the card and sends the card's transaction certificate. The backend checks the same
+rules the terminal checked (hotlist, expiry, per-purchase limit), verifies the certificate with
+the card's load key (which no terminal holds), and posts the sale to the ledger. A refused
+record is kept with its reason for clearing's exceptions report.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from cardsvc.cards.models import Card, CardLoad, HotlistEntry
+from cardsvc.cards.service import HOTLISTED
+from cardsvc.context import TAIPEI, Ctx
+from cardsvc.errors import InsufficientFunds, NotFound
+from cardsvc.keystore.service import KeyStore
+from cardsvc.ledger import service as ledger
+from cardsvc.ledger.models import Account, AccountKind
+from merchants import pos_errors as e
+from merchants import pos_schemas as s
+from merchants.models import Merchant, PosTransaction, Terminal
+from readers import protocol as p
+
+
+def merchant_account(ctx: Ctx, merchant_id: int) -> Account:
+    return ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, f"merchant:{merchant_id}")
+
+
+def _out(ctx: Ctx, t: PosTransaction, balance: int | None = None) -> s.TransactionOut:
+    return s.TransactionOut(transaction_id=t.id, kind=t.kind, status=t.status, reason=t.reason,
+                            amount=t.amount, refunded=t.refunded, card_number=t.card_number,
+                            terminal_id=t.terminal_id, merchant_id=t.merchant_id,
+                            original_transaction_id=t.original_id, created_at=t.created_at,
+                            purse_balance=balance)
+
+
+def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
+    rec.status = "rejected"
+    rec.reason = error.code
+    ctx.db.add(rec)
+    ctx.db.flush()
+    error.extra["transaction_id"] = rec.id
+    return error
+
+
+def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase,
+             idempotency_key: str) -> s.TransactionOut:
+    rec = PosTransaction(kind="purchase", status="pending", terminal_id=terminal.id,
+                         merchant_id=terminal.merchant_id, card_number=data.card_number,
+                         amount=data.amount, refunded=0, card_counter=data.card_counter,
+                         balance_after=data.balance_after, terminal_seq=data.terminal_seq,
+                         card_time=data.time, certificate=data.certificate.lower(),
+                         idempotency_key=idempotency_key, created_at=ctx.now)
+    card = ctx.db.scalar(select(Card).where(Card.card_number == data.card_number))
+    if card is None or card.chip_uid is None or card.chip_uid != data.chip_uid.upper():
+        raise _reject(ctx, rec, e.UnknownCard("no chip card with this number and UID"))
+    rec.card_id = card.id
+    if card.status in HOTLISTED:
+        raise _reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
+    if card.expires_on < ctx.today:
+        raise _reject(ctx, rec, e.CardExpired(f"card expired on {card.expires_on}"))
+    if data.amount > ctx.settings.pos_purchase_limit:
+        raise _reject(ctx, rec, e.AmountOverLimit(
+            f"a purchase is at most NT${ctx.settings.pos_purchase_limit}"))
+    record = p.TxRecord(p.TxType.DEBIT, data.card_counter, data.amount, data.balance_after,
+                        terminal.id, data.terminal_seq, data.time,
+                        bytes.fromhex(data.certificate))
+    secrets_ = ctx.keys.secrets
+    store = KeyStore(ctx.db, secrets_.kek, secrets_.system_id)
+    if card.load_key_version is None or not store.verify_certificate(
+            bytes.fromhex(card.chip_uid), card.card_number, record, card.load_key_version):
+        raise _reject(ctx, rec, e.BadCertificate(
+            "the certificate does not match this card, amount, counter, terminal and time"))
+    seen = ctx.db.scalar(select(PosTransaction.id).where(
+        PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
+        PosTransaction.kind == "purchase", PosTransaction.status == "accepted"))
+    if seen is not None:
+        raise _reject(ctx, rec, e.ReplayedCertificate(
+            f"card transaction {data.card_counter} was already accepted as {seen}"))
+    purse = ledger.purse_of(ctx, card.id)
+    payable = merchant_account(ctx, terminal.merchant_id)
+    try:
+        with ctx.db.begin_nested():
+            t = ledger.post(ctx, "purchase", [ledger.Leg(purse, -data.amount),
+                                              ledger.Leg(payable, data.amount)],
+                            card_id=card.id,
+                            memo=f"terminal {terminal.id} seq {data.terminal_seq}")
+    except InsufficientFunds:
+        raise _reject(ctx, rec, e.BalanceMismatch(
+            "the card debited more than its balance in the backend: flagged for clearing"
+        )) from None
+    rec.status = "accepted"
+    rec.transfer_id = t.id
+    ctx.db.add(rec)
+    ctx.db.flush()
+    return _out(ctx, rec, purse.balance)
+
+
+def _own(ctx: Ctx, terminal: Terminal, transaction_id: int) -> PosTransaction:
+    t = ctx.db.get(PosTransaction, transaction_id, with_for_update=True)
+    if t is None or t.merchant_id != terminal.merchant_id:
+        raise NotFound(f"no transaction {transaction_id} for this merchant")
+    return t
+
+
+def _credit_card(ctx: Ctx, card: Card, amount: int, kind: str, memo: str,
+                 merchant_id: int) -> int:
+    """Money back from the merchant to the card's purse; a chip gets it at its next tap."""
+    purse = ledger.purse_of(ctx, card.id)
+    t = ledger.post(ctx, kind, [ledger.Leg(merchant_account(ctx, merchant_id), -amount),
+                                ledger.Leg(purse, amount)], card_id=card.id, memo=memo)
+    if card.load_key_version is not None:
+        ctx.db.add(CardLoad(card_id=card.id, transfer_id=t.id, amount=amount,
+                            status="pending", created_at=ctx.now))
+    ctx.db.flush()
+    return t.id
+
+
+def refund(ctx: Ctx, terminal: Terminal, data: s.RefundRequest,
+           idempotency_key: str) -> s.TransactionOut:
+    orig = _own(ctx, terminal, data.original_transaction_id)
+    if orig.kind != "purchase" or orig.status != "accepted":
+        raise NotFound("only an accepted purchase can be refunded")
+    left = orig.amount - orig.refunded
+    if data.amount > left:
+        raise e.RefundExceedsOriginal(
+            f"NT${left} of the original NT${orig.amount} is left to refund", refundable=left)
+    card = ctx.db.get(Card, orig.card_id)
+    assert card is not None  # noqa: S101 - an accepted purchase has its card
+    transfer = _credit_card(ctx, card, data.amount, "refund_pos",
+                            f"refund of transaction {orig.id}", orig.merchant_id)
+    orig.refunded += data.amount
+    rec = PosTransaction(kind="refund", status="accepted", terminal_id=terminal.id,
+                         merchant_id=terminal.merchant_id, card_id=card.id,
+                         card_number=card.card_number, amount=data.amount, refunded=0,
+                         original_id=orig.id, transfer_id=transfer,
+                         idempotency_key=idempotency_key, created_at=ctx.now)
+    ctx.db.add(rec)
+    ctx.db.flush()
+    return _out(ctx, rec, ledger.purse_of(ctx, card.id).balance)
+
+
+def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
+    t = _own(ctx, terminal, data.transaction_id)
+    last = ctx.db.scalar(select(func.max(PosTransaction.id)).where(
+        PosTransaction.terminal_id == terminal.id, PosTransaction.status == "accepted"))
+    same_day = t.created_at.astimezone(TAIPEI).date() == ctx.today
+    if (t.id != last or t.terminal_id != terminal.id or t.kind != "purchase"
+            or t.refunded or not same_day):
+        raise e.NotVoidable("void the terminal's last accepted purchase of today, not "
+                            "refunded; otherwise refund it")
+    card = ctx.db.get(Card, t.card_id)
+    assert card is not None  # noqa: S101
+    _credit_card(ctx, card, t.amount, "void", f"void of transaction {t.id}", t.merchant_id)
+    t.status = "voided"
+    return _out(ctx, t, ledger.purse_of(ctx, card.id).balance)
+
+
+def status(ctx: Ctx, terminal: Terminal, transaction_id: int) -> s.TransactionOut:
+    t = ctx.db.get(PosTransaction, transaction_id)
+    if t is None or t.merchant_id != terminal.merchant_id:
+        raise NotFound(f"no transaction {transaction_id} for this merchant")
+    return _out(ctx, t)
+
+
+HOTLIST_PAGE = 5_000
+
+
+def hotlist(ctx: Ctx, since: int) -> s.HotlistOut:
+    rows = list(ctx.db.scalars(select(HotlistEntry).where(HotlistEntry.id > since)
+                               .order_by(HotlistEntry.id).limit(HOTLIST_PAGE + 1)))
+    more = len(rows) > HOTLIST_PAGE
+    rows = rows[:HOTLIST_PAGE]
+    version = rows[-1].id if rows else max(since, int(ctx.db.scalar(
+        select(func.coalesce(func.max(HotlistEntry.id), 0))) or 0))
+    return s.HotlistOut(version=version, more=more, entries=[
+        s.HotlistEntryOut(version=r.id, card_number=r.card_number, action=r.action,
+                          reason=r.reason) for r in rows])
+
+
+def merchant_of(ctx: Ctx, terminal: Terminal) -> Merchant:
+    m = ctx.db.get(Merchant, terminal.merchant_id)
+    assert m is not None  # noqa: S101
+    return m

@@ -1,0 +1,67 @@
+"""Refusals of POS transactions. Each keeps the submitted record (keep_writes) for clearing's
+exceptions report: a refused record is never silently dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cardsvc.errors import DomainError
+
+
+class PosRefusal(DomainError):
+    status = 409
+    code = "refused"
+    title = "Transaction refused"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, keep_writes=True, **extra)
+
+
+class UnknownCard(PosRefusal):
+    status = 404
+    code = "unknown_card"
+    title = "Unknown card"
+
+
+class CardHotlisted(PosRefusal):
+    code = "card_hotlisted"
+    title = "Card on the hotlist"
+
+
+class CardExpired(PosRefusal):
+    code = "card_expired"
+    title = "Card expired"
+
+
+class AmountOverLimit(PosRefusal):
+    status = 422
+    code = "amount_over_limit"
+    title = "Amount above the per-purchase limit"
+
+
+class BadCertificate(PosRefusal):
+    status = 422
+    code = "bad_certificate"
+    title = "Transaction certificate does not verify"
+
+
+class ReplayedCertificate(PosRefusal):
+    code = "replayed_certificate"
+    title = "Card transaction already submitted"
+
+
+class BalanceMismatch(PosRefusal):
+    code = "balance_mismatch"
+    title = "The card spent more than the backend knows it holds"
+
+
+class RefundExceedsOriginal(DomainError):
+    status = 422
+    code = "refund_exceeds_original"
+    title = "Refund above what is left of the original"
+
+
+class NotVoidable(DomainError):
+    status = 409
+    code = "not_voidable"
+    title = "Only the terminal's last transaction of the day can be voided"

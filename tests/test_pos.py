@@ -1,0 +1,187 @@
+"""The POS API: card-present purchases through a real (simulated) chip and the signed API;
+refunds, voids, status, hotlist; every refusal with its own code, and nothing dropped."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cardsvc.app import create_app
+from cardsvc.db import transaction
+from cardsvc.keystore.service import KeyStore
+from merchants.client import PosClient
+from merchants.models import PosTransaction
+from readers.memory import InProcessReader
+from readers.protocol import KeyPurpose
+from readers.session import CardSession
+from simulators.card import VirtualCard
+from tests import factories as f
+from tests.conftest import PASSWORD, Api
+
+_seq = itertools.count(1)
+
+
+@dataclass
+class Shop:
+    rt: Any
+    clerk: Api
+    pos: PosClient
+    terminal: dict[str, Any]
+    card: dict[str, Any]
+    cards_dir: Path
+
+    def tap(self, amount: int, card: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The terminal debits the chip (it holds only the debit keys) and builds the
+        submission from the card's answer."""
+        card = card or self.card
+        chip = VirtualCard(bytes.fromhex(card["chip_uid"]),
+                           self.cards_dir / f"{card['chip_uid']}.json")
+        with transaction(self.rt.sessions) as db:
+            masters = KeyStore(db, self.rt.keys.secrets.kek,
+                               self.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
+        s = CardSession(InProcessReader(chip), self.rt.keys.secrets.system_id)
+        s.select()
+        s.authenticate_with_master(KeyPurpose.DEBIT, masters)
+        rec = s.debit(amount, terminal_id=self.terminal["id"], terminal_seq=next(_seq),
+                      when=1_790_000_000).record
+        return {"card_number": card["card_number"], "chip_uid": card["chip_uid"],
+                "amount": rec.amount, "card_counter": rec.counter,
+                "balance_after": rec.balance_after, "terminal_seq": rec.terminal_seq,
+                "time": rec.time, "certificate": rec.certificate.hex()}
+
+    def buy(self, body: dict[str, Any], key: str | None = None) -> Any:
+        return self.pos.request("POST", "/pos/v1/purchases", body,
+                                idempotency_key=key or f.key())
+
+
+def chip_card(api: Api, topup: int) -> dict[str, Any]:
+    h = f.holder(api)
+    app = api.ok("POST", "/cards/applications", {"cardholder_id": h["id"],
+                                                 "product": "general"}, status=201)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    api.ok("POST", f"/cards/{card['id']}/activate")
+    if topup:
+        api.ok("POST", f"/cards/{card['id']}/topups", {"amount": topup}, key=f.key())
+    return api.ok("GET", f"/cards/{card['id']}")
+
+
+@pytest.fixture
+def shop(runtime_factory, tmp_path) -> Iterator[Shop]:  # type: ignore[no-untyped-def]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt)) as client:
+        token = client.post("/auth/login", json={"username": "t.clerk",
+                                                 "password": PASSWORD}).json()["access_token"]
+        clerk = Api(client, token)
+        m = clerk.ok("POST", "/merchants", {"legal_name": "金門陶瓷廠", "tax_id": "10458575",
+                                            "category": "government", "fee_bps": 0,
+                                            "bank_account": "004-00011122233"}, status=201)
+        t = clerk.ok("POST", f"/merchants/{m['id']}/terminals", {"label": "Shop"}, status=201)
+        yield Shop(rt, clerk, PosClient(client, t["key_id"], t["secret"]), t,
+                   chip_card(clerk, 1_000), tmp_path / "cards")
+
+
+def test_card_present_purchase(shop: Shop) -> None:
+    r = shop.buy(shop.tap(120))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["status"] == "accepted" and out["purse_balance"] == 880
+    status = shop.pos.request("GET", f"/pos/v1/transactions/{out['transaction_id']}").json()
+    assert status["status"] == "accepted" and status["amount"] == 120
+
+
+def test_retried_purchase_is_charged_once(shop: Shop) -> None:
+    body, key = shop.tap(50), f.key()
+    first, second = shop.buy(body, key), shop.buy(body, key)
+    assert first.json() == second.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 950
+
+
+def test_forged_or_altered_certificate(shop: Shop) -> None:
+    body = shop.tap(80)
+    for altered in (dict(body, amount=8), dict(body, certificate="00" * 8),
+                    dict(body, terminal_seq=body["terminal_seq"] + 1),
+                    dict(body, balance_after=body["balance_after"] + 80)):
+        r = shop.buy(altered)
+        assert r.status_code == 422 and r.json()["code"] == "bad_certificate", r.text
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 1_000
+
+
+def test_replayed_certificate(shop: Shop) -> None:
+    body = shop.tap(30)
+    assert shop.buy(body).status_code == 200
+    r = shop.buy(body)  # same card transaction, new idempotency key
+    assert r.status_code == 409 and r.json()["code"] == "replayed_certificate"
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 970
+
+
+def test_hotlisted_card(shop: Shop) -> None:
+    body = shop.tap(10)  # the tap happened just before the report reached the terminal
+    shop.clerk.ok("POST", f"/cards/{shop.card['id']}/suspend",
+                  {"kind": "lost", "reason": "reported lost"})
+    hot = shop.pos.request("GET", "/pos/v1/hotlist?since=0").json()
+    assert [(e["card_number"], e["action"]) for e in hot["entries"]] == [
+        (shop.card["card_number"], "add")]
+    again = shop.pos.request("GET", f"/pos/v1/hotlist?since={hot['version']}").json()
+    assert again["entries"] == [] and again["version"] == hot["version"]
+    r = shop.buy(body)
+    assert r.status_code == 409 and r.json()["code"] == "card_hotlisted"
+    shop.clerk.ok("POST", f"/cards/{shop.card['id']}/reinstate", {"reason": "found it"})
+    delta = shop.pos.request("GET", f"/pos/v1/hotlist?since={hot['version']}").json()
+    assert [e["action"] for e in delta["entries"]] == ["remove"]
+
+
+def test_unknown_card_and_over_limit(shop: Shop) -> None:
+    body = shop.tap(10)
+    r = shop.buy(dict(body, card_number="8902100000000008"))
+    assert r.status_code == 404 and r.json()["code"] == "unknown_card"
+    shop.rt.settings.pos_purchase_limit = 100  # the county lowers the per-purchase limit
+    r = shop.buy(shop.tap(150))
+    assert r.status_code == 422 and r.json()["code"] == "amount_over_limit"
+
+
+def test_refused_records_are_kept_and_a_retry_gets_the_same_answer(shop: Shop) -> None:
+    body, key = dict(shop.tap(20), certificate="11" * 8), f.key()
+    first, second = shop.buy(body, key), shop.buy(body, key)
+    assert first.status_code == second.status_code == 422
+    assert first.json()["transaction_id"] == second.json()["transaction_id"]
+    with shop.rt.sessions() as db:
+        rows = db.scalars(select(PosTransaction).where(PosTransaction.status == "rejected")).all()
+    assert [(r.reason, r.amount) for r in rows] == [("bad_certificate", 20)]
+
+
+def test_refunds_never_exceed_the_original(shop: Shop) -> None:
+    sale = shop.buy(shop.tap(300)).json()
+    part = shop.pos.request("POST", "/pos/v1/refunds",
+                            {"original_transaction_id": sale["transaction_id"], "amount": 100},
+                            idempotency_key=f.key())
+    assert part.status_code == 200 and part.json()["purse_balance"] == 800
+    too_much = shop.pos.request("POST", "/pos/v1/refunds",
+                                {"original_transaction_id": sale["transaction_id"],
+                                 "amount": 201}, idempotency_key=f.key())
+    assert too_much.status_code == 422 and too_much.json()["code"] == "refund_exceeds_original"
+    rest = shop.pos.request("POST", "/pos/v1/refunds",
+                            {"original_transaction_id": sale["transaction_id"], "amount": 200},
+                            idempotency_key=f.key())
+    assert rest.json()["purse_balance"] == 1_000
+    loads = shop.clerk.ok("GET", f"/cards/{shop.card['id']}/card-loads")
+    assert sorted(ld["amount"] for ld in loads if ld["status"] == "pending") == [100, 200]
+
+
+def test_void_only_the_last_purchase(shop: Shop) -> None:
+    first = shop.buy(shop.tap(40)).json()
+    second = shop.buy(shop.tap(60)).json()
+    r = shop.pos.request("POST", "/pos/v1/voids", {"transaction_id": first["transaction_id"]},
+                         idempotency_key=f.key())
+    assert r.status_code == 409 and r.json()["code"] == "not_voidable"
+    r = shop.pos.request("POST", "/pos/v1/voids", {"transaction_id": second["transaction_id"]},
+                         idempotency_key=f.key())
+    assert r.status_code == 200 and r.json()["status"] == "voided"
+    assert r.json()["purse_balance"] == 960
