@@ -3,6 +3,14 @@ so it may import the packages built on the core (the core's own modules never do
 
 from cardsvc.models import *  # noqa: F403 - re-export the core's tables
 from cardsvc.models import Base
-from merchants.models import Merchant, PosNonce, PosTransaction, Terminal
+from merchants.models import (
+    Merchant,
+    PosBatch,
+    PosNonce,
+    PosTransaction,
+    QrTokenUse,
+    Terminal,
+)
 
-__all__ = ["Base", "Merchant", "PosNonce", "PosTransaction", "Terminal"]
+__all__ = ["Base", "Merchant", "PosBatch", "PosNonce", "PosTransaction", "QrTokenUse",
+           "Terminal"]

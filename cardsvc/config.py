@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     replacement_fee: int = Field(default=100, ge=0)
     # Largest single purchase at a POS terminal (terminals and the backend both check it).
     pos_purchase_limit: int = Field(default=1_000, ge=1)
+    # How long a mobile card's QR payment token stays valid.
+    qr_token_ttl_seconds: int = Field(default=60, ge=5, le=600)
 
     # Eligibility thresholds.
     senior_min_age: int = Field(default=65, ge=0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from cardsvc.context import Actor, Ctx
@@ -11,7 +11,7 @@ from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.ledger.service import idempotent, replayable, validate_key
 from cardsvc.schemas_common import IdPath, Model
 from cardsvc.staff.models import Role
-from merchants import pos, service
+from merchants import pos, qr, service
 from merchants import pos_schemas as ps
 from merchants import schemas as s
 from merchants.models import Terminal
@@ -182,3 +182,35 @@ def pos_status(transaction_id: IdPath, ctx: PosCtx) -> ps.TransactionOut:
                 summary="Blocked cards as deltas since the version the terminal holds")
 def pos_hotlist(ctx: PosCtx, since: Annotated[int, Query(ge=0, le=2**62)] = 0) -> ps.HotlistOut:
     return pos.hotlist(ctx, since)
+
+
+@pos_router.post("/qr-purchases", response_model=ps.TransactionOut,
+                 summary="QR purchase: the phone's payment token, debited online",
+                 responses={409: {"description": "qr_token_expired, qr_token_spent, "
+                                                 "insufficient_funds, card_hotlisted"},
+                            422: {"description": "qr_token_invalid, amount_over_limit"}})
+def pos_qr_purchase(body: ps.QrPurchase, ctx: PosCtx,
+                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    terminal = _terminal(ctx)
+    return replayable(idempotent(
+        ctx, _pos_key(ctx, idempotency_key), "pos.qr_purchase", body.model_dump(),
+        lambda: pos.qr_purchase(ctx, terminal, body, idempotency_key or "")))
+
+
+@pos_router.post("/batches", response_model=ps.BatchOut,
+                 summary="Upload an offline terminal's records (stored once, cleared later)")
+def pos_batch(body: ps.OfflineBatch, ctx: PosCtx) -> ps.BatchOut:
+    return pos.upload_batch(ctx, _terminal(ctx), body)
+
+
+@router.get("/{merchant_id}/qr.{fmt}", dependencies=[Depends(allow(*VIEWERS))],
+            response_class=Response, summary="The shop's static QR code (PNG or SVG)",
+            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
+def merchant_qr(merchant_id: IdPath, fmt: Annotated[str, Path(pattern="^(png|svg)$")],
+                ctx: CtxDep,
+                terminal_id: Annotated[int | None, Query(gt=0, le=2**62)] = None,
+                location: Annotated[str, Query(max_length=200)] = "") -> Response:
+    service.get_merchant(ctx, merchant_id)
+    payload = qr.merchant_qr_payload(merchant_id, terminal_id, location)
+    media = "image/svg+xml" if fmt == "svg" else "image/png"
+    return Response(qr.render_qr(payload, fmt), media_type=media)

@@ -88,8 +88,38 @@ class PosTransaction(Base):
     terminal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     card_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     certificate: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("pos_batches.id"), nullable=True,
+                                                 index=True)
     original_id: Mapped[int | None] = mapped_column(ForeignKey("pos_transactions.id"),
                                                     nullable=True)
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class QrTokenUse(Base):
+    """A spent QR payment token: the unique token id makes it single-use."""
+
+    __tablename__ = "qr_token_uses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(64), unique=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("pos_transactions.id"),
+                                                       nullable=True)
+    used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PosBatch(Base):
+    """An offline terminal's upload. Its records are facts, validated in clearing; the same
+    batch uploaded again changes nothing."""
+
+    __tablename__ = "pos_batches"
+    __table_args__ = (UniqueConstraint("terminal_id", "batch_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"))
+    batch_ref: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

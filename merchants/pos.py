@@ -9,8 +9,13 @@ record is kept with its reason for clearing's exceptions report.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import hashlib
+import json
 
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card, CardLoad, HotlistEntry
 from cardsvc.cards.service import HOTLISTED
 from cardsvc.context import TAIPEI, Ctx
@@ -20,7 +25,8 @@ from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import Account, AccountKind
 from merchants import pos_errors as e
 from merchants import pos_schemas as s
-from merchants.models import Merchant, PosTransaction, Terminal
+from merchants import qr
+from merchants.models import Merchant, PosBatch, PosTransaction, QrTokenUse, Terminal
 from readers import protocol as p
 
 
@@ -121,7 +127,7 @@ def _credit_card(ctx: Ctx, card: Card, amount: int, kind: str, memo: str,
 def refund(ctx: Ctx, terminal: Terminal, data: s.RefundRequest,
            idempotency_key: str) -> s.TransactionOut:
     orig = _own(ctx, terminal, data.original_transaction_id)
-    if orig.kind != "purchase" or orig.status != "accepted":
+    if orig.kind not in ("purchase", "qr_purchase") or orig.status != "accepted":
         raise NotFound("only an accepted purchase can be refunded")
     left = orig.amount - orig.refunded
     if data.amount > left:
@@ -147,7 +153,7 @@ def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
     last = ctx.db.scalar(select(func.max(PosTransaction.id)).where(
         PosTransaction.terminal_id == terminal.id, PosTransaction.status == "accepted"))
     same_day = t.created_at.astimezone(TAIPEI).date() == ctx.today
-    if (t.id != last or t.terminal_id != terminal.id or t.kind != "purchase"
+    if (t.id != last or t.terminal_id != terminal.id or t.kind not in ("purchase", "qr_purchase")
             or t.refunded or not same_day):
         raise e.NotVoidable("void the terminal's last accepted purchase of today, not "
                             "refunded; otherwise refund it")
@@ -184,3 +190,89 @@ def merchant_of(ctx: Ctx, terminal: Terminal) -> Merchant:
     m = ctx.db.get(Merchant, terminal.merchant_id)
     assert m is not None  # noqa: S101
     return m
+
+
+def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
+                idempotency_key: str) -> s.TransactionOut:
+    """Online debit of a mobile card's account-held purse against the phone's token."""
+    token = qr.parse_payment_token(data.token)
+    rec = PosTransaction(kind="qr_purchase", status="pending", terminal_id=terminal.id,
+                         merchant_id=terminal.merchant_id,
+                         card_number=token.card_number if token else "0" * 16,
+                         amount=data.amount, refunded=0, idempotency_key=idempotency_key,
+                         created_at=ctx.now)
+    if token is None:
+        raise _reject(ctx, rec, e.QrTokenInvalid("not a payment token"))
+    card = ctx.db.scalar(select(Card).where(Card.card_number == token.card_number,
+                                            Card.form == "mobile"))
+    if card is None or not card.device_public_key:
+        raise _reject(ctx, rec, e.QrTokenInvalid("no mobile card with this number"))
+    rec.card_id = card.id
+    if not qr.signature_valid(card.device_public_key, token):
+        raise _reject(ctx, rec, e.QrTokenInvalid("the token is not signed by the card's phone"))
+    now = int(ctx.now.timestamp())
+    ttl = ctx.settings.qr_token_ttl_seconds
+    if token.expires_at <= now or token.expires_at - token.issued_at > ttl \
+            or token.issued_at > now + 30:
+        raise _reject(ctx, rec, e.QrTokenExpired(
+            f"a payment token is valid for {ttl} s; show a new one"))
+    if card.status != "active" or card.expires_on < ctx.today:
+        raise _reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
+    if data.amount > ctx.settings.pos_purchase_limit:
+        raise _reject(ctx, rec, e.AmountOverLimit(
+            f"a purchase is at most NT${ctx.settings.pos_purchase_limit}"))
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(QrTokenUse(token_id=token.token_id, card_id=card.id, used_at=ctx.now))
+            ctx.db.flush()
+    except IntegrityError:
+        raise _reject(ctx, rec, e.QrTokenSpent("this payment token was already used")) from None
+    purse = ledger.purse_of(ctx, card.id)
+    try:
+        with ctx.db.begin_nested():
+            t = ledger.post(ctx, "qr_purchase",
+                            [ledger.Leg(purse, -data.amount),
+                             ledger.Leg(merchant_account(ctx, terminal.merchant_id),
+                                        data.amount)],
+                            card_id=card.id, memo=f"QR at terminal {terminal.id}")
+    except InsufficientFunds as exc:
+        raise _reject(ctx, rec, e.QrInsufficientFunds(exc.detail)) from None
+    rec.status, rec.transfer_id = "accepted", t.id
+    ctx.db.add(rec)
+    ctx.db.flush()
+    return _out(ctx, rec, purse.balance)
+
+
+def upload_batch(ctx: Ctx, terminal: Terminal, data: s.OfflineBatch) -> s.BatchOut:
+    """Store an offline terminal's records as facts, once. Clearing validates them."""
+    digest = hashlib.sha256(json.dumps([r.model_dump() for r in data.records],
+                                       sort_keys=True).encode()).hexdigest()
+    batch = PosBatch(terminal_id=terminal.id, batch_ref=data.batch_ref,
+                     records=len(data.records), content_hash=digest, received_at=ctx.now)
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(batch)
+            ctx.db.flush()
+    except IntegrityError:
+        existing = ctx.db.scalar(select(PosBatch).where(PosBatch.terminal_id == terminal.id,
+                                                        PosBatch.batch_ref == data.batch_ref))
+        if existing is None or existing.content_hash != digest:
+            raise e.BatchConflict(f"batch {data.batch_ref!r} was received with other "
+                                  "records; give new records a new batch_ref") from None
+        return s.BatchOut(batch_id=existing.id, batch_ref=existing.batch_ref,
+                          records=existing.records, duplicate=True)
+    cards = {c.card_number: c.id for c in ctx.db.scalars(select(Card).where(
+        Card.card_number.in_({r.card_number for r in data.records})))}
+    ctx.db.execute(insert(PosTransaction), [
+        {"kind": "offline_purchase", "status": "uploaded", "terminal_id": terminal.id,
+         "merchant_id": terminal.merchant_id, "card_id": cards.get(r.card_number),
+         "card_number": r.card_number, "amount": r.amount, "refunded": 0,
+         "card_counter": r.card_counter, "balance_after": r.balance_after,
+         "terminal_seq": r.terminal_seq, "card_time": r.time,
+         "certificate": r.certificate.lower(), "batch_id": batch.id, "created_at": ctx.now}
+        for r in data.records])
+    audit.record(ctx, "pos.batch_upload", target_type="terminal", target_id=terminal.id,
+                 detail={"batch_id": batch.id, "records": len(data.records),
+                         "amount": sum(r.amount for r in data.records)})
+    return s.BatchOut(batch_id=batch.id, batch_ref=batch.batch_ref, records=batch.records,
+                      duplicate=False)

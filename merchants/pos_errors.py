@@ -65,3 +65,30 @@ class NotVoidable(DomainError):
     status = 409
     code = "not_voidable"
     title = "Only the terminal's last transaction of the day can be voided"
+
+
+class QrTokenInvalid(PosRefusal):
+    status = 422
+    code = "qr_token_invalid"
+    title = "QR payment token not valid"
+
+
+class QrTokenExpired(PosRefusal):
+    code = "qr_token_expired"
+    title = "QR payment token expired"
+
+
+class QrTokenSpent(PosRefusal):
+    code = "qr_token_spent"
+    title = "QR payment token already used"
+
+
+class QrInsufficientFunds(PosRefusal):
+    code = "insufficient_funds"
+    title = "Purse balance too low"
+
+
+class BatchConflict(DomainError):
+    status = 409
+    code = "batch_conflict"
+    title = "Batch reference already used for other records"

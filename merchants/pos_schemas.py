@@ -57,3 +57,21 @@ class HotlistOut(Model):
     version: int = Field(description="Send this as `since` next time")
     entries: list[HotlistEntryOut]
     more: bool = Field(description="More entries follow: ask again with since=version")
+
+
+class QrPurchase(Model):
+    token: str = Field(min_length=10, max_length=2000, description="The phone's KMQR1 token")
+    amount: int = Field(gt=0, le=1_000_000, strict=True)
+
+
+class OfflineBatch(Model):
+    batch_ref: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+                           description="The terminal's own name for this batch")
+    records: list[CardPurchase] = Field(min_length=1, max_length=1000)
+
+
+class BatchOut(Model):
+    batch_id: int
+    batch_ref: str
+    records: int
+    duplicate: bool = Field(description="This batch had been received before; nothing changed")

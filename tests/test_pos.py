@@ -185,3 +185,116 @@ def test_void_only_the_last_purchase(shop: Shop) -> None:
                          idempotency_key=f.key())
     assert r.status_code == 200 and r.json()["status"] == "voided"
     assert r.json()["purse_balance"] == 960
+
+
+# --- QR with the mobile card ------------------------------------------------------------------
+
+
+@pytest.fixture
+def phone(shop: Shop) -> tuple[Any, dict[str, Any]]:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    h = f.holder(shop.clerk)
+    card = f.active_card(shop.clerk, h["id"], "mobile", device_id="android-test-0001",
+                         device_public_key=base64.b64encode(der).decode())
+    shop.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 500}, key=f.key())
+    return key, card
+
+
+def qr_buy(shop: Shop, token: str, amount: int, key: str | None = None) -> Any:
+    return shop.pos.request("POST", "/pos/v1/qr-purchases", {"token": token, "amount": amount},
+                            idempotency_key=key or f.key())
+
+
+def test_qr_purchase_refund_and_void(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
+    from merchants.qr import make_payment_token
+    key, card = phone
+    r = qr_buy(shop, make_payment_token(key, card["card_number"], 30), 120)
+    assert r.status_code == 200, r.text
+    sale = r.json()
+    assert sale["kind"] == "qr_purchase" and sale["purse_balance"] == 380
+    refund = shop.pos.request("POST", "/pos/v1/refunds",
+                              {"original_transaction_id": sale["transaction_id"], "amount": 20},
+                              idempotency_key=f.key())
+    assert refund.json()["purse_balance"] == 400
+    second = qr_buy(shop, make_payment_token(key, card["card_number"], 30), 50).json()
+    void = shop.pos.request("POST", "/pos/v1/voids",
+                            {"transaction_id": second["transaction_id"]}, idempotency_key=f.key())
+    assert void.json()["status"] == "voided" and void.json()["purse_balance"] == 400
+    status = shop.pos.request("GET", f"/pos/v1/transactions/{sale['transaction_id']}").json()
+    assert status["refunded"] == 20
+
+
+def test_qr_token_is_single_use(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
+    from merchants.qr import make_payment_token
+    key, card = phone
+    token = make_payment_token(key, card["card_number"], 30)
+    assert qr_buy(shop, token, 10).status_code == 200
+    r = qr_buy(shop, token, 10)
+    assert r.status_code == 409 and r.json()["code"] == "qr_token_spent"
+
+
+def test_qr_token_expires(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from merchants.qr import make_payment_token
+    key, card = phone
+    old = make_payment_token(key, card["card_number"], 30, now=time.time() - 60)
+    r = qr_buy(shop, old, 10)
+    assert r.status_code == 409 and r.json()["code"] == "qr_token_expired"
+    too_long = make_payment_token(key, card["card_number"], 3600)
+    assert qr_buy(shop, too_long, 10).json()["code"] == "qr_token_expired"
+
+
+def test_qr_token_must_be_the_phones(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from merchants.qr import make_payment_token
+    _, card = phone
+    thief = make_payment_token(ec.generate_private_key(ec.SECP256R1()), card["card_number"], 30)
+    for token in (thief, "KMQR1.bm9uc2Vuc2U.AAAA", "not a token at all"):
+        r = qr_buy(shop, token, 10)
+        assert r.status_code == 422 and r.json()["code"] == "qr_token_invalid", r.text
+    assert shop.clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 500
+
+
+def test_qr_purchase_above_the_balance(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
+    from merchants.qr import make_payment_token
+    key, card = phone
+    r = qr_buy(shop, make_payment_token(key, card["card_number"], 30), 501)
+    assert r.status_code == 409 and r.json()["code"] == "insufficient_funds"
+
+
+# --- offline batches and the shop's QR code ----------------------------------------------------
+
+
+def test_offline_batch_uploaded_twice_is_stored_once(shop: Shop) -> None:
+    records = [shop.tap(10), shop.tap(20)]
+    body = {"batch_ref": "T1-2026-11-23-01", "records": records}
+    first = shop.pos.request("POST", "/pos/v1/batches", body).json()
+    again = shop.pos.request("POST", "/pos/v1/batches", body).json()
+    assert first["duplicate"] is False and again["duplicate"] is True
+    assert again["batch_id"] == first["batch_id"]
+    with shop.rt.sessions() as db:
+        rows = db.scalars(select(PosTransaction).where(
+            PosTransaction.kind == "offline_purchase")).all()
+    assert sorted(r.amount for r in rows) == [10, 20]
+    other = shop.pos.request("POST", "/pos/v1/batches",
+                             {"batch_ref": "T1-2026-11-23-01", "records": [shop.tap(5)]})
+    assert other.status_code == 409 and other.json()["code"] == "batch_conflict"
+
+
+def test_merchant_static_qr(shop: Shop) -> None:
+    from merchants.qr import merchant_qr_payload
+    mid = shop.terminal["merchant_id"]
+    png = shop.clerk.req("GET", f"/merchants/{mid}/qr.png", location="金城鎮民生路 1 號")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    svg = shop.clerk.req("GET", f"/merchants/{mid}/qr.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    assert merchant_qr_payload(mid, 3, "金城鎮").startswith(f"kinmencard://merchant/{mid}/terminal/3?loc=")
