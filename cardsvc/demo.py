@@ -23,6 +23,8 @@ from cardsvc.identifiers import person_id_check_digit
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+    from cardsvc.runtime import Runtime
+
 
 class DemoFailed(RuntimeError):
     pass
@@ -94,7 +96,7 @@ def run_demo(console: Console) -> bool:
             title="cardsvc demo"))
         try:
             with TestClient(create_app(boot.runtime)) as client:
-                _story(Story(console, client), boot.admin_password or "")
+                _story(Story(console, client), boot.admin_password or "", boot.runtime)
         except DemoFailed as exc:
             console.print(f"[bold red]demo failed:[/] {exc}")
             return False
@@ -103,7 +105,7 @@ def run_demo(console: Console) -> bool:
     return True
 
 
-def _story(st: Story, admin_password: str) -> None:
+def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     today = dt.datetime.now(TAIPEI).date()
 
     st.step("Staff log in")
@@ -152,8 +154,8 @@ def _story(st: Story, admin_password: str) -> None:
                       {"cardholder_id": ids["too_young"], "product": "senior"}, expect=422)
     st.say(f"林大同 (turns 65 tomorrow) applies for a senior card: [yellow]refused[/], rule "
            f"[bold]{refused['rule']}[/] — {refused['detail']}")
-    phone_key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    der = phone_key.public_bytes(serialization.Encoding.DER,
+    phone_private = ec.generate_private_key(ec.SECP256R1())  # stays on the phone
+    der = phone_private.public_key().public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
     plan = [("general", "general", {}), ("senior", "senior", {}), ("student", "student", {}),
             ("disability", "senior", {}), ("companion", "senior", {}),
@@ -208,6 +210,8 @@ def _story(st: Story, admin_password: str) -> None:
                       {"reason": "found it after all"}, expect=409)
     st.say(f"reinstating the replaced card: [yellow]{illegal['code']}[/] — {illegal['detail']}")
 
+    _shops(st, rt, rep["new_card"], gen, cards["mobile"], phone_private)
+
     st.step("Closing a card with a cash refund")
     sen = cards["senior"]
     st.call("POST", f"/cards/{sen['id']}/topups", {"amount": 300}, key=f"demo-{uuid.uuid4()}")
@@ -241,3 +245,65 @@ def _story(st: Story, admin_password: str) -> None:
     if not verdict["ok"]:
         raise DemoFailed(f"audit verify failed: {verdict}")
     st.say(f"[bold green]audit verify: chain intact[/] ({verdict['rows_checked']} rows)")
+
+
+def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
+           mobile: dict[str, Any], phone_private: Any) -> None:
+    """Two merchants' terminals, through the signed POS API."""
+    from cardsvc.db import transaction
+    from cardsvc.keystore.service import KeyStore
+    from merchants.client import PosClient
+    from merchants.qr import make_payment_token
+    from readers.memory import InProcessReader
+    from readers.protocol import KeyPurpose
+    from simulators.card import VirtualCard
+    from simulators.pos import SimulatedPos, TerminalRefusal
+
+    st.step("Shops: a card tap, a QR payment, a refund")
+    st.login("clerk.lin", "clerk.lin-Passw0rd")
+    with transaction(rt.sessions) as db:  # what a terminal is provisioned with: debit keys
+        debit = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
+            KeyPurpose.DEBIT)
+    terminals = {}
+    for name, tax_id, category, fee in (("金門縣陶瓷廠", "10458575", "government", 0),
+                                         ("金城老街貢糖行", "53212539", "retail", 150)):
+        m = st.call("POST", "/merchants", {"legal_name": name, "tax_id": tax_id,
+                                           "category": category, "fee_bps": fee,
+                                           "bank_account": "004-00012345678"}, expect=201)
+        t = st.call("POST", f"/merchants/{m['id']}/terminals", {"label": "POS 1"}, expect=201)
+        terminals[name] = SimulatedPos(PosClient(st.client, t["key_id"], t["secret"]), t["id"],
+                                       debit, rt.keys.secrets.system_id)
+        st.say(f"merchant {name} (統一編號 {tax_id}, fee {fee / 100:.2f}%) with terminal "
+               f"{t['id']}; key {t['key_id']} — its secret is shown once")
+    factory = terminals["金門縣陶瓷廠"]
+    factory.refresh_hotlist()
+
+    def on_reader(c: dict[str, Any]) -> InProcessReader:
+        path = rt.settings.sim_cards_dir / f"{c['chip_uid']}.json"
+        return InProcessReader(VirtualCard(bytes.fromhex(c["chip_uid"]), path))
+
+    tap = factory.tap(on_reader(card), 120)
+    if tap.status != "accepted" or tap.response is None:
+        raise DemoFailed(f"card tap refused: {tap.response}")
+    st.say(f"陳志明 taps his new card at 金門縣陶瓷廠 for NT$120: the terminal debits the chip, "
+           f"the backend verifies its certificate → [green]accepted[/], balance "
+           f"NT${tap.response['purse_balance']}")
+    try:
+        factory.tap(on_reader(lost), 50)
+        raise DemoFailed("the lost card was accepted")
+    except TerminalRefusal as exc:
+        st.say(f"someone tries the lost card {lost['card_number']}: the terminal refuses it "
+               f"([yellow]{exc.code}[/]) from its hotlist")
+    shop = terminals["金城老街貢糖行"]
+    token = make_payment_token(phone_private, mobile["card_number"],
+                               rt.settings.qr_token_ttl_seconds)
+    qr = shop.qr_purchase(token, 60)
+    if qr.get("status") != "accepted":
+        raise DemoFailed(f"QR payment refused: {qr}")
+    st.say(f"張家豪 shows a QR code on his phone at 金城老街貢糖行: NT$60 debited online → "
+           f"balance NT${qr['purse_balance']}")
+    again = shop.qr_purchase(token, 60)
+    st.say(f"the same QR code scanned again: [yellow]{again['code']}[/]")
+    refund = factory.refund(tap.response["transaction_id"], 20)
+    st.say(f"金門縣陶瓷廠 refunds NT$20 of the tap → balance NT${refund['purse_balance']}; the "
+           f"NT$20 reaches the chip at the next counter visit")

@@ -93,7 +93,9 @@ def test_demo_tells_the_whole_counter_story(tmp_path: Path) -> None:
     for expected in ("logged in as clerk", "refused, rule senior.age_or_disability",
                      "concession=disability", "concession=companion", "concession=student",
                      "mobile", "balance NT$500", "charged once", "carried over",
-                     "pay out NT$300 in cash", "Cards issued", "audit verify: chain intact"):
+                     "pay out NT$300 in cash", "Cards issued", "audit verify: chain intact",
+                     "certificate → accepted", "refuses it (card_hotlisted)",
+                     "shows a QR code", "qr_token_spent", "refunds NT$20"):
         assert expected in out, f"{expected!r} missing from the demo"
     assert list(tmp_path.iterdir()) == []  # throw-away: nothing left behind
 

@@ -298,3 +298,36 @@ def test_merchant_static_qr(shop: Shop) -> None:
     svg = shop.clerk.req("GET", f"/merchants/{mid}/qr.svg")
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
     assert merchant_qr_payload(mid, 3, "金城鎮").startswith(f"kinmencard://merchant/{mid}/terminal/3?loc=")
+
+
+def test_pos_simulator_online_offline_and_hotlist(shop: Shop, tmp_path: Path) -> None:
+    from simulators.pos import SimulatedPos, TerminalRefusal
+    with transaction(shop.rt.sessions) as db:
+        masters = KeyStore(db, shop.rt.keys.secrets.kek,
+                           shop.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
+    pos = SimulatedPos(shop.pos, shop.terminal["id"], masters, shop.rt.keys.secrets.system_id,
+                       state_file=tmp_path / "pos.json")
+
+    def reader() -> InProcessReader:
+        uid = shop.card["chip_uid"]
+        return InProcessReader(VirtualCard(bytes.fromhex(uid), shop.cards_dir / f"{uid}.json"))
+
+    first = pos.tap(reader(), 100)
+    assert first.status == "accepted", first.response
+    assert pos.tap(reader(), 30, online=False).status == "stored"
+    assert pos.tap(reader(), 40, online=False).status == "stored"
+    batch = pos.upload_offline()
+    assert batch is not None and batch["records"] == 2 and not batch["duplicate"]
+    with pytest.raises(TerminalRefusal) as over:
+        pos.tap(reader(), 1_001)
+    assert over.value.code == "amount_over_limit"
+    shop.clerk.ok("POST", f"/cards/{shop.card['id']}/suspend", {"kind": "lost",
+                                                                 "reason": "lost"})
+    assert pos.refresh_hotlist() == 1
+    with pytest.raises(TerminalRefusal) as hot:
+        pos.tap(reader(), 10)
+    assert hot.value.code == "card_hotlisted"
+    # The state survives a restart of the terminal.
+    again = SimulatedPos(shop.pos, shop.terminal["id"], masters, shop.rt.keys.secrets.system_id,
+                         state_file=tmp_path / "pos.json")
+    assert again.seq == pos.seq and shop.card["card_number"] in again.hotlist
