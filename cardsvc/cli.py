@@ -285,6 +285,32 @@ def keys_transport_key(uid: Annotated[str, typer.Argument(help="Chip UID in hex"
     console.print(key.hex().upper())
 
 
+@keys_app.command("terminal-export")
+def keys_terminal_export(
+    out: Annotated[Path, typer.Option(help="File to write (mode 0600)")],
+) -> None:
+    """Write the debit master keys (every version) and the system id for installing in POS
+    terminals. Terminals never get the load or personalisation keys."""
+    import json
+    import os
+
+    from cardsvc.db import transaction
+    from cardsvc.keystore.service import KeyStore
+    from readers.protocol import KeyPurpose
+
+    rt = _runtime().runtime
+    with transaction(rt.sessions) as db:
+        masters = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
+            KeyPurpose.DEBIT)
+        audit.record_for(db, cli_actor(), "keys.terminal_export", target_type="key",
+                         target_id="debit", detail={"versions": sorted(masters)})
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"format": 1, "system_id": rt.keys.secrets.system_id.hex(),
+                   "debit_masters": {str(v): k.hex() for v, k in masters.items()}}, fh)
+    console.print(f"wrote debit master keys (versions {sorted(masters)}) to {out}")
+
+
 @keys_app.command("rotate-pii")
 def keys_rotate_pii() -> None:
     """Add a new personal-data key and make it active; then re-encrypt every row with it."""
@@ -372,6 +398,93 @@ def sim_card(
         pass
     runner.stop()
     console.print("card removed")
+
+
+pos_app = typer.Typer(help="A simulated POS terminal against a running API.",
+                      no_args_is_help=True)
+sim_app.add_typer(pos_app, name="pos")
+ProfileOpt = Annotated[Path, typer.Option(
+    "--profile", help="Terminal profile JSON: api, key_id, secret, terminal_id, keys (file "
+    "from `cardsvc keys terminal-export`), state (file), reader (pcsc:<name> or "
+    "sim:<card state file>)")]
+
+
+def _pos(profile: Path):  # type: ignore[no-untyped-def]
+    import json
+
+    import httpx
+
+    from merchants.client import PosClient
+    from simulators.pos import SimulatedPos
+
+    cfg = json.loads(profile.read_text())
+    keys = json.loads(Path(cfg["keys"]).read_text())
+    http = httpx.Client(base_url=cfg["api"], timeout=10)
+    return cfg, SimulatedPos(
+        PosClient(http, cfg["key_id"], cfg["secret"]), int(cfg["terminal_id"]),
+        {int(v): bytes.fromhex(k) for v, k in keys["debit_masters"].items()},
+        bytes.fromhex(keys["system_id"]), state_file=Path(cfg.get("state", "pos-state.json")))
+
+
+def _pos_reader(spec: str):  # type: ignore[no-untyped-def]
+    if spec.startswith("sim:"):
+        from readers.memory import InProcessReader
+        from simulators.card import VirtualCard
+        path = Path(spec[4:])
+        import json
+        uid = bytes.fromhex(json.loads(path.read_text())["uid"])
+        return InProcessReader(VirtualCard(uid, path))
+    from readers.pcsc import PcscReader
+    reader = PcscReader(spec[5:] if spec.startswith("pcsc:") else "")
+    if not reader.wait_for_card(15):
+        raise _fail("no card on the reader")
+    return reader
+
+
+@pos_app.command("hotlist")
+def pos_hotlist(profile: ProfileOpt) -> None:
+    """Fetch the hotlist changes since the version the terminal holds."""
+    _, pos = _pos(profile)
+    n = pos.refresh_hotlist()
+    console.print(f"{n} change(s); version {pos.hotlist_version}; {len(pos.hotlist)} card(s)")
+
+
+@pos_app.command("tap")
+def pos_tap(profile: ProfileOpt, amount: Annotated[int, typer.Option(min=1)],
+            offline: Annotated[bool, typer.Option(help="Keep the record for a batch")] = False,
+            ) -> None:
+    """A card-present purchase with the card on the profile's reader."""
+    from simulators.pos import TerminalRefusal
+    cfg, pos = _pos(profile)
+    try:
+        result = pos.tap(_pos_reader(cfg["reader"]), amount, online=not offline)
+    except TerminalRefusal as exc:
+        raise _fail(f"terminal refused: {exc.code} ({exc})") from None
+    console.print(f"{result.status}: NT${result.amount} on card {result.card_number}"
+                  + (f" → {result.response}" if result.response else ""))
+
+
+@pos_app.command("upload")
+def pos_upload(profile: ProfileOpt) -> None:
+    """Upload the records kept while offline, as one batch."""
+    _, pos = _pos(profile)
+    console.print(pos.upload_offline() or "nothing to upload")
+
+
+@pos_app.command("qr")
+def pos_qr(profile: ProfileOpt, token: Annotated[str, typer.Option()],
+           amount: Annotated[int, typer.Option(min=1)]) -> None:
+    """A QR purchase with a token scanned from the resident's phone."""
+    _, pos = _pos(profile)
+    console.print(pos.qr_purchase(token, amount))
+
+
+@pos_app.command("refund")
+def pos_refund(profile: ProfileOpt, transaction: Annotated[int, typer.Option()],
+               amount: Annotated[int, typer.Option(min=1)]) -> None:
+    """Refund all or part of a purchase."""
+    _, pos = _pos(profile)
+    console.print(pos.refund(transaction, amount))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -71,6 +72,28 @@ def test_first_start_creates_database_keys_and_admin(tmp_path: Path) -> None:
         r = httpx.post(f"{base}/cardholders/search", headers=clerk,
                        json={"purpose": "log check", "person_id": pid})
         assert r.status_code == 200 and len(r.json()) == 1
+        # A chip card issued on the (simulated) counter reader, then a shop's terminal.
+        holder_id = r.json()[0]["id"]
+        app = httpx.post(f"{base}/cards/applications", headers=clerk,
+                         json={"cardholder_id": holder_id, "product": "general"}).json()
+        card = httpx.post(f"{base}/cards/{app['id']}/issue", headers=clerk, json={}).json()
+        httpx.post(f"{base}/cards/{app['id']}/activate", headers=clerk)
+        httpx.post(f"{base}/cards/{app['id']}/topups", json={"amount": 100},
+                   headers={**clerk, "Idempotency-Key": "first-start-topup-1"})
+        m = httpx.post(f"{base}/merchants", headers=clerk, json={
+            "legal_name": "金門縣立體育場", "tax_id": "10458575", "category": "government",
+            "fee_bps": 0, "bank_account": "004-00011122233"}).json()
+        t = httpx.post(f"{base}/merchants/{m['id']}/terminals", headers=clerk,
+                       json={"label": "Gate"}).json()
+        assert run(["keys", "terminal-export", "--out", "keys.json"], tmp_path).returncode == 0
+        (tmp_path / "pos.json").write_text(json.dumps({
+            "api": base, "key_id": t["key_id"], "secret": t["secret"], "terminal_id": t["id"],
+            "keys": str(tmp_path / "keys.json"), "state": str(tmp_path / "pos-state.json"),
+            "reader": f"sim:{tmp_path / 'sim-cards' / (card['chip_uid'] + '.json')}"}))
+        tap = run(["sim", "pos", "tap", "--profile", "pos.json", "--amount", "30"], tmp_path)
+        assert tap.returncode == 0 and "accepted" in tap.stdout, tap.stdout + tap.stderr
+        hot = run(["sim", "pos", "hotlist", "--profile", "pos.json"], tmp_path)
+        assert hot.returncode == 0 and "version" in hot.stdout
         secrets = tmp_path / "cardsvc-secrets.json"
         assert (tmp_path / "cardsvc.db").exists()
         assert secrets.stat().st_mode & 0o777 == 0o600
