@@ -1,0 +1,248 @@
+"""Card-present purchases per second through the signed POS API on PostgreSQL.
+
+A real server (uvicorn, `--workers`) on a fresh PostgreSQL database; N client threads, each a
+terminal with its own credentials, submit purchases whose certificates are valid (computed
+with the card keys, as the cards would). Every request is signed, checked (signature, clock,
+nonce, hotlist, expiry, limit, certificate, replay), booked in the ledger with its audit row
+and idempotency record.
+
+Baseline in the same run: the same ledger writes (transfer, two postings, two balance updates,
+the transaction row) as raw SQL from N threads, without any checks.
+
+Last line: purchases_per_s=N p50_ms=X p99_ms=Y vs_raw=R
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text, update
+from sqlalchemy.engine import make_url
+
+from cardsvc import migrate
+from cardsvc.bootstrap import bootstrap
+from cardsvc.cards import schemas as cs
+from cardsvc.cards import service as cards
+from cardsvc.cards.models import Card
+from cardsvc.config import Settings
+from cardsvc.context import Actor, Ctx
+from cardsvc.db import transaction
+from cardsvc.holders import schemas as hs
+from cardsvc.holders import service as holders
+from cardsvc.identifiers import person_id_check_digit
+from cardsvc.keystore.service import KeyStore
+from merchants import schemas as ms
+from merchants import service as msvc
+from merchants.client import PosClient
+from readers import crypto
+from readers import protocol as p
+from readers.protocol import KeyPurpose
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+                    help="PostgreSQL server (a fresh database is created and dropped)")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--purchases", type=int, default=4000)
+    ap.add_argument("--cards", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    args = ap.parse_args()
+
+    name = f"cardsvc_posbench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db_url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
+    workdir = Path(tempfile.mkdtemp(prefix="posbench-"))
+    settings = Settings(database_url=db_url, secrets_file=workdir / "secrets.json",
+                        reader="none")
+    server = None
+    try:
+        from cardsvc.runtime import Runtime
+        rt0 = Runtime.build(settings)
+        migrate.upgrade(rt0.engine)
+        rt0.close()
+        rt = bootstrap(settings).runtime
+        actor = Actor.system("bench")
+        print(f"preparing {args.cards} cards and {args.clients} terminals ...", flush=True)
+        card_rows = []
+        with transaction(rt.sessions) as db:
+            ctx = Ctx(db, rt.settings, rt.keys, actor)
+            for i in range(args.cards):
+                head = f"W1{i:07d}"
+                h = holders.register(ctx, hs.CardholderCreate(
+                    name="bench", person_id=head + person_id_check_digit(head),
+                    birth_date=dt.date(1980, 1, 1), township="金城鎮"))
+                c = cards.apply(ctx, cs.CardApplication(cardholder_id=h.id, product="general"))
+                cards.issue(ctx, c.id, cs.IssueRequest(chip_uid=f"04{i:012X}"))
+                cards.simple_transition(ctx, c.id, "activate", "bench")
+                cards.topup(ctx, c.id, cs.TopUpRequest(amount=10_000))
+                card_rows.append((c.id, c.card_number, bytes.fromhex(c.chip_uid or "")))
+            db.execute(update(Card).values(load_key_version=1))  # chips carry our keys
+            m = msvc.create_merchant(ctx, ms.MerchantCreate(
+                legal_name="bench", tax_id="10458575", category="retail", fee_bps=0,
+                bank_account="004-00012345678"))
+            creds = [msvc.create_terminal(ctx, m.id, ms.TerminalCreate(label=f"T{i}"))
+                     for i in range(args.clients)]
+            store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
+            load_keys = {cid: store.card_key(KeyPurpose.LOAD, 1, uid)
+                         for cid, _, uid in card_rows}
+        rt.close()
+
+        # Purchases with valid certificates, NT$1 each, spread over the cards.
+        per_client = args.purchases // args.clients
+        counters = dict.fromkeys(load_keys, 1)  # the top-up was a chip counter step too
+        jobs: list[list[dict[str, object]]] = []
+        k = 0
+        when = int(time.time())
+        for c in range(args.clients):
+            batch = []
+            for s in range(per_client):
+                cid, number, uid = card_rows[k % len(card_rows)]
+                k += 1
+                counters[cid] += 1
+                balance = 10_000 - (counters[cid] - 1)
+                cert = crypto.mac8(load_keys[cid], p.certificate_input(
+                    number, p.TxType.DEBIT, counters[cid], 1, balance, creds[c].id, s + 1,
+                    when))
+                batch.append({"card_number": number, "chip_uid": uid.hex().upper(),
+                              "amount": 1, "card_counter": counters[cid],
+                              "balance_after": balance, "terminal_seq": s + 1, "time": when,
+                              "certificate": cert.hex()})
+            jobs.append(batch)
+
+        port = free_port()
+        env = {**os.environ, "CARDSVC_DATABASE_URL": db_url,
+               "CARDSVC_SECRETS_FILE": str(settings.secrets_file), "CARDSVC_READER": "none",
+               "CARDSVC_GENERATE_SECRETS": "false"}
+        server = subprocess.Popen(  # noqa: S603 - our own app, fixed arguments
+            [sys.executable, "-m", "uvicorn", "cardsvc.asgi:app", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(args.workers), "--no-access-log",
+             "--log-level", "warning"], env=env, cwd=workdir)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+
+        latencies: list[float] = []
+        approved = [0]
+        lock = threading.Lock()
+
+        def client(c: int) -> None:
+            http = httpx.Client(base_url=base, timeout=30)
+            pos = PosClient(http, creds[c].key_id, creds[c].secret)
+            mine: list[float] = []
+            ok = 0
+            for i, body in enumerate(jobs[c]):
+                t = time.perf_counter()
+                r = pos.request("POST", "/pos/v1/purchases", body,
+                                idempotency_key=f"bench-{c:03d}-{i:08d}")
+                mine.append((time.perf_counter() - t) * 1000)
+                ok += r.status_code == 200 and r.json().get("status") == "accepted"
+            with lock:
+                latencies.extend(mine)
+                approved[0] += ok
+
+        print(f"{args.clients} signed clients, {per_client * args.clients} purchases, "
+              f"{args.workers} server workers ...", flush=True)
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        api_s = time.perf_counter() - t0
+        server.terminate()
+        server.wait(timeout=30)
+        server = None
+
+        # Raw baseline: the same rows, plain SQL, same concurrency.
+        raw_engine = create_engine(db_url, pool_size=args.clients, max_overflow=0)
+        with raw_engine.connect() as conn:
+            purses = [r[0] for r in conn.execute(text(
+                "SELECT id FROM accounts WHERE kind = 'card_purse' ORDER BY id"))]
+            payable = conn.execute(text(
+                "SELECT id FROM accounts WHERE kind = 'merchant_payable' LIMIT 1")).scalar()
+            if payable is None:
+                payable = conn.execute(text(
+                    "INSERT INTO accounts (kind, code, balance, created_at) VALUES "
+                    "('merchant_payable', 'merchant:raw', 0, now()) RETURNING id")).scalar()
+                conn.commit()
+        raw_lat: list[float] = []
+
+        def raw_client(c: int) -> None:
+            mine = []
+            with raw_engine.connect() as conn:
+                for i in range(per_client):
+                    purse = purses[(c * per_client + i) % len(purses)]
+                    t = time.perf_counter()
+                    with conn.begin():
+                        tid = conn.execute(text(
+                            "INSERT INTO transfers (kind, amount, actor, memo, created_at) "
+                            "VALUES ('raw', 1, 'bench', '', now()) RETURNING id")).scalar()
+                        conn.execute(text(
+                            "INSERT INTO postings (transfer_id, account_id, amount, "
+                            "balance_after, created_at) VALUES (:t, :a, -1, 0, now()), "
+                            "(:t, :b, 1, 0, now())"), {"t": tid, "a": purse, "b": payable})
+                        for acct, delta in sorted(((purse, -1), (payable, 1))):
+                            conn.execute(text("UPDATE accounts SET balance = balance + :d "
+                                              "WHERE id = :a"), {"d": delta, "a": acct})
+                    mine.append((time.perf_counter() - t) * 1000)
+            with lock:
+                raw_lat.extend(mine)
+
+        threads = [threading.Thread(target=raw_client, args=(c,)) for c in range(args.clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        raw_s = time.perf_counter() - t0
+        raw_engine.dispose()
+    finally:
+        if server is not None:
+            server.terminate()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    total = per_client * args.clients
+    rate, raw_rate = approved[0] / api_s, total / raw_s
+    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    print(f"POS API    : {approved[0]}/{total} approved in {api_s:.1f} s = {rate:7.0f}/s   "
+          f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+    print(f"raw SQL    : {total} ledger writes in {raw_s:.1f} s = {raw_rate:7.0f}/s   "
+          f"p50 {statistics.median(raw_lat):6.2f} ms  p99 {percentile(raw_lat, 0.99):6.2f} ms")
+    print(f"purchases_per_s={rate:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f} "
+          f"vs_raw={rate / raw_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
