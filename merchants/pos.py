@@ -19,6 +19,7 @@ from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card, CardLoad, HotlistEntry
 from cardsvc.cards.service import HOTLISTED
 from cardsvc.context import TAIPEI, Ctx
+from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import InsufficientFunds, NotFound
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger
@@ -88,11 +89,10 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase,
     purse = ledger.purse_of(ctx, card.id)
     payable = merchant_account(ctx, terminal.merchant_id)
     try:
-        with ctx.db.begin_nested():
-            t = ledger.post(ctx, "purchase", [ledger.Leg(purse, -data.amount),
-                                              ledger.Leg(payable, data.amount)],
-                            card_id=card.id,
-                            memo=f"terminal {terminal.id} seq {data.terminal_seq}")
+        # ledger.post checks every rule before it writes anything: no savepoint needed.
+        t = ledger.post(ctx, "purchase", [ledger.Leg(purse, -data.amount),
+                                          ledger.Leg(payable, data.amount)],
+                        card_id=card.id, memo=f"terminal {terminal.id} seq {data.terminal_seq}")
     except InsufficientFunds:
         raise _reject(ctx, rec, e.BalanceMismatch(
             "the card debited more than its balance in the backend: flagged for clearing"
@@ -221,20 +221,16 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
     if data.amount > ctx.settings.pos_purchase_limit:
         raise _reject(ctx, rec, e.AmountOverLimit(
             f"a purchase is at most NT${ctx.settings.pos_purchase_limit}"))
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(QrTokenUse(token_id=token.token_id, card_id=card.id, used_at=ctx.now))
-            ctx.db.flush()
-    except IntegrityError:
-        raise _reject(ctx, rec, e.QrTokenSpent("this payment token was already used")) from None
+    if insert_if_absent(ctx.db, QrTokenUse,
+                        {"token_id": token.token_id, "card_id": card.id, "used_at": ctx.now},
+                        [QrTokenUse.token_id], QrTokenUse.id) is None:
+        raise _reject(ctx, rec, e.QrTokenSpent("this payment token was already used"))
     purse = ledger.purse_of(ctx, card.id)
     try:
-        with ctx.db.begin_nested():
-            t = ledger.post(ctx, "qr_purchase",
-                            [ledger.Leg(purse, -data.amount),
-                             ledger.Leg(merchant_account(ctx, terminal.merchant_id),
-                                        data.amount)],
-                            card_id=card.id, memo=f"QR at terminal {terminal.id}")
+        t = ledger.post(ctx, "qr_purchase",
+                        [ledger.Leg(purse, -data.amount),
+                         ledger.Leg(merchant_account(ctx, terminal.merchant_id), data.amount)],
+                        card_id=card.id, memo=f"QR at terminal {terminal.id}")
     except InsufficientFunds as exc:
         raise _reject(ctx, rec, e.QrInsufficientFunds(exc.detail)) from None
     rec.status, rec.transfer_id = "accepted", t.id

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
+from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import (
     Conflict,
     InvalidInput,
@@ -203,12 +204,9 @@ def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
     secret = _unwrap_secret(ctx.keys.secrets.kek, t)
     if not signing.verify(secret, signature, method, path, timestamp, nonce, body):
         raise BadSignature("the signature does not match this request")
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(PosNonce(key_id=key_id, nonce=nonce, seen_at=ctx.now))
-            ctx.db.flush()
-    except IntegrityError:
-        raise NonceReused("this nonce was already used; every request needs a new one") from None
+    if insert_if_absent(ctx.db, PosNonce, {"key_id": key_id, "nonce": nonce, "seen_at": ctx.now},
+                        [PosNonce.key_id, PosNonce.nonce], PosNonce.id) is None:
+        raise NonceReused("this nonce was already used; every request needs a new one")
     return t
 
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
+from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import (
     DomainError,
     IdempotencyConflict,
@@ -174,22 +175,26 @@ def idempotent(ctx: Ctx, key: str | None, operation: str, request: dict[str, Any
     request: 409. The record and the work commit together or not at all."""
     key = validate_key(key)
     digest = request_hash(operation, request)
-    record = IdempotencyRecord(key=key, operation=operation, request_hash=digest,
-                               status_code=status_code, response="",
-                               actor=ctx.actor.username, created_at=ctx.now)
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(record)
-            ctx.db.flush()
-    except IntegrityError:
+    inserted = insert_if_absent(
+        ctx.db, IdempotencyRecord,
+        {"key": key, "operation": operation, "request_hash": digest,
+         "status_code": status_code, "response": "", "actor": ctx.actor.username,
+         "created_at": ctx.now},
+        [IdempotencyRecord.key], IdempotencyRecord.key)
+    if inserted is None:
         existing = ctx.db.get(IdempotencyRecord, key, populate_existing=True)
         if existing is None:  # pragma: no cover - the winner vanished between two statements
-            raise
+            raise IdempotencyConflict("this Idempotency-Key is in use; retry")
         if existing.request_hash != digest:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used for a different request; use a new "
-                "key for a new operation") from None
+                "key for a new operation")
         return IdempotentResult(json.loads(existing.response), existing.status_code, True)
+
+    def store(status: int, body: dict[str, Any]) -> None:
+        ctx.db.execute(update(IdempotencyRecord).where(IdempotencyRecord.key == key).values(
+            status_code=status, response=json.dumps(body, ensure_ascii=False)))
+
     try:
         result = fn()
     except DomainError as exc:
@@ -197,15 +202,11 @@ def idempotent(ctx: Ctx, key: str | None, operation: str, request: dict[str, Any
             # A refusal that is itself a fact (a rejected POS record): the answer is kept
             # under the key, so a retry gets the same refusal and no second record.
             from cardsvc.api_errors import problem_body
-            record.status_code = exc.status
-            record.response = json.dumps(problem_body(exc.status, exc.code, exc.title,
-                                                      exc.detail, **exc.extra),
-                                         ensure_ascii=False)
-            ctx.db.flush()
+            store(exc.status, problem_body(exc.status, exc.code, exc.title, exc.detail,
+                                           **exc.extra))
         raise
     body = json.loads(result.model_dump_json())
-    record.response = json.dumps(body, ensure_ascii=False)
-    ctx.db.flush()
+    store(status_code, body)
     return IdempotentResult(body, status_code, False)
 
 
