@@ -14,16 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cardsvc.errors import DomainError
+from cardsvc.errors import DomainError, problem_body
 
 log = logging.getLogger("cardsvc")
 PROBLEM = "application/problem+json"
-
-
-def problem_body(status: int, code: str, title: str, detail: str,
-                 **extra: Any) -> dict[str, Any]:
-    return {"type": f"urn:cardsvc:problem:{code}", "title": title, "status": status,
-            "detail": detail, "code": code, **extra}
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:

@@ -9,6 +9,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def problem_body(status: int, code: str, title: str, detail: str,
+                 **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem details object."""
+    return {"type": f"urn:cardsvc:problem:{code}", "title": title, "status": status,
+            "detail": detail, "code": code, **extra}
+
+
 class ConfigurationError(RuntimeError):
     """The deployment is misconfigured (missing or malformed secrets, bad URL)."""
 
@@ -17,6 +24,9 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+
+    def problem(self) -> dict[str, Any]:
+        return problem_body(self.status, self.code, self.title, self.detail, **self.extra)
 
     def __init__(self, detail: str, *, keep_writes: bool = False, **extra: Any) -> None:
         super().__init__(detail)

@@ -27,7 +27,7 @@ from cardsvc.ledger.models import Account, AccountKind
 from merchants import pos_errors as e
 from merchants import pos_schemas as s
 from merchants import qr
-from merchants.models import Merchant, PosBatch, PosTransaction, QrTokenUse, Terminal
+from merchants.models import PosBatch, PosTransaction, QrTokenUse, Terminal
 from readers import protocol as p
 
 
@@ -184,12 +184,6 @@ def hotlist(ctx: Ctx, since: int) -> s.HotlistOut:
     return s.HotlistOut(version=version, more=more, entries=[
         s.HotlistEntryOut(version=r.id, card_number=r.card_number, action=r.action,
                           reason=r.reason) for r in rows])
-
-
-def merchant_of(ctx: Ctx, terminal: Terminal) -> Merchant:
-    m = ctx.db.get(Merchant, terminal.merchant_id)
-    assert m is not None  # noqa: S101
-    return m
 
 
 def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,

@@ -22,10 +22,6 @@ CardId = IdPath
 SUPERVISORS = (Role.SUPERVISOR,)
 
 
-def _replayable(result: IdempotentResult) -> JSONResponse:
-    return replayable(result)
-
-
 def _money_responses() -> dict[int | str, dict[str, Any]]:
     return {409: {"description": "Idempotency key reused with another body, card not usable, "
                                  "insufficient funds or purse limit"}}
@@ -130,7 +126,7 @@ def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep
         lambda: service.replace(ctx, card_id, body, chip.personaliser(ctx, rt.counter)))
     new_card = result.body["new_card"]["id"]
     out = chip.topup_and_load(ctx, new_card, result.body, True, rt.counter)
-    return _replayable(IdempotentResult(out, result.status_code, result.replayed))
+    return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 
 @router.post("/{card_id}/close", response_model=s.CloseResult,
@@ -138,7 +134,7 @@ def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep
              summary="Close the card and refund its balance in cash")
 def close(card_id: CardId, body: s.CloseRequest, ctx: CtxDep,
           idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    return _replayable(idempotent(
+    return replayable(idempotent(
         ctx, idempotency_key, "card.close", {"card_id": card_id, **body.model_dump()},
         lambda: service.close(ctx, card_id, body)))
 
@@ -159,7 +155,7 @@ def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
         ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
         lambda: service.topup(ctx, card_id, body))
     out = chip.topup_and_load(ctx, card_id, result.body, body.load_card, rt.counter)
-    return _replayable(IdempotentResult(out, result.status_code, result.replayed))
+    return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 
 @router.get("/{card_id}/card-loads", response_model=list[s.CardLoadOut],
@@ -195,6 +191,6 @@ def verify_certificate(card_id: CardId, body: s.CertificateCheck,
              summary="Pay a county fee from the purse at the counter (online debit)")
 def charge(card_id: CardId, body: s.ChargeRequest, ctx: CtxDep,
            idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    return _replayable(idempotent(
+    return replayable(idempotent(
         ctx, idempotency_key, "purse.charge", {"card_id": card_id, **body.model_dump()},
         lambda: service.charge(ctx, card_id, body)))

@@ -22,7 +22,6 @@ from cardsvc.counter_reader import CounterReader
 from cardsvc.errors import (
     CardNotPresented,
     ChipRefused,
-    Conflict,
     DomainError,
     InvalidInput,
     NotFound,
@@ -60,16 +59,13 @@ def personalise_and_issue(ctx: Ctx, card_id: int, counter: CounterReader) -> Car
     Safe to repeat: a chip already personalised as this very card (the database commit failed
     after the chip was locked) is recognised and bound."""
     card = cards.get(ctx, card_id, for_update=True)
-    allowed, _ = cards.TRANSITIONS["issue"]
-    if card.status not in allowed:
-        cards.transition(ctx, card, "issue", "")  # raises the standard 409
+    cards.check_transition(ctx, card, "issue")
     if card.form != "physical":
         raise InvalidInput("mobile cards have no chip to personalise")
     holder = holders.get(ctx, card.cardholder_id)
     decision = eligibility.decide(ctx, holder, Product(card.product), ctx.today)
     uid, load_version = personalise_chip(ctx, card, decision, counter)
-    if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid, Card.id != card.id)):
-        raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+    cards.require_free_chip(ctx, uid, card.id)
     card.chip_uid = uid
     card.load_key_version = load_version
     card.concession = decision.concession.value
@@ -146,11 +142,11 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
         sel = session.select()
         if sel.uid.hex().upper() != card.chip_uid:
             raise WrongCardOnReader(f"the card on the reader is not card {card.card_number}")
+        # The load key, which terminals never hold: the counter and records the card reports
+        # in this session are the card's own, not a card emulator's.
+        load_masters = store.masters(KeyPurpose.LOAD)
         for load in loads:
-            # The load key, which terminals never hold: the counter and records the card
-            # reports in this session are the card's own, not a card emulator's.
-            auth = session.authenticate_with_master(KeyPurpose.LOAD,
-                                                    store.masters(KeyPurpose.LOAD))
+            auth = session.authenticate_with_master(KeyPurpose.LOAD, load_masters)
             if auth.info is None or auth.info.card_number != card.card_number:
                 raise WrongCardOnReader("the chip carries another card number")
             counter_now = auth.purse.counter

@@ -91,8 +91,9 @@ def list_for_holder(ctx: Ctx, holder_id: int) -> list[Card]:
                                .order_by(Card.id)))
 
 
-def transition(ctx: Ctx, card: Card, action: str, reason: str) -> None:
-    allowed, target = TRANSITIONS[action]
+def check_transition(ctx: Ctx, card: Card, action: str) -> None:
+    """Raise unless `action` may happen to this card now, by this actor (409 / 403)."""
+    allowed, _ = TRANSITIONS[action]
     if card.status not in allowed:
         raise IllegalTransition(
             f"cannot {action} card {card.card_number}: it is {card.status}; {action} is "
@@ -101,6 +102,11 @@ def transition(ctx: Ctx, card: Card, action: str, reason: str) -> None:
     if (card.status == A.BLOCKED and action in SUPERVISOR_ONLY_FROM_BLOCKED
             and ctx.actor.role not in ("supervisor", "system")):
         raise Forbidden(f"card {card.card_number} is blocked: only a supervisor may {action} it")
+
+
+def transition(ctx: Ctx, card: Card, action: str, reason: str) -> None:
+    check_transition(ctx, card, action)
+    _, target = TRANSITIONS[action]
     if action == "unblock":
         # Back to where it was: a card blocked while reported stolen stays suspended.
         before = ctx.db.scalar(select(CardEvent.from_status).where(
@@ -230,6 +236,12 @@ def apply(ctx: Ctx, data: s.CardApplication) -> Card:
     return card
 
 
+def require_free_chip(ctx: Ctx, uid: str, card_id: int) -> None:
+    """A chip UID is bound to one card only."""
+    if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid, Card.id != card_id)):
+        raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+
+
 def _bind_chip(ctx: Ctx, card: Card, chip_uid: str | None) -> None:
     if card.form == "mobile":
         if chip_uid:
@@ -238,16 +250,13 @@ def _bind_chip(ctx: Ctx, card: Card, chip_uid: str | None) -> None:
     uid = normalize_chip_uid(chip_uid or "")
     if uid is None:
         raise InvalidInput("chip_uid must be the 4, 7 or 10-byte UID in hex", field="chip_uid")
-    if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid)) is not None:
-        raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+    require_free_chip(ctx, uid, card.id)
     card.chip_uid = uid
 
 
 def issue(ctx: Ctx, card_id: int, data: s.IssueRequest) -> Card:
     card = get(ctx, card_id, for_update=True)
-    allowed, _ = TRANSITIONS["issue"]
-    if card.status not in allowed:
-        transition(ctx, card, "issue", "")  # raises the standard 409
+    check_transition(ctx, card, "issue")
     holder = holders.get(ctx, card.cardholder_id)
     decision = eligibility.decide(ctx, holder, Product(card.product), ctx.today)
     _bind_chip(ctx, card, data.chip_uid)
@@ -346,9 +355,7 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
     (`data.chip_uid`) or has `personaliser` write a blank chip on the counter reader; a new
     chip then receives the carried-over balance as a chip load."""
     old = get(ctx, card_id, for_update=True)
-    allowed, _ = TRANSITIONS["replace"]
-    if old.status not in allowed:
-        transition(ctx, old, "replace", data.reason)  # raises the standard 409
+    check_transition(ctx, old, "replace")
     if data.fee_payment == "waived" and ctx.actor.role != "supervisor":
         raise Forbidden("only a supervisor may waive the replacement fee")
     product = data.product or Product(old.product)
@@ -391,8 +398,7 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
     if on_reader:
         assert personaliser is not None  # noqa: S101 - checked above; narrows the type
         uid, load_version = personaliser(new, decision)
-        if ctx.db.scalar(select(Card.id).where(Card.chip_uid == uid)) is not None:
-            raise Conflict("this chip UID is already bound to another card", field="chip_uid")
+        require_free_chip(ctx, uid, new.id)
         new.chip_uid, new.load_key_version = uid, load_version
     else:
         _bind_chip(ctx, new, data.chip_uid)
@@ -424,9 +430,7 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
 
 def close(ctx: Ctx, card_id: int, data: s.CloseRequest) -> s.CloseResult:
     card = get(ctx, card_id, for_update=True)
-    allowed, _ = TRANSITIONS["close"]
-    if card.status not in allowed:
-        transition(ctx, card, "close", data.reason)  # raises the standard 409
+    check_transition(ctx, card, "close")
     purse = ledger.purse_of(ctx, card.id)
     refund = purse.balance
     if refund > 0:

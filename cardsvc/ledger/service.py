@@ -201,9 +201,7 @@ def idempotent(ctx: Ctx, key: str | None, operation: str, request: dict[str, Any
         if exc.keep_writes:
             # A refusal that is itself a fact (a rejected POS record): the answer is kept
             # under the key, so a retry gets the same refusal and no second record.
-            from cardsvc.api_errors import problem_body
-            store(exc.status, problem_body(exc.status, exc.code, exc.title, exc.detail,
-                                           **exc.extra))
+            store(exc.status, exc.problem())
         raise
     body = json.loads(result.model_dump_json())
     store(status_code, body)
