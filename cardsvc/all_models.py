@@ -11,6 +11,16 @@ from merchants.models import (
     QrTokenUse,
     Terminal,
 )
+from settlement.models import (
+    ClearingEntry,
+    ClearingException,
+    ClearingFile,
+    ClearingPartition,
+    ClearingRun,
+    ClearingWindow,
+    MerchantStatement,
+)
 
 __all__ = ["Base", "Merchant", "PosBatch", "PosNonce", "PosTransaction", "QrTokenUse",
-           "Terminal"]
+           "Terminal", "ClearingEntry", "ClearingException", "ClearingFile",
+           "ClearingPartition", "ClearingRun", "ClearingWindow", "MerchantStatement"]

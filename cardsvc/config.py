@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,6 +59,22 @@ class Settings(BaseSettings):
     reader: str = "sim"
     sim_cards_dir: Path = Path("sim-cards")
     reader_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+
+    # Daily clearing. A business day's window takes the records received before its cut-off
+    # (Asia/Taipei); beat starts the run `clearing_start_delay_minutes` after it.
+    clearing_cutoff: dt.time = dt.time(23, 0)
+    clearing_start_delay_minutes: int = Field(default=15, ge=0, le=600)
+    # A run whose partitions are unfinished this long after dispatch is dispatched again by
+    # the sweeper (its tasks are idempotent; a lost chord callback is the usual cause).
+    clearing_stale_seconds: int = Field(default=600, ge=0)
+    # Celery. No broker: tasks run in-process (the embedded default). Production names Redis,
+    # e.g. redis://127.0.0.1:6379/0; results (for the chord) go to the same Redis by default.
+    broker_url: str | None = None
+    result_backend: str | None = None
+    # The county's own account that pays merchants and billers (the payout file's debtor).
+    payout_debtor_name: str = "金門縣政府"
+    payout_debtor_account: str = Field(default="000000000000", pattern=r"^[0-9A-Za-z]{1,34}$")
+    payout_debtor_bank: str = Field(default="000", pattern=r"^[0-9A-Za-z]{1,35}$")
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
@@ -153,8 +153,12 @@ def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
     last = ctx.db.scalar(select(func.max(PosTransaction.id)).where(
         PosTransaction.terminal_id == terminal.id, PosTransaction.status == "accepted"))
     same_day = t.created_at.astimezone(TAIPEI).date() == ctx.today
+    # A purchase its clearing window already holds is settled as it was: refund it instead.
+    # (The table belongs to settlement/, which is built on this package; one query only.)
+    cleared = ctx.db.execute(text("SELECT 1 FROM clearing_entries WHERE transaction_id = :t"),
+                             {"t": t.id}).first() is not None
     if (t.id != last or t.terminal_id != terminal.id or t.kind not in ("purchase", "qr_purchase")
-            or t.refunded or not same_day):
+            or t.refunded or not same_day or cleared):
         raise e.NotVoidable("void the terminal's last accepted purchase of today, not "
                             "refunded; otherwise refund it")
     card = ctx.db.get(Card, t.card_id)

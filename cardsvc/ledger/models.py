@@ -15,6 +15,7 @@ class AccountKind(enum.StrEnum):
     MERCHANT_PAYABLE = "merchant_payable"
     BILLER_PAYABLE = "biller_payable"
     FEE_INCOME = "fee_income"
+    PAYOUT = "payout"  # paid out to merchants' and billers' banks by the payout file
     SUSPENSE = "suspense"  # money whose owner is not yet known (e.g. disputed records)
 
 

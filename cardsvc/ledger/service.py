@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
+from cardsvc.db import UTCDateTime
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import (
     DomainError,
@@ -139,6 +140,48 @@ def post(ctx: Ctx, kind: str, legs: Sequence[Leg], *, card_id: int | None = None
     audit.record(ctx, f"money.{kind}", target_type="transfer", target_id=transfer.id,
                  detail={"amount": amount, "card_id": card_id,
                          "legs": [[leg.account.code, leg.amount] for leg in legs]})
+    return transfer
+
+
+def post_aggregated(ctx: Ctx, kind: str, legs_sql: str, params: dict[str, Any], *,
+                    memo: str = "") -> Transfer | None:
+    """Write one balanced transfer whose legs come from a query, set-based: for batch work
+    (clearing) whose legs number in the thousands. `legs_sql` selects `account_id, amount`
+    with at most one row per account. Returns None when the query yields no legs.
+
+    Unlike `post`, purses may end below zero: the legs are facts the chips already recorded
+    offline (clearing flags the card when a chip spent money the backend did not know of).
+    """
+    db = ctx.db
+    legs = f"SELECT account_id, amount FROM ({legs_sql}) legs WHERE amount <> 0"
+    if db.get_bind().dialect.name == "postgresql":
+        # The same lock order as `post`: ascending account id.
+        db.execute(text(f"SELECT id FROM accounts WHERE id IN (SELECT account_id FROM ({legs}) l)"
+                        " ORDER BY id FOR UPDATE"), params)
+    totals = db.execute(text(f"SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM("
+                             f"CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) FROM ({legs}) l"),
+                        params).one()
+    count, total, positive = int(totals[0]), int(totals[1]), int(totals[2])
+    if count == 0:
+        return None
+    if count < 2 or total != 0:
+        raise ValueError(f"a {kind} transfer's legs must be two or more and sum to zero "
+                         f"(got {count} legs summing to {total})")
+    transfer = Transfer(kind=kind, card_id=None, amount=positive, idempotency_key=None,
+                        actor=ctx.actor.username, memo=memo, created_at=ctx.now)
+    db.add(transfer)
+    db.flush()
+    db.execute(text(
+        "INSERT INTO postings (transfer_id, account_id, amount, balance_after, created_at) "
+        f"SELECT :transfer_id, a.id, l.amount, a.balance + l.amount, :now FROM ({legs}) l "
+        "JOIN accounts a ON a.id = l.account_id").bindparams(bindparam("now", type_=UTCDateTime)),
+        {**params, "transfer_id": transfer.id, "now": ctx.now})
+    db.execute(text("UPDATE accounts SET balance = p.balance_after FROM postings p "
+                    "WHERE p.transfer_id = :transfer_id AND p.account_id = accounts.id"),
+               {"transfer_id": transfer.id})
+    db.expire_all()  # account balances changed behind the identity map
+    audit.record(ctx, f"money.{kind}", target_type="transfer", target_id=transfer.id,
+                 detail={"amount": positive, "legs": count, "memo": memo})
     return transfer
 
 

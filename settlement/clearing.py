@@ -1,0 +1,466 @@
+"""A clearing run: verify, de-duplicate, check chains, post, net, write files, pay out.
+
+The steps, each one database transaction (so a run killed anywhere resumes cleanly):
+
+1. `verify_partition(window, merchant)`: every offline certificate of one merchant's records
+   is checked against the card's load key (the only per-record Python work: CMAC). Forged or
+   unverifiable records become `refused`. Partitions run in parallel (a Celery group).
+2. `clear(window)` (the chord's finalizer): set-based SQL over the whole window finds
+   duplicates and cloned cards, checks every offline record's balance against the card's chain
+   of known transactions (its shadow balance), flags and hotlists cards, posts the offline
+   sales to the ledger as one transfer, nets per merchant, charges fees and writes the
+   statements, the exceptions report and the summary. The window becomes `cleared`.
+3. `settle(window)`: the payout file (ISO 20022 pain.001) and the payout transfer; `settled`.
+
+Outcomes are decided from the window's content alone, in a fixed order, so clearing the same
+window again (or on a copy of the database) writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, text, update
+
+from cardsvc.audit import service as audit
+from cardsvc.cards import service as cards
+from cardsvc.cards.models import Card
+from cardsvc.context import Ctx
+from cardsvc.ledger import service as ledger
+from cardsvc.ledger.models import AccountKind
+from merchants.models import Merchant
+from readers import crypto
+from readers import protocol as p
+from readers.protocol import KeyPurpose
+from settlement import files
+from settlement.errors import WindowNotReady
+from settlement.models import (
+    ClearingException,
+    ClearingFile,
+    ClearingPartition,
+    ClearingRun,
+    ClearingWindow,
+    MerchantStatement,
+    Outcome,
+    WindowStatus,
+)
+
+PAYOUT_CODE = "payout:bank"
+CHUNK = 5_000
+
+
+def merchant_code(merchant_id: int) -> str:
+    return f"merchant:{merchant_id}"
+
+
+# --- 1. verification, per merchant ---------------------------------------------------------
+
+
+class _Verifier:
+    """Certificate checks with each card's key diversified once."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        from cardsvc.keystore.service import KeyStore
+        secrets_ = ctx.keys.secrets
+        self.masters = KeyStore(ctx.db, secrets_.kek, secrets_.system_id).masters(
+            KeyPurpose.LOAD)
+        self.system_id = secrets_.system_id
+        self.keys: dict[int, bytes] = {}
+
+    def reason(self, row: tuple) -> str | None:  # type: ignore[type-arg]
+        (_tid, card_id, number, uid, version, counter, amount, balance, terminal, seq, when,
+         cert) = row
+        if card_id is None or uid is None or version is None:
+            return "unknown_card"
+        key = self.keys.get(card_id)
+        if key is None:
+            master = self.masters.get(version)
+            if master is None:
+                return "unknown_key_version"
+            key = crypto.diversify_key(master, bytes.fromhex(uid), p.AID, self.system_id)
+            self.keys[card_id] = key
+        expected = crypto.mac8(key, p.certificate_input(
+            number, p.TxType.DEBIT, counter, amount, balance, terminal, seq, when))
+        if cert is None or expected.hex() != cert:
+            return "bad_certificate"
+        return None
+
+
+OFFLINE_ROWS = """
+    SELECT e.transaction_id, c.id, t.card_number, c.chip_uid, c.load_key_version,
+           t.card_counter, t.amount, t.balance_after, t.terminal_id, t.terminal_seq,
+           t.card_time, t.certificate
+    FROM clearing_entries e
+    JOIN pos_transactions t ON t.id = e.transaction_id
+    LEFT JOIN cards c ON c.id = e.card_id
+    WHERE e.window_id = :window_id AND e.merchant_id = :merchant_id
+      AND e.kind = 'offline_purchase'
+    ORDER BY e.transaction_id
+"""
+
+
+def verify_partition(ctx: Ctx, window_id: int, merchant_id: int) -> int:
+    """Verify one merchant's offline certificates in a window. Idempotent: a partition that
+    is done is not done again. Returns the number of refused records."""
+    part = ctx.db.scalar(select(ClearingPartition).where(
+        ClearingPartition.window_id == window_id, ClearingPartition.merchant_id == merchant_id)
+        .with_for_update())
+    if part is None:
+        raise WindowNotReady(f"window {window_id} has no partition for merchant {merchant_id}")
+    if part.status == "done":
+        return part.refused
+    verifier = _Verifier(ctx)
+    refused: list[dict[str, object]] = []
+    result = ctx.db.execute(text(OFFLINE_ROWS),
+                            {"window_id": window_id, "merchant_id": merchant_id})
+    while rows := result.fetchmany(CHUNK):
+        for row in rows:
+            reason = verifier.reason(tuple(row))
+            if reason is not None:
+                refused.append({"tid": row[0], "reason": reason})
+    if refused:
+        ctx.db.execute(text("UPDATE clearing_entries SET outcome = 'refused', reason = :reason "
+                            "WHERE transaction_id = :tid"), refused)
+    part.status, part.refused, part.done_at = "done", len(refused), ctx.now
+    return len(refused)
+
+
+# --- 2. clearing the window ----------------------------------------------------------------
+
+
+def _ids(ctx: Ctx, sql: str, params: dict[str, object]) -> list[int]:
+    return [int(r[0]) for r in ctx.db.execute(text(sql), params)]
+
+
+def _set_outcome(ctx: Ctx, ids: list[int], outcome: Outcome, reason: str) -> None:
+    for i in range(0, len(ids), CHUNK):
+        ctx.db.execute(update_outcome, [{"tid": t, "outcome": outcome.value, "reason": reason}
+                                        for t in ids[i:i + CHUNK]])
+
+
+update_outcome = text("UPDATE clearing_entries SET outcome = :outcome, reason = :reason "
+                      "WHERE transaction_id = :tid")
+
+# Chip transactions already settled before this window: online purchases (accepted, or voided
+# afterwards: the chip was debited all the same) and offline records paid by cleared windows.
+SETTLED_BEFORE = """
+    SELECT t.card_id, t.card_counter, t.certificate FROM pos_transactions t
+    WHERE t.kind = 'purchase' AND t.status IN ('accepted', 'voided')
+    UNION ALL
+    SELECT t.card_id, t.card_counter, t.certificate FROM clearing_entries e
+    JOIN pos_transactions t ON t.id = e.transaction_id
+    JOIN clearing_windows w ON w.id = e.window_id
+    WHERE e.kind = 'offline_purchase' AND e.outcome = 'paid' AND e.window_id <> :w
+      AND w.status IN ('cleared', 'settled')
+"""
+
+# This window's offline records still to be paid.
+CANDIDATES = """
+    SELECT e.transaction_id, e.card_id, e.card_counter, t.certificate
+    FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
+    WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+"""
+
+
+def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
+    """Duplicates are ignored; two different records with one counter are a cloned card:
+    all of that counter's records in the window are held. Returns the cloned cards."""
+    w = {"w": window_id}
+    # Against what was settled before: the same certificate is a duplicate, another one a
+    # clone (the earlier record was paid; this one is held).
+    rows = ctx.db.execute(text(f"""
+        SELECT c.transaction_id, c.card_id,
+               MAX(CASE WHEN s.certificate = c.certificate THEN 1 ELSE 0 END)
+        FROM ({CANDIDATES}) c JOIN ({SETTLED_BEFORE}) s
+          ON s.card_id = c.card_id AND s.card_counter = c.card_counter
+        GROUP BY c.transaction_id, c.card_id"""), w).all()
+    dup = [int(r[0]) for r in rows if r[2]]
+    clone_held = [int(r[0]) for r in rows if not r[2]]
+    cloned = {int(r[1]) for r in rows if not r[2]}
+    _set_outcome(ctx, dup, Outcome.DUPLICATE, "already_paid")
+    _set_outcome(ctx, clone_held, Outcome.HELD, "cloned_card")
+    # Within the window: one counter, different certificates.
+    rows = ctx.db.execute(text(f"""
+        SELECT c.transaction_id, c.card_id FROM ({CANDIDATES}) c
+        JOIN (SELECT card_id, card_counter FROM ({CANDIDATES}) x
+              GROUP BY card_id, card_counter HAVING COUNT(DISTINCT certificate) > 1) g
+          ON g.card_id = c.card_id AND g.card_counter = c.card_counter"""), w).all()
+    _set_outcome(ctx, [int(r[0]) for r in rows], Outcome.HELD, "cloned_card")
+    cloned |= {int(r[1]) for r in rows}
+    # Within the window: the same record uploaded twice (in two batches): the first is paid.
+    dup = _ids(ctx, f"""
+        SELECT transaction_id FROM (
+            SELECT c.transaction_id, ROW_NUMBER() OVER (
+                PARTITION BY c.card_id, c.card_counter ORDER BY c.transaction_id) AS n
+            FROM ({CANDIDATES}) c) ranked
+        WHERE n > 1""", w)
+    _set_outcome(ctx, dup, Outcome.DUPLICATE, "duplicate_record")
+    return cloned
+
+
+# Every chip transaction the backend knows for the window's cards, in counter order, with the
+# previous one's counter and balance: the card's shadow balance chain. Counter 0 balance 0 is
+# the personalised chip.
+CHAIN = f"""
+    WITH cards_in AS (
+        SELECT DISTINCT card_id FROM ({CANDIDATES}) c
+    ), ev AS (
+        SELECT l.card_id, l.card_counter AS counter, l.card_balance AS balance,
+               l.amount AS delta, NULL AS tid
+        FROM card_loads l JOIN cards_in ci ON ci.card_id = l.card_id
+        WHERE l.status = 'delivered' AND l.card_counter IS NOT NULL
+        UNION ALL
+        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount,
+               CASE WHEN e.window_id = :w THEN t.id END
+        FROM pos_transactions t JOIN cards_in ci ON ci.card_id = t.card_id
+        LEFT JOIN clearing_entries e ON e.transaction_id = t.id
+        LEFT JOIN clearing_windows cw ON cw.id = e.window_id
+        WHERE (t.kind = 'purchase' AND t.status IN ('accepted', 'voided'))
+           OR (t.kind = 'offline_purchase' AND e.outcome = 'paid'
+               AND (e.window_id = :w OR cw.status IN ('cleared', 'settled')))
+    ), chained AS (
+        SELECT card_id, counter, balance, delta, tid,
+               LAG(counter) OVER (PARTITION BY card_id ORDER BY counter) AS prev_counter,
+               LAG(balance) OVER (PARTITION BY card_id ORDER BY counter) AS prev_balance
+        FROM ev
+    )
+    SELECT tid, card_id, counter, balance, delta,
+           COALESCE(prev_counter, 0), COALESCE(prev_balance, 0)
+    FROM chained
+    WHERE tid IS NOT NULL AND (
+        COALESCE(prev_counter, 0) < counter - 1
+        OR (COALESCE(prev_counter, 0) = counter - 1
+            AND COALESCE(prev_balance, 0) + delta <> balance))
+    ORDER BY card_id, counter
+"""
+
+
+@dataclass
+class _Finding:
+    reason: str
+    tid: int
+    card_id: int
+    counter: int
+    detail: str
+    paid: bool
+
+
+def _check_chains(ctx: Ctx, window_id: int) -> list[_Finding]:
+    out = []
+    for tid, card_id, counter, balance, delta, prev_counter, prev_balance in ctx.db.execute(
+            text(CHAIN), {"w": window_id}):
+        if prev_counter < counter - 1:
+            out.append(_Finding("counter_gap", tid, card_id, counter,
+                                f"counters {prev_counter + 1}..{counter - 1} not received",
+                                True))
+        else:
+            out.append(_Finding("balance_mismatch", tid, card_id, counter,
+                                f"the card reports NT${balance}; its chain gives "
+                                f"NT${prev_balance + delta}", True))
+    return out
+
+
+def _flag(ctx: Ctx, card_ids: set[int], why: str) -> list[int]:
+    """Block the cards (which puts them on the hotlist); cards already refused by terminals
+    stay as they are."""
+    flagged = []
+    for card in ctx.db.scalars(select(Card).where(Card.id.in_(card_ids)).order_by(Card.id)
+                               .with_for_update()):
+        if card.status not in ("active", "suspended"):
+            continue  # already refused by terminals (blocked, replaced, closed, expired)
+        cards.transition(ctx, card, "block", f"clearing: {why}")
+        flagged.append(card.id)
+    return flagged
+
+
+OFFLINE_LEGS = """
+    SELECT a.id AS account_id, -SUM(e.amount) AS amount
+    FROM clearing_entries e JOIN accounts a ON a.card_id = e.card_id
+    WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+    GROUP BY a.id
+    UNION ALL
+    SELECT a.id, m.total FROM (
+        SELECT merchant_id, SUM(amount) AS total FROM clearing_entries
+        WHERE window_id = :w AND kind = 'offline_purchase' AND outcome = 'paid'
+        GROUP BY merchant_id) m
+    JOIN accounts a ON a.code = 'merchant:' || m.merchant_id
+"""
+
+
+def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
+    totals = {int(r[0]): r[1:] for r in ctx.db.execute(text("""
+        SELECT merchant_id,
+               SUM(CASE WHEN kind <> 'refund' AND outcome = 'paid' THEN 1 ELSE 0 END),
+               COALESCE(SUM(CASE WHEN kind <> 'refund' AND outcome = 'paid'
+                                 THEN amount ELSE 0 END), 0),
+               SUM(CASE WHEN kind = 'refund' AND outcome = 'paid' THEN 1 ELSE 0 END),
+               COALESCE(SUM(CASE WHEN kind = 'refund' AND outcome = 'paid'
+                                 THEN amount ELSE 0 END), 0)
+        FROM clearing_entries WHERE window_id = :w GROUP BY merchant_id"""),
+        {"w": window.id})}
+    # A negative net carried from a merchant's latest earlier statement.
+    carried = {int(r[0]): int(r[1]) for r in ctx.db.execute(text("""
+        SELECT s.merchant_id, s.carried FROM merchant_statements s
+        JOIN clearing_windows w ON w.id = s.window_id
+        WHERE w.business_date < :d AND w.business_date = (
+            SELECT MAX(w2.business_date) FROM merchant_statements s2
+            JOIN clearing_windows w2 ON w2.id = s2.window_id
+            WHERE s2.merchant_id = s.merchant_id AND w2.business_date < :d)
+          AND s.carried <> 0"""), {"d": window.business_date})}
+    out = []
+    for mid in sorted(set(totals) | set(carried)):
+        merchant = ctx.db.get(Merchant, mid)
+        assert merchant is not None  # noqa: S101 - entries reference merchants
+        sales_n, gross, refunds_n, refunds = (int(x) for x in totals.get(mid, (0, 0, 0, 0)))
+        base = max(gross - refunds, 0)
+        fees = (base * merchant.fee_bps + 5_000) // 10_000  # half up, whole dollars
+        bf = carried.get(mid, 0)
+        net = gross - refunds - fees + bf
+        out.append(MerchantStatement(
+            window_id=window.id, merchant_id=mid, sales_count=sales_n, gross=gross,
+            refunds_count=refunds_n, refunds=refunds, fee_bps=merchant.fee_bps, fees=fees,
+            brought_forward=bf, net=net, payout=max(net, 0), carried=min(net, 0),
+            csv_sha256="", json_sha256=""))
+    return out
+
+
+def _payable_accounts(ctx: Ctx, merchant_ids: set[int]) -> None:
+    for mid in sorted(merchant_ids):
+        ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, merchant_code(mid))
+
+
+def _fee_legs(statements: list[MerchantStatement]) -> tuple[str, dict[str, object]]:
+    parts, params = [], {}
+    for i, s in enumerate(s for s in statements if s.fees):
+        parts.append(f"SELECT a.id AS account_id, -:f{i} AS amount FROM accounts a "
+                     f"WHERE a.code = :c{i}")
+        params[f"f{i}"], params[f"c{i}"] = s.fees, merchant_code(s.merchant_id)
+    parts.append("SELECT a.id, :total FROM accounts a WHERE a.code = :fee_code")
+    params["total"] = sum(s.fees for s in statements)
+    params["fee_code"] = ledger.FEE_INCOME_CODE
+    return " UNION ALL ".join(parts), params
+
+
+def _store_file(ctx: Ctx, window_id: int, f: files.File) -> None:
+    content = f.content
+    if f.personal:
+        content = ctx.keys.pii.encrypt("clearing_file", content)
+    ctx.db.add(ClearingFile(window_id=window_id, name=f.name, media_type=f.media_type,
+                            encrypted=f.personal, content=content, sha256=f.sha256))
+
+
+def clear(ctx: Ctx, window_id: int) -> bool:
+    """Clear a closed window whose partitions are all verified. Returns False when there was
+    nothing to do (already cleared). One transaction: all of it or none of it."""
+    window = ctx.db.get(ClearingWindow, window_id, with_for_update=True,
+                        populate_existing=True)
+    if window is None:
+        raise WindowNotReady(f"no clearing window {window_id}")
+    if window.status in (WindowStatus.CLEARED, WindowStatus.SETTLED):
+        return False
+    if window.status != WindowStatus.CLOSED:
+        raise WindowNotReady(f"the window of {window.business_date} is {window.status}")
+    pending = ctx.db.scalar(select(ClearingPartition.merchant_id).where(
+        ClearingPartition.window_id == window.id, ClearingPartition.status != "done").limit(1))
+    if pending is not None:
+        raise WindowNotReady(f"merchant {pending}'s records of {window.business_date} are not "
+                             "verified yet")
+    earlier = ctx.db.scalar(select(ClearingWindow.business_date).where(
+        ClearingWindow.business_date < window.business_date,
+        ClearingWindow.status == WindowStatus.CLOSED).limit(1))
+    if earlier is not None:
+        raise WindowNotReady(f"clear the window of {earlier} first")
+    w = {"w": window.id}
+    cloned = _deduplicate(ctx, window.id)
+    findings = _check_chains(ctx, window.id)
+    mismatched = {f.card_id for f in findings if f.reason == "balance_mismatch"}
+    blocked = _flag(ctx, cloned, "cloned card (two records with one counter)")
+    blocked += _flag(ctx, mismatched - cloned, "balance mismatch with the backend")
+    # The exceptions report: refused and held records, then the chain findings.
+    ctx.db.execute(text("""
+        INSERT INTO clearing_exceptions
+            (window_id, reason, transaction_id, merchant_id, card_id, card_counter, amount,
+             paid, detail)
+        SELECT window_id, reason, transaction_id, merchant_id, card_id, card_counter, amount,
+               false, CASE WHEN kind = 'offline_purchase' THEN 'offline record'
+                           ELSE 'refused online' END
+        FROM clearing_entries WHERE window_id = :w AND outcome IN ('refused', 'held')
+        ORDER BY transaction_id"""), w)
+    for f in findings:
+        ctx.db.add(ClearingException(window_id=window.id, reason=f.reason, transaction_id=f.tid,
+                                     card_id=f.card_id, card_counter=f.counter, amount=0,
+                                     paid=f.paid, detail=f.detail))
+    statements = _net(ctx, window)
+    _payable_accounts(ctx, {s.merchant_id for s in statements})
+    ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
+    ledger.post_aggregated(ctx, "offline_clearing", OFFLINE_LEGS, w,
+                           memo=f"offline records of {window.business_date}")
+    if any(s.fees for s in statements):
+        legs, params = _fee_legs(statements)
+        ledger.post_aggregated(ctx, "clearing_fees", legs, params,
+                               memo=f"fees of {window.business_date}")
+    ctx.db.flush()
+    produced = files.window_files(ctx, window, statements)
+    for s in statements:
+        s.csv_sha256 = produced.statement_hashes[s.merchant_id][0]
+        s.json_sha256 = produced.statement_hashes[s.merchant_id][1]
+        ctx.db.add(s)
+    for f in produced.files:
+        _store_file(ctx, window.id, f)
+    window.status = WindowStatus.CLEARED
+    window.cleared_at = ctx.now
+    window.summary_hash = produced.summary_sha256
+    audit.record(ctx, "clearing.clear", target_type="clearing_window",
+                 target_id=window.business_date,
+                 detail={"records": window.records, "merchants": len(statements),
+                         "gross": sum(s.gross for s in statements),
+                         "net": sum(s.net for s in statements),
+                         "exceptions": produced.exceptions, "cards_blocked": blocked})
+    return True
+
+
+# --- 3. settling ---------------------------------------------------------------------------
+
+
+def settle(ctx: Ctx, window_id: int) -> bool:
+    """Write the payout file and post the payouts. False when already settled."""
+    window = ctx.db.get(ClearingWindow, window_id, with_for_update=True,
+                        populate_existing=True)
+    if window is None:
+        raise WindowNotReady(f"no clearing window {window_id}")
+    if window.status == WindowStatus.SETTLED:
+        return False
+    if window.status != WindowStatus.CLEARED:
+        raise WindowNotReady(f"the window of {window.business_date} is {window.status}; "
+                             "clear it first")
+    statements = list(ctx.db.scalars(select(MerchantStatement).where(
+        MerchantStatement.window_id == window.id).order_by(MerchantStatement.merchant_id)))
+    payout = files.payout_file(ctx, window, statements)
+    if payout is not None:
+        _store_file(ctx, window.id, payout)
+        audit.record(ctx, "pii.read", target_type="clearing_window",
+                     target_id=window.business_date, purpose="payout file",
+                     detail={"bank_accounts": sum(1 for s in statements if s.payout > 0)})
+    ledger.system_account(ctx, AccountKind.PAYOUT, PAYOUT_CODE)
+    parts, params = [], {}
+    for i, s in enumerate(s for s in statements if s.payout):
+        parts.append(f"SELECT a.id AS account_id, -:p{i} AS amount FROM accounts a "
+                     f"WHERE a.code = :c{i}")
+        params[f"p{i}"], params[f"c{i}"] = s.payout, merchant_code(s.merchant_id)
+    if parts:
+        parts.append("SELECT a.id, :total FROM accounts a WHERE a.code = :payout_code")
+        params["total"] = sum(s.payout for s in statements)
+        params["payout_code"] = PAYOUT_CODE
+        ledger.post_aggregated(ctx, "payout", " UNION ALL ".join(parts), params,
+                               memo=f"payouts of {window.business_date}")
+    window.status = WindowStatus.SETTLED
+    window.settled_at = ctx.now
+    run = ctx.db.scalar(select(ClearingRun).where(ClearingRun.window_id == window.id))
+    if run is not None:
+        run.status, run.finished_at = "finished", ctx.now
+    audit.record(ctx, "clearing.settle", target_type="clearing_window",
+                 target_id=window.business_date,
+                 detail={"payouts": sum(1 for s in statements if s.payout),
+                         "amount": sum(s.payout for s in statements)})
+    return True
+

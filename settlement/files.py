@@ -1,0 +1,225 @@
+"""The files a clearing window produces, byte-deterministic.
+
+- `statement-<merchant>.csv`: every record of the merchant in the window, one line each.
+- `statement-<merchant>.json`: the merchant's totals (gross, refunds, fees, net, payout).
+- `exceptions.csv`: what went wrong, with a reason.
+- `summary.json`: control totals: record counts and amount sums per kind and outcome, a
+  SHA-256 over every record line, per-merchant totals and the grand totals.
+- `payout.xml`: ISO 20022 pain.001.001.09 credit transfers, one per merchant with a positive
+  net (written by `settle`; it names bank accounts, so it is stored encrypted).
+
+Nothing in them depends on when they were generated: regenerating a window's files from the
+database gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
+
+from sqlalchemy import select, text
+
+from cardsvc.context import TAIPEI, Ctx
+from cardsvc.db import UTCDateTime
+from merchants.models import Merchant
+from settlement.models import ClearingException, ClearingWindow, MerchantStatement
+
+PAIN_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
+CURRENCY = "TWD"
+STATEMENT_FIELDS = ("transaction_id", "received_at", "terminal_id", "kind", "card",
+                    "card_counter", "amount", "outcome", "reason")
+EXCEPTION_FIELDS = ("reason", "transaction_id", "merchant_id", "card_id", "card_counter",
+                    "amount", "paid", "detail")
+TOTAL_FIELDS = ("sales_count", "gross", "refunds_count", "refunds", "fee_bps", "fees",
+                "brought_forward", "net", "payout", "carried")
+
+
+@dataclass
+class File:
+    name: str
+    media_type: str
+    content: str
+    personal: bool = False
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+@dataclass
+class WindowFiles:
+    files: list[File] = field(default_factory=list)
+    statement_hashes: dict[int, tuple[str, str]] = field(default_factory=dict)
+    summary_sha256: str = ""
+    exceptions: int = 0
+
+
+def taipei(t: dt.datetime) -> str:
+    return t.astimezone(TAIPEI).isoformat(timespec="seconds")
+
+
+def mask_card(number: str) -> str:
+    return number[:4] + "*" * 8 + number[-4:]
+
+
+def _csv(rows: list[list[object]], header: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2) + "\n"
+
+
+def totals_of(s: MerchantStatement) -> dict[str, int]:
+    return {k: int(getattr(s, k)) for k in TOTAL_FIELDS}
+
+
+RECORDS = text("""
+    SELECT e.merchant_id, e.transaction_id, t.created_at, t.terminal_id, e.kind,
+           t.card_number, e.card_counter, e.amount, e.outcome, e.reason
+    FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
+    WHERE e.window_id = :w
+    ORDER BY e.merchant_id, e.transaction_id
+""").columns(created_at=UTCDateTime)
+
+
+def window_files(ctx: Ctx, window: ClearingWindow,
+                 statements: list[MerchantStatement]) -> WindowFiles:
+    out = WindowFiles()
+    window_info = {"business_date": window.business_date.isoformat(),
+                   "cutoff_at": taipei(window.cutoff_at),
+                   "boundary_at": taipei(window.boundary_at or window.cutoff_at)}
+    merchants = {m.id: m for m in ctx.db.scalars(select(Merchant).where(
+        Merchant.id.in_([s.merchant_id for s in statements])))}
+    by_merchant: dict[int, list[list[object]]] = {s.merchant_id: [] for s in statements}
+    records_hash = hashlib.sha256()
+    counts: dict[str, dict[str, int]] = {}
+    result = ctx.db.execute(RECORDS, {"w": window.id})
+    while rows := result.fetchmany(10_000):
+        for mid, tid, at, terminal, kind, number, counter, amount, outcome, reason in rows:
+            line = [tid, taipei(at), terminal, kind, mask_card(number),
+                    "" if counter is None else counter, amount, outcome, reason or ""]
+            by_merchant[mid].append(line)
+            records_hash.update((f"{mid}," + ",".join(map(str, line)) + "\n").encode())
+            key = f"{kind}/{outcome}"
+            c = counts.setdefault(key, {"count": 0, "amount": 0})
+            c["count"] += 1
+            c["amount"] += int(amount)
+    merchant_summaries = []
+    for s in statements:
+        m = merchants[s.merchant_id]
+        csv_file = File(f"statement-{s.merchant_id}.csv", "text/csv",
+                        _csv(by_merchant[s.merchant_id], STATEMENT_FIELDS))
+        doc = {"window": window_info, "currency": CURRENCY,
+               "merchant": {"id": m.id, "legal_name": m.legal_name, "tax_id": m.tax_id},
+               "totals": totals_of(s), "records": len(by_merchant[s.merchant_id]),
+               "records_csv_sha256": csv_file.sha256}
+        json_file = File(f"statement-{s.merchant_id}.json", "application/json", _json(doc))
+        out.files += [csv_file, json_file]
+        out.statement_hashes[s.merchant_id] = (csv_file.sha256, json_file.sha256)
+        merchant_summaries.append({"merchant_id": m.id, "legal_name": m.legal_name,
+                                   **totals_of(s), "statement_csv_sha256": csv_file.sha256,
+                                   "statement_json_sha256": json_file.sha256})
+    exceptions = ctx.db.scalars(select(ClearingException).where(
+        ClearingException.window_id == window.id))
+    exc_rows = sorted(([x.reason, x.transaction_id or "", x.merchant_id or "", x.card_id or "",
+                        "" if x.card_counter is None else x.card_counter, x.amount,
+                        "yes" if x.paid else "no", x.detail] for x in exceptions),
+                      key=lambda r: [str(v).zfill(20) for v in r])
+    by_reason: dict[str, int] = {}
+    for r in exc_rows:
+        by_reason[str(r[0])] = by_reason.get(str(r[0]), 0) + 1
+    exc_file = File("exceptions.csv", "text/csv", _csv(exc_rows, EXCEPTION_FIELDS))
+    out.exceptions = len(exc_rows)
+    grand = {k: sum(int(getattr(s, k)) for s in statements) for k in TOTAL_FIELDS
+             if k != "fee_bps"}
+    summary = {"window": window_info, "currency": CURRENCY,
+               "records": {"count": sum(c["count"] for c in counts.values()),
+                           "amount": sum(c["amount"] for c in counts.values()),
+                           "by_kind_and_outcome": counts,
+                           "sha256": records_hash.hexdigest()},
+               "merchants": merchant_summaries, "totals": grand,
+               "exceptions": {"count": len(exc_rows), "by_reason": by_reason,
+                              "file_sha256": exc_file.sha256}}
+    summary_file = File("summary.json", "application/json", _json(summary))
+    out.files += [exc_file, summary_file]
+    out.summary_sha256 = summary_file.sha256
+    return out
+
+
+# --- the payout file -------------------------------------------------------------------------
+
+
+def split_account(account: str) -> tuple[str, str]:
+    """A Taiwan account as merchants give it: `bank code-account` (004-00011122233), or the
+    digits alone with the 3-digit bank code first."""
+    if "-" in account:
+        bank, rest = account.split("-", 1)
+    else:
+        bank, rest = account[:3], account[3:]
+    return bank, rest.replace("-", "")
+
+
+def _agent(member_id: str) -> str:
+    return (f"<FinInstnId><ClrSysMmbId><MmbId>{escape(member_id)}</MmbId></ClrSysMmbId>"
+            "</FinInstnId>")
+
+
+def _account(account_id: str) -> str:
+    return f"<Id><Othr><Id>{escape(account_id)}</Id></Othr></Id>"
+
+
+def payout_file(ctx: Ctx, window: ClearingWindow,
+                statements: list[MerchantStatement]) -> File | None:
+    """pain.001.001.09: one payment instruction from the county's account, one credit
+    transfer per merchant with a positive net. Its creation time is the window's boundary,
+    so the same window always gives the same file."""
+    paid = [s for s in statements if s.payout > 0]
+    if not paid:
+        return None
+    st = ctx.settings
+    day = window.business_date.isoformat()
+    msg_id = f"KMC-{day}-W{window.id}"
+    created = taipei(window.boundary_at or window.cutoff_at)
+    total = sum(s.payout for s in paid)
+    execution = (window.business_date + dt.timedelta(days=1)).isoformat()
+    txs = []
+    for s in paid:
+        m = ctx.db.get(Merchant, s.merchant_id)
+        assert m is not None  # noqa: S101
+        bank, account = split_account(ctx.keys.pii.decrypt("bank_account", m.bank_account_enc))
+        txs.append(
+            "<CdtTrfTxInf>"
+            f"<PmtId><InstrId>{msg_id}-M{m.id}</InstrId>"
+            f"<EndToEndId>{msg_id}-M{m.id}</EndToEndId></PmtId>"
+            f'<Amt><InstdAmt Ccy="{CURRENCY}">{s.payout}</InstdAmt></Amt>'
+            f"<CdtrAgt>{_agent(bank)}</CdtrAgt>"
+            f"<Cdtr><Nm>{escape(m.legal_name[:140])}</Nm>"
+            f"<Id><OrgId><Othr><Id>{escape(m.tax_id)}</Id></Othr></OrgId></Id></Cdtr>"
+            f"<CdtrAcct>{_account(account)}</CdtrAcct>"
+            f"<RmtInf><Ustrd>Kinmen resident card settlement {day} merchant {m.id}</Ustrd>"
+            "</RmtInf></CdtTrfTxInf>")
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<Document xmlns="{PAIN_NS}"><CstmrCdtTrfInitn>'
+        f"<GrpHdr><MsgId>{msg_id}</MsgId><CreDtTm>{created}</CreDtTm>"
+        f"<NbOfTxs>{len(paid)}</NbOfTxs><CtrlSum>{total}</CtrlSum>"
+        f"<InitgPty><Nm>{escape(st.payout_debtor_name)}</Nm></InitgPty></GrpHdr>"
+        f"<PmtInf><PmtInfId>{msg_id}-P1</PmtInfId><PmtMtd>TRF</PmtMtd>"
+        f"<NbOfTxs>{len(paid)}</NbOfTxs><CtrlSum>{total}</CtrlSum>"
+        f"<ReqdExctnDt><Dt>{execution}</Dt></ReqdExctnDt>"
+        f"<Dbtr><Nm>{escape(st.payout_debtor_name)}</Nm></Dbtr>"
+        f"<DbtrAcct>{_account(st.payout_debtor_account)}<Ccy>{CURRENCY}</Ccy></DbtrAcct>"
+        f"<DbtrAgt>{_agent(st.payout_debtor_bank)}</DbtrAgt>"
+        + "".join(txs) +
+        "</PmtInf></CstmrCdtTrfInitn></Document>\n")
+    return File("payout.xml", "application/xml", xml, personal=True)

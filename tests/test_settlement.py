@@ -1,0 +1,226 @@
+"""Daily clearing end to end: real chips (virtual cards), the signed POS API, offline batches,
+QR, a refund; then clearing, statements, the exceptions report and the payout file, checked
+against the ledger to the dollar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from cardsvc.app import create_app
+from cardsvc.context import TAIPEI
+from cardsvc.db import transaction
+from cardsvc.keystore.service import KeyStore
+from cardsvc.ledger.models import Account
+from merchants.client import PosClient
+from merchants.models import PosTransaction
+from readers.memory import InProcessReader
+from readers.protocol import KeyPurpose
+from readers.session import CardSession
+from settlement import service
+from settlement.clearing import PAYOUT_CODE
+from settlement.models import ClearingEntry, ClearingFile, ClearingWindow
+from simulators.card import VirtualCard
+from tests import factories as f
+from tests.conftest import PASSWORD, Api
+from tests.test_pos import chip_card
+
+_seq = itertools.count(1)
+
+
+@dataclass
+class Town:
+    rt: Any
+    clerk: Api
+    client: TestClient
+    cards_dir: Path
+    shops: dict[str, tuple[dict[str, Any], PosClient]]
+
+    def pos(self, shop: str) -> PosClient:
+        return self.shops[shop][1]
+
+    def terminal(self, shop: str) -> dict[str, Any]:
+        return self.shops[shop][0]
+
+    def tap(self, shop: str, card: dict[str, Any], amount: int,
+            chip_file: Path | None = None) -> dict[str, Any]:
+        """Debit the chip at this shop's terminal; return what the terminal submits."""
+        uid = card["chip_uid"]
+        chip = VirtualCard(bytes.fromhex(uid), chip_file or self.cards_dir / f"{uid}.json")
+        with transaction(self.rt.sessions) as db:
+            masters = KeyStore(db, self.rt.keys.secrets.kek,
+                               self.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
+        s = CardSession(InProcessReader(chip), self.rt.keys.secrets.system_id)
+        s.select()
+        s.authenticate_with_master(KeyPurpose.DEBIT, masters)
+        rec = s.debit(amount, terminal_id=self.terminal(shop)["id"], terminal_seq=next(_seq),
+                      when=1_790_000_000).record
+        return {"card_number": card["card_number"], "chip_uid": uid, "amount": rec.amount,
+                "card_counter": rec.counter, "balance_after": rec.balance_after,
+                "terminal_seq": rec.terminal_seq, "time": rec.time,
+                "certificate": rec.certificate.hex()}
+
+    def buy(self, shop: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.pos(shop).request("POST", "/pos/v1/purchases", body, idempotency_key=f.key())
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def upload(self, shop: str, ref: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        r = self.pos(shop).request("POST", "/pos/v1/batches",
+                                   {"batch_ref": ref, "records": records})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+MERCHANTS = {  # name: (legal name, tax id, category, fee in basis points)
+    "shop": ("金城老街商店", "04595252", "retail", 150),
+    "bus": ("金門縣公共車船管理處", "69115908", "transit", 0),
+    "kiln": ("金門陶瓷廠", "10458575", "government", 0),
+}
+
+
+@pytest.fixture
+def town(runtime_factory, tmp_path) -> Iterator[Town]:  # type: ignore[no-untyped-def]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt)) as client:
+        token = client.post("/auth/login", json={"username": "t.clerk",
+                                                 "password": PASSWORD}).json()["access_token"]
+        clerk = Api(client, token)
+        shops = {}
+        for i, (name, (legal, tax_id, category, fee)) in enumerate(MERCHANTS.items()):
+            m = clerk.ok("POST", "/merchants", {
+                "legal_name": legal, "tax_id": tax_id, "category": category, "fee_bps": fee,
+                "bank_account": f"00{4 + i}-0001112223{i}"}, status=201)
+            t = clerk.ok("POST", f"/merchants/{m['id']}/terminals", {"label": name},
+                         status=201)
+            shops[name] = (t, PosClient(client, t["key_id"], t["secret"]))
+        yield Town(rt, clerk, client, tmp_path / "cards", shops)
+
+
+def today() -> dt.date:
+    return dt.datetime.now(TAIPEI).date()
+
+
+def balance(town: Town, code: str) -> int:
+    with town.rt.sessions() as db:
+        return int(db.scalar(select(Account.balance).where(Account.code == code)) or 0)
+
+
+def purse(town: Town, card: dict[str, Any]) -> int:
+    return town.clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"]  # type: ignore[no-any-return]
+
+
+def window_files(town: Town) -> dict[str, str]:
+    return service.files_of(town.rt, today())
+
+
+def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> None:
+    from merchants.qr import make_payment_token
+    alice, bob = chip_card(town.clerk, 1_000), chip_card(town.clerk, 500)
+    # Online at the shop; a refund of part of it.
+    sale = town.buy("shop", town.tap("shop", alice, 120))
+    refund = town.pos("shop").request("POST", "/pos/v1/refunds",
+                                      {"original_transaction_id": sale["transaction_id"],
+                                       "amount": 20}, idempotency_key=f.key())
+    assert refund.status_code == 200, refund.text
+    # Offline on the bus: two rides, uploaded twice.
+    rides = [town.tap("bus", alice, 30), town.tap("bus", bob, 45)]
+    first = town.upload("bus", "BUS-1", rides)
+    assert town.upload("bus", "BUS-1", rides)["duplicate"] and not first["duplicate"]
+    # A forged record: the amount altered after the card certified it.
+    forged = dict(town.tap("bus", bob, 15))
+    forged["amount"] = 5
+    # A cloned card: a copy of bob's chip spends the same counter at the kiln.
+    clone_file = tmp_path / "clone.json"
+    shutil.copy(town.cards_dir / f"{bob['chip_uid']}.json", clone_file)
+    real = town.tap("kiln", bob, 60)
+    copy = town.tap("kiln", bob, 70, chip_file=clone_file)
+    assert real["card_counter"] == copy["card_counter"]
+    town.upload("bus", "BUS-2", [forged])
+    town.upload("kiln", "KILN-1", [real, copy])
+    # QR at the kiln with a mobile card.
+    phone_key, mobile = _mobile(town)
+    qr = town.pos("kiln").request("POST", "/pos/v1/qr-purchases", {
+        "token": make_payment_token(phone_key, mobile["card_number"], 30), "amount": 80},
+        idempotency_key=f.key())
+    assert qr.status_code == 200, qr.text
+
+    window = service.run_in_process(town.rt, today())
+    assert window.status == "settled"
+    report = service.report(town.rt, today())
+    by_name = {name: s for s, name in report.statements}
+    shop, bus, kiln = (by_name[MERCHANTS[n][0]] for n in ("shop", "bus", "kiln"))
+    assert (shop.gross, shop.refunds, shop.fees, shop.net) == (120, 20, 2, 98)  # 1.5% of 100
+    assert (bus.gross, bus.sales_count, bus.fees, bus.net) == (75, 2, 0, 75)  # forged: unpaid
+    assert (kiln.gross, kiln.sales_count, kiln.net) == (80, 1, 80)  # clone records held
+    reasons = sorted(x.reason for x in report.exceptions)
+    assert reasons == ["bad_certificate", "cloned_card", "cloned_card"], reasons
+    # The cloned card is blocked and on the terminals' hotlist.
+    assert town.clerk.ok("GET", f"/cards/{bob['id']}")["status"] == "blocked"
+    hot = town.pos("bus").request("GET", "/pos/v1/hotlist?since=0").json()
+    assert bob["card_number"] in {e["card_number"] for e in hot["entries"]}
+
+    # The ledger agrees to the dollar: every payable paid out or charged as fees, the payout
+    # account holds what the payout file pays, purses hold what the chips hold plus loads
+    # (refunds) still to reach them.
+    for name in MERCHANTS:
+        assert balance(town, f"merchant:{town.terminal(name)['merchant_id']}") == 0
+    assert balance(town, "fee_income:county") == 2
+    assert balance(town, PAYOUT_CODE) == 98 + 75 + 80
+    assert purse(town, alice) == 1_000 - 120 + 20 - 30
+    assert purse(town, bob) == 500 - 45
+    files = window_files(town)
+    xml = files["payout.xml"]
+    assert "<CtrlSum>253</CtrlSum>" in xml and "<NbOfTxs>3</NbOfTxs>" in xml
+    summary = report.summary
+    assert summary["totals"]["payout"] == 253  # type: ignore[index]
+    assert summary["records"]["count"] == 8  # type: ignore[index]
+
+    # Clearing again changes nothing; regenerating gives the same bytes.
+    assert service.run_in_process(town.rt, today()).summary_hash == window.summary_hash
+    assert window_files(town) == files
+    with transaction(town.rt.sessions) as db:
+        from settlement import files as files_mod
+        from settlement.models import MerchantStatement
+        w = db.scalar(select(ClearingWindow).where(ClearingWindow.business_date == today()))
+        sts = list(db.scalars(select(MerchantStatement).where(
+            MerchantStatement.window_id == w.id).order_by(MerchantStatement.merchant_id)))
+        again = files_mod.window_files(service._ctx(town.rt, db), w, sts)
+        assert {x.name: x.content for x in again.files} == {
+            k: v for k, v in files.items() if k != "payout.xml"}
+        db.rollback()
+
+    # A batch uploaded again after the close adds nothing; a new record waits for the next
+    # window.
+    assert town.upload("bus", "BUS-1", rides)["duplicate"]
+    late = town.upload("bus", "BUS-3", [town.tap("bus", alice, 10)])
+    with town.rt.sessions() as db:
+        held = db.scalar(select(func.count()).select_from(ClearingEntry).where(
+            ClearingEntry.transaction_id.in_(select(PosTransaction.id).where(
+                PosTransaction.batch_id == late["batch_id"]))))
+        assert held == 0
+        assert db.scalar(select(func.count()).select_from(ClearingFile)) == len(files)
+
+
+def _mobile(town: Town) -> tuple[Any, dict[str, Any]]:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    h = f.holder(town.clerk)
+    card = f.active_card(town.clerk, h["id"], "mobile", device_id="android-test-0002",
+                         device_public_key=base64.b64encode(der).decode())
+    town.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 500}, key=f.key())
+    return key, card
