@@ -28,6 +28,7 @@ from readers.protocol import KeyPurpose
 from readers.session import CardSession
 from settlement import service
 from settlement.clearing import PAYOUT_CODE
+from settlement.errors import WindowOrder
 from settlement.models import ClearingEntry, ClearingFile, ClearingWindow
 from simulators.card import VirtualCard
 from tests import factories as f
@@ -224,3 +225,84 @@ def _mobile(town: Town) -> tuple[Any, dict[str, Any]]:
                          device_public_key=base64.b64encode(der).decode())
     town.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 500}, key=f.key())
     return key, card
+
+
+def _sales_day(town: Town) -> tuple[dict[str, Any], dict[str, Any]]:
+    alice = chip_card(town.clerk, 1_000)
+    town.buy("shop", town.tap("shop", alice, 100))
+    town.upload("bus", "BUS-A", [town.tap("bus", alice, 30)])
+    return alice, town.buy("kiln", town.tap("kiln", alice, 40))
+
+
+def test_payout_file_is_valid_pain_001(town: Town) -> None:
+    import os
+
+    import sepaxml
+    import xmlschema
+    _sales_day(town)
+    service.run_in_process(town.rt, today())
+    xml = window_files(town)["payout.xml"]
+    schema = xmlschema.XMLSchema(os.path.join(os.path.dirname(sepaxml.__file__), "schemas",
+                                              "pain.001.001.09.xsd"))
+    schema.validate(xml)  # raises with the first violation
+    doc = schema.to_dict(xml)
+    txs = doc["CstmrCdtTrfInitn"]["PmtInf"][0]["CdtTrfTxInf"]
+    amounts = sorted(int(t["Amt"]["InstdAmt"]["$"]) for t in txs)
+    assert amounts == [30, 40, 98]  # the shop's 100 less 1.5% (half up)
+    assert {t["Amt"]["InstdAmt"]["@Ccy"] for t in txs} == {"TWD"}
+    # The file names bank accounts: stored encrypted, never as plain text.
+    with town.rt.sessions() as db:
+        stored = db.scalar(select(ClearingFile.content).where(ClearingFile.name == "payout.xml"))
+    assert stored is not None and "0001112223" not in stored and "CdtTrfTxInf" not in stored
+
+
+def test_balance_mismatch_and_counter_gap_are_reported(town: Town) -> None:
+    import json
+    alice, bob = chip_card(town.clerk, 1_000), chip_card(town.clerk, 300)
+    first = town.tap("bus", alice, 10)
+    # Someone adds NT$500 to the chip's purse without the backend: the next record's balance
+    # does not follow from the last one the backend knows.
+    chip = town.cards_dir / f"{alice['chip_uid']}.json"
+    state = json.loads(chip.read_text())
+    state["purse"]["balance"] += 500
+    chip.write_text(json.dumps(state))
+    second = town.tap("bus", alice, 10)
+    # Bob's second ride never reaches the backend: a gap in his counters.
+    rides = [town.tap("bus", bob, 5), town.tap("bus", bob, 6), town.tap("bus", bob, 7)]
+    town.upload("bus", "BUS-X", [first, second, rides[0], rides[2]])
+    service.run_in_process(town.rt, today())
+    report = service.report(town.rt, today())
+    found = {(x.reason, x.card_id, x.card_counter) for x in report.exceptions}
+    assert found == {("balance_mismatch", alice["id"], second["card_counter"]),
+                     ("counter_gap", bob["id"], rides[2]["card_counter"])}
+    assert all(x.paid for x in report.exceptions)  # the records themselves are genuine
+    assert town.clerk.ok("GET", f"/cards/{alice['id']}")["status"] == "blocked"
+    assert town.clerk.ok("GET", f"/cards/{bob['id']}")["status"] == "active"
+    assert report.statements[0][0].gross == 10 + 10 + 5 + 7
+
+
+def test_records_after_the_close_go_to_the_next_window(town: Town) -> None:
+    from sqlalchemy import update
+    alice, sale = _sales_day(town)
+    two_days_ago = today() - dt.timedelta(days=2)
+    with transaction(town.rt.sessions) as db:  # these sales happened two days ago, at noon
+        db.execute(update(PosTransaction).values(created_at=dt.datetime.combine(
+            two_days_ago, dt.time(12), TAIPEI)))
+    late = town.buy("shop", town.tap("shop", alice, 7))
+    first = service.run_in_process(town.rt, two_days_ago)
+    assert first.records == 3
+    with pytest.raises(WindowOrder):  # its records went to the window after it
+        service.close(town.rt, two_days_ago - dt.timedelta(days=1))
+    assert service.run_in_process(town.rt, today() - dt.timedelta(days=1)).records == 0
+    # The last sale of the earlier days can no longer be voided: it is settled.
+    void = town.pos("kiln").request("POST", "/pos/v1/voids",
+                                    {"transaction_id": sale["transaction_id"]},
+                                    idempotency_key=f.key())
+    assert void.status_code == 409 and void.json()["code"] == "not_voidable"
+    window = service.run_in_process(town.rt, today())
+    assert window.records == 1
+    with town.rt.sessions() as db:
+        entry = db.get(ClearingEntry, late["transaction_id"])
+        assert entry is not None and entry.window_id == window.id
+    # A window is closed once; nothing can be added to it afterwards.
+    assert service.close(town.rt, two_days_ago).records == 3
