@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # e.g. redis://127.0.0.1:6379/0; results (for the chord) go to the same Redis by default.
     broker_url: str | None = None
     result_backend: str | None = None
+    celery_queue: str = "cardsvc"
     # The county's own account that pays merchants and billers (the payout file's debtor).
     payout_debtor_name: str = "金門縣政府"
     payout_debtor_account: str = Field(default="000000000000", pattern=r"^[0-9A-Za-z]{1,34}$")

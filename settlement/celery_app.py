@@ -35,6 +35,7 @@ def make_app(settings: Settings) -> Celery:
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
         "result_expires": 7 * 86_400,
+        "task_default_queue": settings.celery_queue,
     }
     if settings.broker_url:
         conf["broker_url"] = settings.broker_url

@@ -8,6 +8,7 @@ here exactly as a card computes them, so clearing verifies every one of them.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import random
 from collections.abc import Callable
@@ -121,9 +122,11 @@ def population(rt: Runtime, merchants: int, cards: int, *, seed: int = 7) -> Pop
 
 
 def records(rt: Runtime, pop: Population, n: int, *, seed: int = 11,
+            received_at: dt.datetime | None = None,
             progress: Callable[[int], None] | None = None) -> int:
     """Write `n` offline purchase records, spread over the cards and terminals, each card's
-    counters continuing from its load (counter 1) with balances that follow."""
+    counters continuing from its load (counter 1) with balances that follow; uploaded at
+    `received_at` (now by default)."""
     rng = random.Random(seed)
     with rt.sessions() as db:
         masters = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
@@ -132,7 +135,7 @@ def records(rt: Runtime, pop: Population, n: int, *, seed: int = 11,
     keys = {cid: crypto.diversify_key(masters[1], bytes.fromhex(uid), p.AID, system_id)
             for cid, _, uid in pop.cards}
     state = {cid: [1, LOAD] for cid, _, _ in pop.cards}  # counter, balance
-    now = utcnow()
+    now = received_at or utcnow()
     written = 0
     chunk = 50_000
     while written < n:
