@@ -21,6 +21,19 @@ from settlement.models import (
     MerchantStatement,
 )
 
-__all__ = ["Base", "Merchant", "PosBatch", "PosNonce", "PosTransaction", "QrTokenUse",
-           "Terminal", "ClearingEntry", "ClearingException", "ClearingFile",
-           "ClearingPartition", "ClearingRun", "ClearingWindow", "MerchantStatement"]
+__all__ = [
+    "Base",
+    "ClearingEntry",
+    "ClearingException",
+    "ClearingFile",
+    "ClearingPartition",
+    "ClearingRun",
+    "ClearingWindow",
+    "Merchant",
+    "MerchantStatement",
+    "PosBatch",
+    "PosNonce",
+    "PosTransaction",
+    "QrTokenUse",
+    "Terminal",
+]

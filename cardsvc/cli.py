@@ -487,6 +487,16 @@ def pos_refund(profile: ProfileOpt, transaction: Annotated[int, typer.Option()],
     console.print(pos.refund(transaction, amount))
 
 
+def _settle_app() -> None:
+    # Clearing lives in settlement/, which is built on the core: registered here, where the
+    # command line is composed (like the POS simulator above).
+    from settlement.cli import app as settle_app
+    app.add_typer(settle_app, name="settle")
+
+
+_settle_app()
+
+
 def main() -> None:
     try:
         app()

@@ -246,6 +246,15 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
         raise DemoFailed(f"audit verify failed: {verdict}")
     st.say(f"[bold green]audit verify: chain intact[/] ({verdict['rows_checked']} rows)")
 
+    st.step("The day's clearing: statements, exceptions and the payout file")
+    from settlement import service as clearing
+    from settlement.cli import render
+    window = clearing.run_in_process(rt, today)
+    render(clearing.report(rt, today), st.c)
+    names = sorted(clearing.files_of(rt, today))
+    st.say(f"window {window.business_date} is {window.status}: {window.records} records; "
+           f"files: {', '.join(names)} (`cardsvc settle report --out DIR` writes them)")
+
 
 def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
            mobile: dict[str, Any], phone_private: Any) -> None:
@@ -307,3 +316,9 @@ def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
     refund = factory.refund(tap.response["transaction_id"], 20)
     st.say(f"金門縣陶瓷廠 refunds NT$20 of the tap → balance NT${refund['purse_balance']}; the "
            f"NT$20 reaches the chip at the next counter visit")
+    ride = factory.tap(on_reader(card), 35, online=False)
+    batch = factory.upload_offline()
+    if ride.status != "stored" or batch is None:
+        raise DemoFailed(f"offline tap not stored: {ride.status}")
+    st.say(f"the terminal goes offline: a NT$35 tap is kept on the terminal, then uploaded as "
+           f"batch {batch['batch_id']} ({batch['records']} record) — clearing verifies it")

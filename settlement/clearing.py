@@ -18,9 +18,11 @@ window again (or on a copy of the database) writes byte-identical files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from cardsvc.audit import service as audit
 from cardsvc.cards import service as cards
@@ -67,7 +69,7 @@ class _Verifier:
         self.system_id = secrets_.system_id
         self.keys: dict[int, bytes] = {}
 
-    def reason(self, row: tuple) -> str | None:  # type: ignore[type-arg]
+    def reason(self, row: tuple[Any, ...]) -> str | None:
         (_tid, card_id, number, uid, version, counter, amount, balance, terminal, seq, when,
          cert) = row
         if card_id is None or uid is None or version is None:
@@ -128,7 +130,7 @@ def verify_partition(ctx: Ctx, window_id: int, merchant_id: int) -> int:
 # --- 2. clearing the window ----------------------------------------------------------------
 
 
-def _ids(ctx: Ctx, sql: str, params: dict[str, object]) -> list[int]:
+def _ids(ctx: Ctx, sql: str, params: Mapping[str, object]) -> list[int]:
     return [int(r[0]) for r in ctx.db.execute(text(sql), params)]
 
 
@@ -330,7 +332,8 @@ def _payable_accounts(ctx: Ctx, merchant_ids: set[int]) -> None:
 
 
 def _fee_legs(statements: list[MerchantStatement]) -> tuple[str, dict[str, object]]:
-    parts, params = [], {}
+    parts: list[str] = []
+    params: dict[str, object] = {}
     for i, s in enumerate(s for s in statements if s.fees):
         parts.append(f"SELECT a.id AS account_id, -:f{i} AS amount FROM accounts a "
                      f"WHERE a.code = :c{i}")
@@ -386,10 +389,11 @@ def clear(ctx: Ctx, window_id: int) -> bool:
                            ELSE 'refused online' END
         FROM clearing_entries WHERE window_id = :w AND outcome IN ('refused', 'held')
         ORDER BY transaction_id"""), w)
-    for f in findings:
-        ctx.db.add(ClearingException(window_id=window.id, reason=f.reason, transaction_id=f.tid,
-                                     card_id=f.card_id, card_counter=f.counter, amount=0,
-                                     paid=f.paid, detail=f.detail))
+    for finding in findings:
+        ctx.db.add(ClearingException(
+            window_id=window.id, reason=finding.reason, transaction_id=finding.tid,
+            card_id=finding.card_id, card_counter=finding.counter, amount=0,
+            paid=finding.paid, detail=finding.detail))
     statements = _net(ctx, window)
     _payable_accounts(ctx, {s.merchant_id for s in statements})
     ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
@@ -442,7 +446,8 @@ def settle(ctx: Ctx, window_id: int) -> bool:
                      target_id=window.business_date, purpose="payout file",
                      detail={"bank_accounts": sum(1 for s in statements if s.payout > 0)})
     ledger.system_account(ctx, AccountKind.PAYOUT, PAYOUT_CODE)
-    parts, params = [], {}
+    parts: list[str] = []
+    params: dict[str, object] = {}
     for i, s in enumerate(s for s in statements if s.payout):
         parts.append(f"SELECT a.id AS account_id, -:p{i} AS amount FROM accounts a "
                      f"WHERE a.code = :c{i}")

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -67,7 +68,7 @@ def mask_card(number: str) -> str:
     return number[:4] + "*" * 8 + number[-4:]
 
 
-def _csv(rows: list[list[object]], header: tuple[str, ...]) -> str:
+def _csv(rows: Sequence[Sequence[object]], header: tuple[str, ...]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)

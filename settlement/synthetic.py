@@ -139,7 +139,7 @@ def records(rt: Runtime, pop: Population, n: int, *, seed: int = 11,
     written = 0
     chunk = 50_000
     while written < n:
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for _ in range(min(chunk, n - written)):
             cid, number, _uid = pop.cards[rng.randrange(len(pop.cards))]
             st = state[cid]

@@ -99,9 +99,9 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
     window.status = WindowStatus.CLOSED
     window.boundary_at = boundary
     window.closed_at = ctx.now
-    window.records = result.rowcount if result.rowcount and result.rowcount > 0 else int(
-        ctx.db.scalar(text("SELECT COUNT(*) FROM clearing_entries WHERE window_id = :w"),
-                      {"w": window.id}) or 0)
+    del result
+    window.records = int(ctx.db.scalar(text(
+        "SELECT COUNT(*) FROM clearing_entries WHERE window_id = :w"), {"w": window.id}) or 0)
     audit.record(ctx, "clearing.close", target_type="clearing_window", target_id=day,
                  detail={"records": window.records, "boundary": boundary.isoformat()})
     ctx.db.flush()

@@ -118,8 +118,13 @@ def test_demo_tells_the_whole_counter_story(tmp_path: Path) -> None:
                      "mobile", "balance NT$500", "charged once", "carried over",
                      "pay out NT$300 in cash", "Cards issued", "audit verify: chain intact",
                      "certificate → accepted", "refuses it (card_hotlisted)",
-                     "shows a QR code", "qr_token_spent", "refunds NT$20"):
+                     "shows a QR code", "qr_token_spent", "refunds NT$20",
+                     "uploaded as batch", "The day's clearing", "settled, 5 records",
+                     "payout.xml"):
         assert expected in out, f"{expected!r} missing from the demo"
+    # It ends with the clearing report: the two shops' nets (NT$155 - 20, NT$60 - 1.5% fee).
+    tail = out[out.index("The day's clearing"):]
+    assert "│ 135 │" in tail and "│  59 │" in tail and "194" in tail
     assert list(tmp_path.iterdir()) == []  # throw-away: nothing left behind
 
 
