@@ -181,12 +181,14 @@ def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
     cloned = {int(r[1]) for r in rows if not r[2]}
     _set_outcome(ctx, dup, Outcome.DUPLICATE, "already_paid")
     _set_outcome(ctx, clone_held, Outcome.HELD, "cloned_card")
-    # Within the window: one counter, different certificates.
+    # Within the window: one counter, different certificates (one sort, no self-join).
     rows = ctx.db.execute(text(f"""
-        SELECT c.transaction_id, c.card_id FROM ({CANDIDATES}) c
-        JOIN (SELECT card_id, card_counter FROM ({CANDIDATES}) x
-              GROUP BY card_id, card_counter HAVING COUNT(DISTINCT certificate) > 1) g
-          ON g.card_id = c.card_id AND g.card_counter = c.card_counter"""), w).all()
+        SELECT transaction_id, card_id FROM (
+            SELECT c.transaction_id, c.card_id,
+                   MIN(c.certificate) OVER (PARTITION BY c.card_id, c.card_counter) AS lo,
+                   MAX(c.certificate) OVER (PARTITION BY c.card_id, c.card_counter) AS hi
+            FROM ({CANDIDATES}) c) x
+        WHERE lo <> hi"""), w).all()
     _set_outcome(ctx, [int(r[0]) for r in rows], Outcome.HELD, "cloned_card")
     cloned |= {int(r[1]) for r in rows}
     # Within the window: the same record uploaded twice (in two batches): the first is paid.
@@ -203,23 +205,30 @@ def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
 # Every chip transaction the backend knows for the window's cards, in counter order, with the
 # previous one's counter and balance: the card's shadow balance chain. Counter 0 balance 0 is
 # the personalised chip.
-CHAIN = f"""
+CHAIN = """
     WITH cards_in AS (
-        SELECT DISTINCT card_id FROM ({CANDIDATES}) c
+        SELECT DISTINCT card_id FROM clearing_entries
+        WHERE window_id = :w AND kind = 'offline_purchase' AND outcome = 'paid'
     ), ev AS (
         SELECT l.card_id, l.card_counter AS counter, l.card_balance AS balance,
-               l.amount AS delta, NULL AS tid
+               l.amount AS delta, CAST(NULL AS BIGINT) AS tid
         FROM card_loads l JOIN cards_in ci ON ci.card_id = l.card_id
         WHERE l.status = 'delivered' AND l.card_counter IS NOT NULL
         UNION ALL
-        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount,
-               CASE WHEN e.window_id = :w THEN t.id END
+        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, NULL
         FROM pos_transactions t JOIN cards_in ci ON ci.card_id = t.card_id
-        LEFT JOIN clearing_entries e ON e.transaction_id = t.id
-        LEFT JOIN clearing_windows cw ON cw.id = e.window_id
-        WHERE (t.kind = 'purchase' AND t.status IN ('accepted', 'voided'))
-           OR (t.kind = 'offline_purchase' AND e.outcome = 'paid'
-               AND (e.window_id = :w OR cw.status IN ('cleared', 'settled')))
+        WHERE t.kind = 'purchase' AND t.status IN ('accepted', 'voided')
+        UNION ALL
+        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, t.id
+        FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
+        WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+        UNION ALL
+        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, NULL
+        FROM clearing_entries e JOIN cards_in ci ON ci.card_id = e.card_id
+        JOIN clearing_windows cw ON cw.id = e.window_id
+        JOIN pos_transactions t ON t.id = e.transaction_id
+        WHERE e.window_id <> :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+          AND cw.status IN ('cleared', 'settled')
     ), chained AS (
         SELECT card_id, counter, balance, delta, tid,
                LAG(counter) OVER (PARTITION BY card_id ORDER BY counter) AS prev_counter,

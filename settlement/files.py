@@ -26,7 +26,6 @@ from xml.sax.saxutils import escape
 from sqlalchemy import select, text
 
 from cardsvc.context import TAIPEI, Ctx
-from cardsvc.db import UTCDateTime
 from merchants.models import Merchant
 from settlement.models import ClearingException, ClearingWindow, MerchantStatement
 
@@ -64,10 +63,6 @@ def taipei(t: dt.datetime) -> str:
     return t.astimezone(TAIPEI).isoformat(timespec="seconds")
 
 
-def mask_card(number: str) -> str:
-    return number[:4] + "*" * 8 + number[-4:]
-
-
 def _csv(rows: Sequence[Sequence[object]], header: tuple[str, ...]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -84,13 +79,24 @@ def totals_of(s: MerchantStatement) -> dict[str, int]:
     return {k: int(getattr(s, k)) for k in TOTAL_FIELDS}
 
 
-RECORDS = text("""
-    SELECT e.merchant_id, e.transaction_id, t.created_at, t.terminal_id, e.kind,
-           t.card_number, e.card_counter, e.amount, e.outcome, e.reason
+# Taiwan keeps +08:00 all year (no daylight saving), so the database can render local time.
+TAIPEI_TIME = {
+    "postgresql": "to_char(t.created_at AT TIME ZONE 'Asia/Taipei', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS\"+08:00\"')",
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%S+08:00', t.created_at, '+8 hours')",
+}
+
+
+def _records_sql(dialect: str) -> str:
+    return f"""
+    SELECT e.merchant_id, e.transaction_id, {TAIPEI_TIME[dialect]}, t.terminal_id, e.kind,
+           substr(t.card_number, 1, 4) || '********' || substr(t.card_number, 13, 4),
+           COALESCE(CAST(e.card_counter AS VARCHAR(12)), ''), e.amount, e.outcome,
+           COALESCE(e.reason, '')
     FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
     WHERE e.window_id = :w
     ORDER BY e.merchant_id, e.transaction_id
-""").columns(created_at=UTCDateTime)
+    """
 
 
 def window_files(ctx: Ctx, window: ClearingWindow,
@@ -101,25 +107,24 @@ def window_files(ctx: Ctx, window: ClearingWindow,
                    "boundary_at": taipei(window.boundary_at or window.cutoff_at)}
     merchants = {m.id: m for m in ctx.db.scalars(select(Merchant).where(
         Merchant.id.in_([s.merchant_id for s in statements])))}
-    by_merchant: dict[int, list[list[object]]] = {s.merchant_id: [] for s in statements}
+    by_merchant: dict[int, list[str]] = {s.merchant_id: [] for s in statements}
     records_hash = hashlib.sha256()
     counts: dict[str, dict[str, int]] = {}
-    result = ctx.db.execute(RECORDS, {"w": window.id})
-    while rows := result.fetchmany(10_000):
-        for mid, tid, at, terminal, kind, number, counter, amount, outcome, reason in rows:
-            line = [tid, taipei(at), terminal, kind, mask_card(number),
-                    "" if counter is None else counter, amount, outcome, reason or ""]
-            by_merchant[mid].append(line)
-            records_hash.update((f"{mid}," + ",".join(map(str, line)) + "\n").encode())
-            key = f"{kind}/{outcome}"
-            c = counts.setdefault(key, {"count": 0, "amount": 0})
+    result = ctx.db.execute(text(_records_sql(ctx.db.get_bind().dialect.name)),
+                            {"w": window.id})
+    while rows := result.fetchmany(20_000):
+        for mid, *line in rows:
+            text_line = ",".join(map(str, line)) + "\n"  # no field needs CSV quoting
+            by_merchant[mid].append(text_line)
+            records_hash.update(f"{mid},{text_line}".encode())
+            c = counts.setdefault(f"{line[3]}/{line[7]}", {"count": 0, "amount": 0})
             c["count"] += 1
-            c["amount"] += int(amount)
+            c["amount"] += line[6]
     merchant_summaries = []
     for s in statements:
         m = merchants[s.merchant_id]
         csv_file = File(f"statement-{s.merchant_id}.csv", "text/csv",
-                        _csv(by_merchant[s.merchant_id], STATEMENT_FIELDS))
+                        ",".join(STATEMENT_FIELDS) + "\n" + "".join(by_merchant[s.merchant_id]))
         doc = {"window": window_info, "currency": CURRENCY,
                "merchant": {"id": m.id, "legal_name": m.legal_name, "tax_id": m.tax_id},
                "totals": totals_of(s), "records": len(by_merchant[s.merchant_id]),

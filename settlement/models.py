@@ -90,18 +90,23 @@ class ClearingPartition(Base):
 
 class ClearingEntry(Base):
     """A POS record as a window holds it. The columns clearing needs are copied from the
-    record at the close, so the window's content stays as it was closed."""
+    record at the close, so the window's content stays as it was closed.
+
+    The busiest table of clearing (a row per record per day): only the close writes it, from
+    the records themselves, so it carries no foreign keys to check row by row.
+    """
 
     __tablename__ = "clearing_entries"
     __table_args__ = (
         Index("ix_clearing_entries_window_merchant", "window_id", "merchant_id"),
+        # Finds a counter's earlier records (duplicates and clones across windows).
         Index("ix_clearing_entries_card_counter", "card_id", "card_counter"),
     )
 
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("pos_transactions.id"),
-                                                primary_key=True, autoincrement=False)
-    window_id: Mapped[int] = mapped_column(ForeignKey("clearing_windows.id"))
-    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                                autoincrement=False)
+    window_id: Mapped[int] = mapped_column(BigInteger)
+    merchant_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     card_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     card_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import transaction, utcnow
 from cardsvc.db_upsert import insert_if_absent
@@ -119,15 +121,38 @@ def run_in_process(rt: Runtime, day: dt.date,
         total = len(windows.partitions(_ctx(rt, db), window))
         pending = _pending(db, window_id)
     done = total - len(pending)
-    for merchant in pending:
-        run_partition(rt, window_id, merchant)
-        done += 1
-        if progress:
-            progress(done, total + 1)
+    workers = min(len(pending), os.cpu_count() or 1)
+    if workers > 1 and rt.engine.dialect.name == "postgresql":
+        # Verification is CPU work (CMAC): one process per core, like a worker pool.
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [pool.submit(_partition_in_child, rt.settings, window_id, m)
+                       for m in pending]
+            for future in as_completed(futures):
+                future.result()
+                done += 1
+                if progress:
+                    progress(done, total + 1)
+    else:
+        for merchant in pending:
+            run_partition(rt, window_id, merchant)
+            done += 1
+            if progress:
+                progress(done, total + 1)
     finish(rt, window_id)
     if progress:
         progress(total + 1, total + 1)
     return get_window(rt, day)
+
+
+_child_runtime: Runtime | None = None
+
+
+def _partition_in_child(settings: Settings, window_id: int, merchant_id: int) -> int:
+    global _child_runtime
+    if _child_runtime is None:
+        _child_runtime = Runtime.build(settings)
+    return run_partition(_child_runtime, window_id, merchant_id)
 
 
 def get_window(rt: Runtime, day: dt.date) -> ClearingWindow:
