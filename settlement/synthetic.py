@@ -57,7 +57,8 @@ def tax_id(n: int) -> str:
 
 def population(rt: Runtime, merchants: int, cards: int, *, seed: int = 7) -> Population:
     """`cards` cardholders with a chip card each (through the seed), made chip cards with a
-    delivered load of NT$5,000; `merchants` merchants with one terminal each."""
+    delivered load of NT$5,000; `merchants` merchants with one terminal each. Once per
+    database."""
     run_seed(rt, cards, seed, Console(quiet=True))
     with transaction(rt.sessions) as db:
         ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=ACTOR)
@@ -92,13 +93,13 @@ def population(rt: Runtime, merchants: int, cards: int, *, seed: int = 7) -> Pop
             "  SELECT 1 FROM postings x WHERE x.transfer_id = t.id AND x.account_id = :cash)"
         ).bindparams(bindparam("now", type_=UTCDateTime)),
             {**ts, "memo": MEMO, "cash": cash.id, "before": cash.balance})
-        db.execute(text(
-            "UPDATE accounts SET balance = (SELECT p.balance_after FROM postings p "
-            "  JOIN transfers t ON t.id = p.transfer_id "
-            "  WHERE p.account_id = accounts.id AND t.memo = :memo "
-            "  ORDER BY p.id DESC LIMIT 1) "
-            "WHERE id = :cash OR card_id IN (SELECT card_id FROM transfers WHERE memo = :memo)"),
-            {"memo": MEMO, "cash": cash.id})
+        loaded = int(db.scalar(text("SELECT COUNT(*) FROM transfers WHERE memo = :memo"),
+                               {"memo": MEMO}) or 0)
+        db.execute(text("UPDATE accounts SET balance = balance + :load WHERE card_id IN ("
+                        "SELECT card_id FROM transfers WHERE memo = :memo)"),
+                   {"load": LOAD, "memo": MEMO})
+        db.execute(text("UPDATE accounts SET balance = balance - :total WHERE id = :cash"),
+                   {"total": loaded * LOAD, "cash": cash.id})
         audit.record(ctx, "money.synthetic_load", detail={"cards": cards, "amount": LOAD})
         bank = rt.keys.pii.encrypt("bank_account", "004-00011122233")
         ms = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -161,3 +162,32 @@ def test_missing_secrets_in_production_mode_is_an_error(tmp_path: Path) -> None:
     r = run(["staff", "list"], tmp_path, {"CARDSVC_GENERATE_SECRETS": "false"})
     assert r.returncode == 1
     assert "does not exist" in r.stdout
+
+
+def test_settle_commands(tmp_path: Path) -> None:
+    from cardsvc.bootstrap import bootstrap
+    from cardsvc.config import Settings
+    from cardsvc.context import TAIPEI
+    from settlement import synthetic
+    rt = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'cardsvc.db'}",
+                            secrets_file=tmp_path / "cardsvc-secrets.json")).runtime
+    synthetic.records(rt, synthetic.population(rt, 3, 40), 500)
+    rt.close()
+    day = dt.datetime.now(TAIPEI).date().isoformat()
+    r = run(["settle", "report", "--date", day], tmp_path)
+    assert r.returncode == 1 and "no clearing window" in r.stdout
+    r = run(["settle", "run", "--date", day], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "settled, 500 records" in r.stdout and "exceptions: none" in r.stdout
+    r = run(["settle", "report", "--date", day, "--format", "json"], tmp_path)
+    summary = json.loads(r.stdout)
+    assert summary["records"]["count"] == 500
+    r = run(["settle", "report", "--date", day, "--format", "csv", "--out",
+             str(tmp_path / "files")], tmp_path)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("merchant_id,legal_name,sales_count,gross")
+    assert sum(int(line.split(",")[3]) for line in lines[1:4]) == summary["totals"]["gross"]
+    assert (tmp_path / "files" / "payout.xml").stat().st_mode & 0o777 == 0o600
+    future = (dt.datetime.now(TAIPEI).date() + dt.timedelta(days=2)).isoformat()
+    r = run(["settle", "close", "--date", future], tmp_path)
+    assert r.returncode == 1 and "invalid_input" in r.stdout

@@ -306,3 +306,55 @@ def test_records_after_the_close_go_to_the_next_window(town: Town) -> None:
         assert entry is not None and entry.window_id == window.id
     # A window is closed once; nothing can be added to it afterwards.
     assert service.close(town.rt, two_days_ago).records == 3
+
+
+def test_one_run_per_window_and_the_beat_schedule(town: Town) -> None:
+    _sales_day(town)
+    first = service.start(town.rt, today())
+    assert first is not None and first.pending  # the merchants whose records need checking
+    assert service.start(town.rt, today()) is None  # a second run of the window is refused
+    # The sweeper takes over what the first run left: everything, once it is stale.
+    assert service.stale_runs(town.rt, 3_600) == []
+    stale = service.stale_runs(town.rt, 0)
+    assert [s.window_id for s in stale] == [first.window_id]
+    assert stale[0].pending == first.pending
+
+    from settlement.celery_app import make_app
+    app = make_app(town.rt.settings.model_copy(update={
+        "clearing_cutoff": dt.time(22, 30), "clearing_start_delay_minutes": 45}))
+    daily = app.conf.beat_schedule["clear-the-business-day"]
+    assert daily["task"] == "settlement.tasks.daily"
+    assert daily["schedule"].hour == {23} and daily["schedule"].minute == {15}
+    assert app.conf.timezone == "Asia/Taipei" and app.conf.task_acks_late
+    assert app.conf.task_always_eager  # no broker configured: tasks run in-process
+
+
+def test_the_in_process_celery_tasks_clear_a_window(town: Town) -> None:
+    from settlement import tasks
+    _sales_day(town)
+    tasks.use_runtime(town.rt)
+    try:
+        window_id = tasks.run_window.delay(today().isoformat()).get()
+    finally:
+        tasks.use_runtime(None)
+    with town.rt.sessions() as db:
+        w = db.get(ClearingWindow, window_id)
+        assert w is not None and w.status == "settled" and w.records == 3
+
+
+def test_a_record_in_two_batches_is_paid_once(town: Town) -> None:
+    alice = chip_card(town.clerk, 1_000)
+    ride, online = town.tap("bus", alice, 25), town.tap("shop", alice, 40)
+    town.upload("bus", "BUS-A", [ride])
+    town.upload("bus", "BUS-B", [ride])  # the terminal lost track of what it had sent
+    town.buy("shop", online)
+    town.upload("shop", "SHOP-A", [online])  # sent online, then again in a batch
+    service.run_in_process(town.rt, today())
+    with town.rt.sessions() as db:
+        outcomes = sorted((e.kind, e.outcome, e.reason or "") for e in db.scalars(
+            select(ClearingEntry)))
+    assert outcomes == [("offline_purchase", "duplicate", "already_paid"),
+                        ("offline_purchase", "duplicate", "duplicate_record"),
+                        ("offline_purchase", "paid", ""), ("purchase", "paid", "")]
+    assert purse(town, alice) == 1_000 - 25 - 40
+    assert not service.report(town.rt, today()).exceptions
