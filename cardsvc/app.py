@@ -17,6 +17,8 @@ from cardsvc.staff.api import router as staff_router
 from cardsvc.stats.api import router as stats_router
 from merchants.api import pos_router
 from merchants.api import router as merchants_router
+from settlement.bills_api import pos_bills_router, public_router
+from settlement.bills_api import router as bills_router
 
 DESCRIPTION = """
 The issuing-counter API of the resident card system.
@@ -28,15 +30,16 @@ The issuing-counter API of the resident card system.
 """
 
 ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router,
-           merchants_router)
+           merchants_router, bills_router, public_router)
 # Called by terminals with signed requests, not by staff (merchants.api.TerminalAuth).
-POS_ROUTERS = (pos_router,)
+POS_ROUTERS = (pos_router, pos_bills_router)
 
 log = logging.getLogger("cardsvc.access")
 
 # Routes that need no login. The role-matrix test checks every other route has a RoleGuard.
 PUBLIC_PATHS = frozenset({"/auth/login", "/health", "/openapi.json", "/docs",
-                          "/docs/oauth2-redirect", "/redoc"})
+                          "/docs/oauth2-redirect", "/redoc",
+                          "/receipts/verify"})  # anyone may check a bill receipt
 
 
 def create_app(runtime: Runtime) -> FastAPI:

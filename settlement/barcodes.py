@@ -184,8 +184,8 @@ def png(value: str, height: int = 60, scale: int = 2) -> bytes:
     row = bytearray()
     bits = [0 if b else 1 for b in bars for _ in range(scale)]  # 1 = white
     for i in range(0, len(bits), 8):
-        chunk = bits[i:i + 8] + [1] * (8 - len(bits[i:i + 8]))
-        row.append(int("".join(map(str, chunk)), 2))
+        byte = bits[i:i + 8] + [1] * (8 - len(bits[i:i + 8]))
+        row.append(int("".join(map(str, byte)), 2))
     raw = b"".join(b"\x00" + bytes(row) for _ in range(height))
 
     def chunk(tag: bytes, data: bytes) -> bytes:

@@ -285,7 +285,7 @@ def expire_due(ctx: Ctx) -> int:
     return len(due)
 
 
-def _usable_for_money(ctx: Ctx, card: Card) -> None:
+def usable_for_money(ctx: Ctx, card: Card) -> None:
     if card.status != A.ACTIVE:
         raise CardNotUsable(f"card {card.card_number} is {card.status}; only an active card "
                             "takes top-ups and charges", card_status=card.status)
@@ -300,7 +300,7 @@ def card_out(card: Card) -> s.CardOut:
 
 def topup(ctx: Ctx, card_id: int, data: s.TopUpRequest) -> s.MoneyResult:
     card = get(ctx, card_id, for_update=True)
-    _usable_for_money(ctx, card)
+    usable_for_money(ctx, card)
     if data.amount > ctx.settings.topup_max_amount:
         raise InvalidInput(f"a single top-up is at most NT${ctx.settings.topup_max_amount}")
     counter = data.counter or ctx.settings.default_counter
@@ -329,7 +329,7 @@ def charge(ctx: Ctx, card_id: int, data: s.ChargeRequest) -> s.MoneyResult:
     """A county fee paid from an account-held purse at the counter (online debit). A chip
     purse holds its value on the card: it pays at a terminal, which debits the chip."""
     card = get(ctx, card_id, for_update=True)
-    _usable_for_money(ctx, card)
+    usable_for_money(ctx, card)
     if card.load_key_version is not None:
         raise ChipPurse(f"card {card.card_number} keeps its value on the chip: pay with the "
                         "card at a terminal")

@@ -1,0 +1,386 @@
+"""Water bills and other government fees: billers, bill import, look-up, payment, receipts.
+
+A biller is a registered merchant (the water plant) whose bills carry the three convenience-
+store barcodes. A bill is paid once: the bill row is locked for the payment and
+`bill_payments.bill_id` is unique. Money goes from the payer's purse (or from the collecting
+store's payable, for cash taken at a convenience store) to the biller's payable account; the
+daily clearing remits it.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from cardsvc.audit import service as audit
+from cardsvc.cards.models import Card
+from cardsvc.cards.service import usable_for_money
+from cardsvc.context import TAIPEI, Ctx
+from cardsvc.errors import ChipPurse, Conflict, InvalidInput, NotFound
+from cardsvc.ledger import service as ledger
+from cardsvc.ledger.models import AccountKind
+from merchants.models import Merchant
+from settlement import barcodes
+from settlement.models import Bill, Biller, BillImport, BillPayment
+
+IMPORT_FIELDS = ("account_number", "bill_number", "period", "amount", "due_date",
+                 "payer_name")
+MAX_IMPORT_ROWS = 200_000
+_ACCOUNT_RE = re.compile(r"[0-9A-Z-]{4,20}")
+_BILL_RE = re.compile(r"[0-9A-Z]{16}")
+_PERIOD_RE = re.compile(r"[0-9]{2}(0[1-9]|1[0-2])")
+
+
+class BillImportRefused(InvalidInput):
+    code = "bill_import_refused"
+    title = "The bill file has errors; nothing was imported"
+
+
+class BillAlreadyPaid(Conflict):
+    code = "bill_already_paid"
+    title = "This bill is paid"
+
+
+class BillOverdue(Conflict):
+    code = "bill_overdue"
+    title = "This bill is past its due date and grace period"
+
+
+class PartialPayment(InvalidInput):
+    code = "partial_payment"
+    title = "A bill is paid in full or not at all"
+
+
+def biller_code(biller_id: int) -> str:
+    return f"biller:{biller_id}"
+
+
+def mask_name(name: str) -> str:
+    """陳志明 → 陳○明; 林一 → 林○."""
+    if len(name) <= 2:
+        return name[:1] + "○"
+    return name[0] + "○" * (len(name) - 2) + name[-1]
+
+
+# --- billers and bills ----------------------------------------------------------------------
+
+
+def create_biller(ctx: Ctx, merchant_id: int, code: str, collection_code: str,
+                  grace_days: int) -> Biller:
+    if ctx.db.get(Merchant, merchant_id) is None:
+        raise NotFound(f"no merchant {merchant_id}")
+    if ctx.db.scalar(select(Biller.id).where(
+            (Biller.merchant_id == merchant_id) | (Biller.code == code))) is not None:
+        raise Conflict(f"merchant {merchant_id} or code {code} is already a biller")
+    b = Biller(merchant_id=merchant_id, code=code, collection_code=collection_code.upper(),
+               grace_days=grace_days, created_at=ctx.now)
+    ctx.db.add(b)
+    ctx.db.flush()
+    audit.record(ctx, "biller.create", target_type="biller", target_id=b.id,
+                 detail={"merchant_id": merchant_id, "code": code})
+    return b
+
+
+def get_biller(ctx: Ctx, biller_id: int) -> Biller:
+    b = ctx.db.get(Biller, biller_id)
+    if b is None:
+        raise NotFound(f"no biller {biller_id}")
+    return b
+
+
+@dataclass
+class ImportResult:
+    import_id: int
+    rows: int
+    amount: int
+    duplicate: bool
+
+
+def _parse_row(row: dict[str, str], line: int, seen: set[str],
+               errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def bad(field: str, message: str) -> None:
+        errors.append({"line": line, "field": field, "message": message})
+
+    out: dict[str, Any] = {}
+    account = (row.get("account_number") or "").strip().upper()
+    if not _ACCOUNT_RE.fullmatch(account):
+        bad("account_number", "4-20 letters, digits or -")
+    number = (row.get("bill_number") or "").strip().upper()
+    if not _BILL_RE.fullmatch(number):
+        bad("bill_number", "16 letters or digits (slip segment 2)")
+    elif number in seen:
+        bad("bill_number", "appears twice in this file")
+    period = (row.get("period") or "").strip()
+    if not _PERIOD_RE.fullmatch(period):
+        bad("period", "ROC YYMM, e.g. 1511")
+    amount_text = (row.get("amount") or "").strip()
+    if not amount_text.isdigit() or not 0 < int(amount_text) <= 999_999_999:
+        bad("amount", "whole NT dollars, 1 to 999,999,999")
+    due_text = (row.get("due_date") or "").strip()
+    try:
+        due = dt.date.fromisoformat(due_text)
+        if not dt.date(2011, 1, 1) <= due <= dt.date(2110, 12, 31):
+            raise ValueError
+    except ValueError:
+        bad("due_date", "YYYY-MM-DD between 2011 and 2110 (the slip's ROC year)")
+        due = None
+    name = (row.get("payer_name") or "").strip()
+    if not 0 < len(name) <= 60:
+        bad("payer_name", "1-60 characters")
+    if errors and errors[-1]["line"] == line:
+        return None
+    seen.add(number)
+    out.update(account_number=account, bill_number=number, period=period,
+               amount=int(amount_text), due_date=due, payer_name=name)
+    return out
+
+
+def import_bills(ctx: Ctx, biller_id: int, content: bytes) -> ImportResult:
+    """All rows or none: a file with any bad row is refused with every error by line."""
+    biller = get_biller(ctx, biller_id)
+    digest = hashlib.sha256(content).hexdigest()
+    earlier = ctx.db.scalar(select(BillImport).where(BillImport.biller_id == biller.id,
+                                                     BillImport.content_sha256 == digest))
+    if earlier is not None:
+        return ImportResult(earlier.id, earlier.rows, earlier.amount, True)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BillImportRefused("the file is not UTF-8 text", errors=[
+            {"line": 1, "field": None, "message": "not UTF-8"}]) from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [f for f in IMPORT_FIELDS if f not in (reader.fieldnames or [])]
+    if missing:
+        raise BillImportRefused(f"the header must name {', '.join(IMPORT_FIELDS)}",
+                                errors=[{"line": 1, "field": f, "message": "missing column"}
+                                        for f in missing])
+    errors: list[dict[str, Any]] = []
+    rows, seen = [], set[str]()
+    for line, row in enumerate(reader, start=2):
+        if line - 1 > MAX_IMPORT_ROWS:
+            errors.append({"line": line, "field": None,
+                           "message": f"a file holds at most {MAX_IMPORT_ROWS:,} bills"})
+            break
+        parsed = _parse_row(row, line, seen, errors)
+        if parsed is not None:
+            rows.append((line, parsed))
+    if not rows and not errors:
+        errors.append({"line": 2, "field": None, "message": "the file has no bills"})
+    existing = set(ctx.db.scalars(select(Bill.bill_number).where(
+        Bill.bill_number.in_([r["bill_number"] for _, r in rows])))) if rows else set()
+    for line, r in rows:
+        if r["bill_number"] in existing:
+            errors.append({"line": line, "field": "bill_number",
+                           "message": "a bill with this number was imported before"})
+    if errors:
+        errors.sort(key=lambda e: e["line"])
+        raise BillImportRefused(f"{len(errors)} error(s); nothing was imported",
+                                errors=errors[:200])
+    imp = BillImport(biller_id=biller.id, content_sha256=digest, rows=len(rows),
+                     amount=sum(r["amount"] for _, r in rows), actor=ctx.actor.username,
+                     imported_at=ctx.now)
+    ctx.db.add(imp)
+    ctx.db.flush()
+    pii = ctx.keys.pii
+    for _, r in rows:
+        s1, _s2, s3 = barcodes.make_segments(r["due_date"], biller.collection_code,
+                                             r["bill_number"], r["period"], r["amount"])
+        ctx.db.add(Bill(biller_id=biller.id, import_id=imp.id,
+                        account_number=r["account_number"], bill_number=r["bill_number"],
+                        period=r["period"], amount=r["amount"], due_date=r["due_date"],
+                        payer_name_enc=pii.encrypt("payer_name", r["payer_name"]),
+                        payer_name_masked=mask_name(r["payer_name"]), segment1=s1,
+                        segment3=s3, status="unpaid", created_at=ctx.now))
+    ctx.db.flush()
+    audit.record(ctx, "bills.import", target_type="biller", target_id=biller.id,
+                 detail={"import_id": imp.id, "rows": imp.rows, "amount": imp.amount})
+    return ImportResult(imp.id, imp.rows, imp.amount, False)
+
+
+def by_account(ctx: Ctx, account_number: str, biller_id: int | None = None) -> list[Bill]:
+    stmt = select(Bill).where(Bill.account_number == account_number.strip().upper())
+    if biller_id is not None:
+        stmt = stmt.where(Bill.biller_id == biller_id)
+    return list(ctx.db.scalars(stmt.order_by(Bill.status.desc(), Bill.due_date, Bill.id)))
+
+
+def by_barcodes(ctx: Ctx, segment1: str, segment2: str, segment3: str) -> Bill:
+    """The bill of a scanned slip. A slip that is malformed, fails its check characters or
+    differs from the bill it names is refused, naming the segment that is wrong."""
+    segs = [s.strip().upper() for s in (segment1, segment2, segment3)]
+    try:
+        barcodes.parse(*segs)
+    except barcodes.SlipError as exc:
+        if "check characters" not in exc.detail:
+            raise
+        bill = ctx.db.scalar(select(Bill).where(Bill.bill_number == segs[1]))
+        if bill is None:
+            raise barcodes.SlipError(2, "no bill with this number, and the check "
+                                        "characters do not match: segment 2 was probably "
+                                        "mistyped or altered") from None
+        _compare(bill, segs)
+        raise
+    bill = ctx.db.scalar(select(Bill).where(Bill.bill_number == segs[1]))
+    if bill is None:
+        raise NotFound(f"no bill {segs[1]}")
+    _compare(bill, segs)
+    return bill
+
+
+def _compare(bill: Bill, segs: list[str]) -> None:
+    for i, (given, ours) in enumerate(((segs[0], bill.segment1), (segs[2], bill.segment3))):
+        if given != ours:
+            n = 1 if i == 0 else 3
+            raise barcodes.SlipError(n, f"does not match bill {bill.bill_number}: mistyped "
+                                        "or altered")
+
+
+def get_bill(ctx: Ctx, bill_id: int, *, for_update: bool = False) -> Bill:
+    bill = ctx.db.get(Bill, bill_id, with_for_update=for_update, populate_existing=for_update)
+    if bill is None:
+        raise NotFound(f"no bill {bill_id}")
+    return bill
+
+
+# --- paying ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Paid:
+    payment: BillPayment
+    bill: Bill
+    receipt: str
+    balance: int | None  # the payer's purse after paying, when a purse paid
+
+
+def _check_payable(ctx: Ctx, bill: Bill, amount: int | None) -> Biller:
+    biller = get_biller(ctx, bill.biller_id)
+    if bill.status == "paid":
+        raise BillAlreadyPaid(f"bill {bill.bill_number} is paid", bill_id=bill.id)
+    if amount is not None and amount != bill.amount:
+        raise PartialPayment(f"bill {bill.bill_number} is NT${bill.amount}; pay it in full",
+                             amount_due=bill.amount)
+    last_day = bill.due_date + dt.timedelta(days=biller.grace_days)
+    if ctx.today > last_day:
+        raise BillOverdue(f"bill {bill.bill_number} was due {bill.due_date}; payable until "
+                          f"{last_day}: ask the biller for a new bill", due_date=str(
+                              bill.due_date))
+    return biller
+
+
+def _record(ctx: Ctx, bill: Bill, channel: str, transfer_id: int, card_id: int | None,
+            merchant_id: int | None) -> BillPayment:
+    payment = BillPayment(bill_id=bill.id, biller_id=bill.biller_id, channel=channel,
+                          amount=bill.amount, card_id=card_id, merchant_id=merchant_id,
+                          transfer_id=transfer_id, paid_at=ctx.now)
+    ctx.db.add(payment)
+    bill.status = "paid"
+    ctx.db.flush()
+    audit.record(ctx, "bills.pay", target_type="bill", target_id=bill.id,
+                 detail={"channel": channel, "amount": bill.amount, "payment_id": payment.id})
+    return payment
+
+
+def pay_from_purse(ctx: Ctx, bill_id: int, card_id: int, channel: str,
+                   amount: int | None = None) -> Paid:
+    """At the counter or online: an online debit of an account-held purse (a chip purse
+    keeps its value on the chip and pays at a terminal)."""
+    bill = get_bill(ctx, bill_id, for_update=True)
+    _check_payable(ctx, bill, amount)
+    card = ctx.db.get(Card, card_id, with_for_update=True)
+    if card is None:
+        raise NotFound(f"no card {card_id}")
+    usable_for_money(ctx, card)
+    if card.load_key_version is not None:
+        raise ChipPurse(f"card {card.card_number} keeps its value on the chip: pay the bill "
+                        "with the card at a terminal")
+    purse = ledger.purse_of(ctx, card.id)
+    payable = ledger.system_account(ctx, AccountKind.BILLER_PAYABLE, biller_code(bill.biller_id))
+    t = ledger.post(ctx, "bill_payment", [ledger.Leg(purse, -bill.amount),
+                                          ledger.Leg(payable, bill.amount)],
+                    card_id=card.id, memo=f"bill {bill.bill_number}")
+    payment = _record(ctx, bill, channel, t.id, card.id, None)
+    return Paid(payment, bill, receipt_token(ctx, payment, bill), purse.balance)
+
+
+def collect_cash(ctx: Ctx, merchant_id: int, bill: Bill, amount: int) -> Paid:
+    """A convenience store took cash against the slip: the store owes it to the biller (its
+    payable is debited; clearing nets it against the store's sales)."""
+    bill = get_bill(ctx, bill.id, for_update=True)
+    _check_payable(ctx, bill, amount)
+    store = ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, f"merchant:{merchant_id}")
+    payable = ledger.system_account(ctx, AccountKind.BILLER_PAYABLE, biller_code(bill.biller_id))
+    t = ledger.post(ctx, "bill_collection", [ledger.Leg(store, -bill.amount),
+                                             ledger.Leg(payable, bill.amount)],
+                    memo=f"cash for bill {bill.bill_number} at merchant {merchant_id}")
+    payment = _record(ctx, bill, "store_cash", t.id, None, merchant_id)
+    return Paid(payment, bill, receipt_token(ctx, payment, bill), None)
+
+
+# --- receipts ----------------------------------------------------------------------------------
+
+RECEIPT_PREFIX = "KMRC1"
+
+
+def _receipt_key(ctx: Ctx) -> bytes:
+    return hmac.new(ctx.keys.secrets.token_key, b"cardsvc bill receipt v1",
+                    hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def receipt_token(ctx: Ctx, payment: BillPayment, bill: Bill) -> str:
+    """A signed receipt, short enough for a QR code: payment, bill, amount, time."""
+    body = json.dumps({"p": payment.id, "b": bill.bill_number, "a": payment.amount,
+                       "t": int(payment.paid_at.timestamp())}, separators=(",", ":"))
+    payload = _b64(body.encode())
+    mac = hmac.new(_receipt_key(ctx), f"{RECEIPT_PREFIX}.{payload}".encode(),
+                   hashlib.sha256).digest()[:16]
+    return f"{RECEIPT_PREFIX}.{payload}.{_b64(mac)}"
+
+
+@dataclass
+class ReceiptCheck:
+    valid: bool
+    reason: str
+    bill_number: str | None = None
+    amount: int | None = None
+    paid_at: str | None = None
+    biller: str | None = None
+
+
+def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != RECEIPT_PREFIX or len(token) > 400:
+        return ReceiptCheck(False, "not a receipt")
+    expected = hmac.new(_receipt_key(ctx), f"{parts[0]}.{parts[1]}".encode(),
+                        hashlib.sha256).digest()[:16]
+    if not hmac.compare_digest(_b64(expected), parts[2]):
+        return ReceiptCheck(False, "the signature does not match: forged or altered")
+    try:
+        body = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        payment_id, number, amount = int(body["p"]), str(body["b"]), int(body["a"])
+    except (ValueError, KeyError, TypeError):
+        return ReceiptCheck(False, "not a receipt")
+    payment = ctx.db.get(BillPayment, payment_id)
+    bill = ctx.db.get(Bill, payment.bill_id) if payment else None
+    if payment is None or bill is None or bill.bill_number != number \
+            or payment.amount != amount:
+        return ReceiptCheck(False, "no such payment")
+    merchant = ctx.db.scalar(select(Merchant).join(Biller, Biller.merchant_id == Merchant.id)
+                             .where(Biller.id == bill.biller_id))
+    return ReceiptCheck(True, "paid", bill.bill_number, payment.amount,
+                        payment.paid_at.astimezone(TAIPEI).isoformat(timespec="seconds"),
+                        merchant.legal_name if merchant else None)

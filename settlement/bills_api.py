@@ -1,0 +1,225 @@
+"""HTTP routes of the biller side: billers, bill import, look-up, payment, slips, receipts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from cardsvc.context import Actor, Ctx
+from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
+from cardsvc.ledger.service import idempotent, replayable
+from cardsvc.schemas_common import IdPath, Model
+from cardsvc.staff.models import Role
+from merchants.api import PosCtx, _pos_key, _terminal
+from merchants.qr import render_qr
+from settlement import barcodes, bills
+from settlement.models import Bill
+
+router = APIRouter(tags=["bills"])
+pos_bills_router = APIRouter(prefix="/pos/v1", tags=["POS API"])
+public_router = APIRouter(tags=["bills"])
+
+MANAGERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
+CLERKS = (Role.CLERK, Role.SUPERVISOR)
+VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
+
+
+class BillerCreate(Model):
+    merchant_id: int = Field(gt=0, le=2**62)
+    code: str = Field(pattern=r"^[A-Z0-9_-]{2,16}$", examples=["KMWATER"])
+    collection_code: str = Field(pattern=r"^[0-9A-Z]{3}$", examples=["KW1"],
+                                 description="Printed in segment 1 of the biller's slips")
+    grace_days: int = Field(default=0, ge=0, le=365,
+                            description="Days after the due date a bill is still payable")
+
+
+class BillerOut(Model):
+    id: int
+    merchant_id: int
+    code: str
+    collection_code: str
+    grace_days: int
+
+
+class ImportOut(Model):
+    import_id: int
+    rows: int
+    amount: int
+    duplicate: bool = Field(description="This exact file was imported before: nothing changed")
+
+
+class BillOut(Model):
+    id: int
+    biller_id: int
+    account_number: str
+    bill_number: str
+    period: str = Field(description="ROC YYMM")
+    amount: int
+    due_date: dt.date
+    payer_name_masked: str
+    status: str
+    barcodes: list[str] = Field(description="Slip segments 1, 2 and 3 (Code 39)")
+
+
+class SlipIn(Model):
+    segment1: str = Field(max_length=40, examples=["151231KW1"])
+    segment2: str = Field(max_length=40, examples=["WB00012345678901"])
+    segment3: str = Field(max_length=40, examples=["151167000000350"])
+
+
+class PayIn(Model):
+    card_id: int = Field(gt=0, le=2**62)
+    amount: int | None = Field(default=None, gt=0, le=999_999_999, strict=True,
+                               description="If given, must be the bill's amount")
+    channel: str = Field(default="counter", pattern="^(counter|online)$")
+
+
+class CollectIn(SlipIn):
+    amount: int = Field(gt=0, le=999_999_999, strict=True)
+
+
+class PaymentOut(Model):
+    payment_id: int
+    bill_id: int
+    bill_number: str
+    amount: int
+    channel: str
+    paid_at: dt.datetime
+    receipt: str = Field(description="Signed receipt; its QR code is at "
+                                     "/bills/{bill_id}/receipt.png")
+    purse_balance: int | None = None
+
+
+def bill_out(b: Bill) -> BillOut:
+    return BillOut(id=b.id, biller_id=b.biller_id, account_number=b.account_number,
+                   bill_number=b.bill_number, period=b.period, amount=b.amount,
+                   due_date=b.due_date, payer_name_masked=b.payer_name_masked,
+                   status=b.status, barcodes=[b.segment1, b.bill_number, b.segment3])
+
+
+def payment_out(paid: bills.Paid) -> PaymentOut:
+    p = paid.payment
+    return PaymentOut(payment_id=p.id, bill_id=p.bill_id, bill_number=paid.bill.bill_number,
+                      amount=p.amount, channel=p.channel, paid_at=p.paid_at,
+                      receipt=paid.receipt, purse_balance=paid.balance)
+
+
+@router.post("/billers", response_model=BillerOut, status_code=201,
+             dependencies=[Depends(allow(*MANAGERS))], summary="Make a merchant a biller")
+def create_biller(body: BillerCreate, ctx: CtxDep) -> BillerOut:
+    b = bills.create_biller(ctx, body.merchant_id, body.code, body.collection_code,
+                            body.grace_days)
+    return BillerOut.model_validate(b, from_attributes=True)
+
+
+@router.post("/billers/{biller_id}/bills/import", response_model=ImportOut,
+             dependencies=[Depends(allow(*MANAGERS))],
+             responses={422: {"description": "bill_import_refused: every error with its line "
+                                             "number in `errors`; nothing was imported"}},
+             summary="Import bills from CSV (account_number, bill_number, period, amount, "
+                     "due_date, payer_name)")
+def import_bills(biller_id: IdPath, ctx: CtxDep,
+                 content: Annotated[bytes, Body(media_type="text/csv",
+                                                max_length=50_000_000)]) -> ImportOut:
+    r = bills.import_bills(ctx, biller_id, content)
+    return ImportOut(import_id=r.import_id, rows=r.rows, amount=r.amount, duplicate=r.duplicate)
+
+
+@router.get("/bills", response_model=list[BillOut], dependencies=[Depends(allow(*VIEWERS))],
+            summary="Bills of a water account")
+def find_bills(ctx: CtxDep,
+               account_number: Annotated[str, Query(min_length=4, max_length=20)],
+               biller_id: Annotated[int | None, Query(gt=0, le=2**62)] = None
+               ) -> list[BillOut]:
+    return [bill_out(b) for b in bills.by_account(ctx, account_number, biller_id)]
+
+
+@router.post("/bills/lookup", response_model=BillOut, dependencies=[Depends(allow(*VIEWERS))],
+             responses={422: {"description": "bad_barcode: `segment` names the wrong one"}},
+             summary="The bill of a scanned payment slip")
+def lookup(body: SlipIn, ctx: CtxDep) -> BillOut:
+    return bill_out(bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3))
+
+
+@router.get("/bills/{bill_id}", response_model=BillOut, dependencies=[Depends(allow(*VIEWERS))])
+def get_bill(bill_id: IdPath, ctx: CtxDep) -> BillOut:
+    return bill_out(bills.get_bill(ctx, bill_id))
+
+
+@router.get("/bills/{bill_id}/barcode-{segment}.svg", dependencies=[Depends(allow(*VIEWERS))],
+            response_class=Response, summary="A slip barcode (Code 39) for printing")
+def barcode_svg(bill_id: IdPath, segment: Annotated[int, Field(ge=1, le=3)],
+                ctx: CtxDep) -> Response:
+    b = bills.get_bill(ctx, bill_id)
+    value = (b.segment1, b.bill_number, b.segment3)[segment - 1]
+    return Response(barcodes.svg(value), media_type="image/svg+xml")
+
+
+@router.post("/bills/{bill_id}/payments", response_model=PaymentOut,
+             dependencies=[Depends(allow(*CLERKS))],
+             responses={409: {"description": "bill_already_paid, bill_overdue, "
+                                             "insufficient_funds, chip_purse"},
+                        422: {"description": "partial_payment"}},
+             summary="Pay a bill from an account-held purse (counter or online)")
+def pay(bill_id: IdPath, body: PayIn, ctx: CtxDep,
+        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return replayable(idempotent(
+        ctx, idempotency_key, "bills.pay", {"bill": bill_id, **body.model_dump()},
+        lambda: payment_out(bills.pay_from_purse(ctx, bill_id, body.card_id, body.channel,
+                                                 body.amount))))
+
+
+@router.get("/bills/{bill_id}/receipt.png", dependencies=[Depends(allow(*VIEWERS))],
+            response_class=Response, summary="The payment receipt as a QR code")
+def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
+    from sqlalchemy import select
+
+    from cardsvc.errors import NotFound
+    from settlement.models import BillPayment
+    bill = bills.get_bill(ctx, bill_id)
+    payment = ctx.db.scalar(select(BillPayment).where(BillPayment.bill_id == bill.id))
+    if payment is None:
+        raise NotFound(f"bill {bill.bill_number} is not paid")
+    token = bills.receipt_token(ctx, payment, bill)
+    return Response(render_qr(f"kinmencard://receipt/{token}", "png"), media_type="image/png")
+
+
+class ReceiptOut(Model):
+    valid: bool
+    reason: str
+    bill_number: str | None = None
+    amount: int | None = None
+    paid_at: str | None = None
+    biller: str | None = None
+
+
+def _public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
+    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor.system("public"))
+
+
+@public_router.get("/receipts/verify", response_model=ReceiptOut,
+                   summary="Check a bill receipt (anyone; no login)")
+def verify_receipt(receipt: Annotated[str, Query(max_length=400)],
+                   ctx: Annotated[Ctx, Depends(_public_ctx)]) -> ReceiptOut:
+    c = bills.verify_receipt(ctx, receipt)
+    return ReceiptOut(**c.__dict__)
+
+
+@pos_bills_router.post("/bill-collections", response_model=PaymentOut,
+                       responses={409: {"description": "bill_already_paid, bill_overdue"},
+                                  422: {"description": "bad_barcode, partial_payment"}},
+                       summary="Cash taken against a payment slip (convenience stores)")
+def collect(body: CollectIn, ctx: PosCtx,
+            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    terminal = _terminal(ctx)
+
+    def work() -> Any:
+        bill = bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3)
+        return payment_out(bills.collect_cash(ctx, terminal.merchant_id, bill, body.amount))
+
+    return replayable(idempotent(ctx, _pos_key(ctx, idempotency_key), "pos.bill_collection",
+                                 body.model_dump(), work))

@@ -1,0 +1,189 @@
+"""Water bills: import, look-up by account and by slip barcodes, payment once, receipts,
+cash at a convenience store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cardsvc.app import create_app
+from cardsvc.context import TAIPEI
+from merchants.client import PosClient
+from settlement import barcodes
+from tests import factories as f
+from tests.conftest import PASSWORD, Api
+
+
+@dataclass
+class Plant:
+    clerk: Api
+    client: TestClient
+    biller: dict[str, Any]
+    store: PosClient
+
+
+@pytest.fixture
+def plant(runtime_factory) -> Iterator[Plant]:  # type: ignore[no-untyped-def]
+    rt = runtime_factory()
+    with TestClient(create_app(rt)) as client:
+        token = client.post("/auth/login", json={"username": "t.clerk",
+                                                 "password": PASSWORD}).json()["access_token"]
+        clerk = Api(client, token)
+        water = clerk.ok("POST", "/merchants", {
+            "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
+            "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
+        biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
+                                               "collection_code": "KW1", "grace_days": 10},
+                          status=201)
+        store = clerk.ok("POST", "/merchants", {
+            "legal_name": "金城便利商店", "tax_id": "04595252", "category": "retail",
+            "fee_bps": 0, "bank_account": "812-00011122233"}, status=201)
+        t = clerk.ok("POST", f"/merchants/{store['id']}/terminals", {"label": "till"},
+                     status=201)
+        yield Plant(clerk, client, biller, PosClient(client, t["key_id"], t["secret"]))
+
+
+def today() -> dt.date:
+    return dt.datetime.now(TAIPEI).date()
+
+
+def bills_csv(*rows: tuple[str, str, str, str, str, str]) -> bytes:
+    lines = ["account_number,bill_number,period,amount,due_date,payer_name"]
+    lines += [",".join(r) for r in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def import_file(plant: Plant, content: bytes) -> Any:
+    return plant.client.post(f"/billers/{plant.biller['id']}/bills/import", content=content,
+                             headers={**plant.clerk.headers, "Content-Type": "text/csv"})
+
+
+DUE = (dt.datetime.now(TAIPEI).date() + dt.timedelta(days=20)).isoformat()
+GOOD = bills_csv(("A1234567", "WB00012345678901", "1511", "350", DUE, "陳志明"),
+                 ("A1234567", "WB00012345678902", "1510", "420", DUE, "陳志明"),
+                 ("B7654321", "WB00012345678903", "1511", "880", DUE, "林一"))
+
+
+def test_import_and_look_up(plant: Plant) -> None:
+    r = import_file(plant, GOOD)
+    assert r.status_code == 200, r.text
+    assert r.json() | {"import_id": 0} == {"import_id": 0, "rows": 3, "amount": 1650,
+                                           "duplicate": False}
+    again = import_file(plant, GOOD).json()
+    assert again["duplicate"] and again["rows"] == 3  # the same file: nothing changes
+    found = plant.clerk.ok("GET", "/bills", account_number="A1234567")
+    assert sorted(b["amount"] for b in found) == [350, 420]
+    assert {b["payer_name_masked"] for b in found} == {"陳○明"}
+    bill = found[0]
+    s1, s2, s3 = bill["barcodes"]
+    # The slip's segments follow the rules: deadline + collection code, bill number, period +
+    # check characters + amount; and they parse back to the bill.
+    slip = barcodes.parse(s1, s2, s3)
+    assert (slip.collection_code, slip.amount, slip.bill_number) == ("KW1", bill["amount"], s2)
+    assert s3[4:6] == barcodes.check_code(s1, s2, s3)
+    assert plant.clerk.ok("POST", "/bills/lookup", {"segment1": s1, "segment2": s2,
+                                                    "segment3": s3})["id"] == bill["id"]
+    svg = plant.clerk.req("GET", f"/bills/{bill['id']}/barcode-2.svg")
+    assert svg.status_code == 200 and b"<svg" in svg.content
+
+
+def test_a_bad_file_is_refused_by_line_and_nothing_is_imported(plant: Plant) -> None:
+    bad = bills_csv(("A1234567", "WB00012345678901", "1511", "350", DUE, "陳志明"),
+                    ("A1", "WB00012345678902", "1513", "-5", "2026-02-30", ""),
+                    ("B7654321", "WB00012345678901", "1511", "880", DUE, "林一"))
+    r = import_file(plant, bad)
+    assert r.status_code == 422 and r.json()["code"] == "bill_import_refused"
+    errors = {(e["line"], e["field"]) for e in r.json()["errors"]}
+    assert errors == {(3, "account_number"), (3, "period"), (3, "amount"), (3, "due_date"),
+                      (3, "payer_name"), (4, "bill_number")}
+    assert plant.clerk.ok("GET", "/bills", account_number="A1234567") == []
+    r = import_file(plant, b"number,amount\n1,2\n")
+    assert r.status_code == 422 and r.json()["errors"][0]["message"] == "missing column"
+
+
+@pytest.mark.parametrize(("change", "segment"), [
+    (lambda s: (s[0][:-1] + "2", s[1], s[2]), 1),  # another collection code
+    (lambda s: (s[0], s[1][:-1] + "9", s[2]), 2),  # a bill number mistyped
+    (lambda s: (s[0], s[1], s[2][:6] + "000000999"), 3),  # the amount altered
+    (lambda s: (s[0][:5], s[1], s[2]), 1),  # a character missing
+])
+def test_an_altered_slip_names_its_segment(plant: Plant, change: Any, segment: int) -> None:
+    import_file(plant, GOOD)
+    bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
+    s1, s2, s3 = change(bill["barcodes"])
+    r = plant.clerk.req("POST", "/bills/lookup", {"segment1": s1, "segment2": s2,
+                                                  "segment3": s3})
+    assert r.status_code == 422 and r.json()["code"] == "bad_barcode", r.text
+    assert r.json()["segment"] == segment, r.json()
+
+
+def test_pay_once_with_a_receipt_anyone_can_check(plant: Plant) -> None:
+    import_file(plant, GOOD)
+    bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
+    h = f.holder(plant.clerk)
+    card = f.active_card(plant.clerk, h["id"], "mobile", device_id="android-bills-0001",
+                         device_public_key=_phone_key())
+    plant.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 1_000}, key=f.key())
+    partial = plant.clerk.req("POST", f"/bills/{bill['id']}/payments",
+                              {"card_id": card["id"], "amount": 500}, key=f.key())
+    assert partial.status_code == 422 and partial.json()["code"] == "partial_payment"
+    paid = plant.clerk.ok("POST", f"/bills/{bill['id']}/payments", {"card_id": card["id"]},
+                          key=f.key())
+    assert paid["amount"] == 880 and paid["purse_balance"] == 120
+    again = plant.clerk.req("POST", f"/bills/{bill['id']}/payments", {"card_id": card["id"]},
+                            key=f.key())
+    assert again.status_code == 409 and again.json()["code"] == "bill_already_paid"
+    assert plant.clerk.ok("GET", f"/bills/{bill['id']}")["status"] == "paid"
+    # The receipt: valid as issued; altered or forged, it fails.
+    ok = plant.client.get("/receipts/verify", params={"receipt": paid["receipt"]}).json()
+    assert ok["valid"] and ok["amount"] == 880 and ok["biller"] == "金門縣自來水廠"
+    prefix, payload, mac = paid["receipt"].split(".")
+    import base64
+    import json
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["a"] = 88
+    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    for token in (f"{prefix}.{forged}.{mac}", f"{prefix}.{payload}.{mac[:-2]}AA", "hello"):
+        check = plant.client.get("/receipts/verify", params={"receipt": token}).json()
+        assert check["valid"] is False, token
+    png = plant.clerk.req("GET", f"/bills/{bill['id']}/receipt.png")
+    assert png.content.startswith(b"\x89PNG")
+
+
+def test_cash_at_a_convenience_store_and_the_grace_period(plant: Plant,
+                                                          runtime_factory: Any) -> None:
+    overdue = (today() - dt.timedelta(days=5)).isoformat()
+    too_late = (today() - dt.timedelta(days=11)).isoformat()
+    import_file(plant, bills_csv(
+        ("C1111111", "WB00000000000011", "1510", "300", overdue, "王小華"),
+        ("C1111111", "WB00000000000012", "1509", "310", too_late, "王小華")))
+    late, expired = sorted(plant.clerk.ok("GET", "/bills", account_number="C1111111"),
+                           key=lambda b: b["bill_number"])
+    s1, s2, s3 = late["barcodes"]
+    body = {"segment1": s1, "segment2": s2, "segment3": s3, "amount": 300}
+    r = plant.store.request("POST", "/pos/v1/bill-collections", body, idempotency_key=f.key())
+    assert r.status_code == 200, r.text  # five days late, within the ten days of grace
+    assert r.json()["channel"] == "store_cash"
+    again = plant.store.request("POST", "/pos/v1/bill-collections", body,
+                                idempotency_key=f.key())
+    assert again.status_code == 409 and again.json()["code"] == "bill_already_paid"
+    e1, e2, e3 = expired["barcodes"]
+    r = plant.store.request("POST", "/pos/v1/bill-collections",
+                            {"segment1": e1, "segment2": e2, "segment3": e3, "amount": 310},
+                            idempotency_key=f.key())
+    assert r.status_code == 409 and r.json()["code"] == "bill_overdue"
+
+
+def _phone_key() -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    der = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
