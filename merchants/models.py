@@ -61,16 +61,20 @@ class PosNonce(Base):
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+ACCEPTED_CHIP_DEBIT = "status = 'accepted' AND kind IN ('purchase', 'bill_payment')"
+
+
 class PosTransaction(Base):
     """Everything a terminal submitted: accepted, rejected (kept for clearing's exceptions
     report, never dropped), refunded or voided."""
 
     __tablename__ = "pos_transactions"
     __table_args__ = (
-        # One accepted purchase per card transaction counter: a replayed certificate is found.
+        # One accepted card-present debit (a purchase or a bill paid at a terminal) per card
+        # transaction counter: a replayed certificate is found.
         Index("ux_pos_card_counter_accepted", "card_id", "card_counter", unique=True,
-              sqlite_where=text_clause("status = 'accepted' AND kind = 'purchase'"),
-              postgresql_where=text_clause("status = 'accepted' AND kind = 'purchase'")),
+              sqlite_where=text_clause(ACCEPTED_CHIP_DEBIT),
+              postgresql_where=text_clause(ACCEPTED_CHIP_DEBIT)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

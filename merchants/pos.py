@@ -52,9 +52,17 @@ def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
     return error
 
 
-def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase,
-             idempotency_key: str) -> s.TransactionOut:
-    rec = PosTransaction(kind="purchase", status="pending", terminal_id=terminal.id,
+# Chip debits the backend accepts online; one card counter is accepted once among them.
+CARD_PRESENT_KINDS = ("purchase", "bill_payment")
+
+
+def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key: str, *,
+             kind: str = "purchase", payee: Account | None = None,
+             limit: int | None = None) -> s.TransactionOut:
+    """A card-present debit, verified and booked: a sale to the terminal's merchant, or
+    (`kind="bill_payment"`, `payee` the biller's account) a bill paid at the terminal."""
+    limit = ctx.settings.pos_purchase_limit if limit is None else limit
+    rec = PosTransaction(kind=kind, status="pending", terminal_id=terminal.id,
                          merchant_id=terminal.merchant_id, card_number=data.card_number,
                          amount=data.amount, refunded=0, card_counter=data.card_counter,
                          balance_after=data.balance_after, terminal_seq=data.terminal_seq,
@@ -68,9 +76,8 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase,
         raise _reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
     if card.expires_on < ctx.today:
         raise _reject(ctx, rec, e.CardExpired(f"card expired on {card.expires_on}"))
-    if data.amount > ctx.settings.pos_purchase_limit:
-        raise _reject(ctx, rec, e.AmountOverLimit(
-            f"a purchase is at most NT${ctx.settings.pos_purchase_limit}"))
+    if data.amount > limit:
+        raise _reject(ctx, rec, e.AmountOverLimit(f"a purchase is at most NT${limit}"))
     record = p.TxRecord(p.TxType.DEBIT, data.card_counter, data.amount, data.balance_after,
                         terminal.id, data.terminal_seq, data.time,
                         bytes.fromhex(data.certificate))
@@ -82,16 +89,16 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase,
             "the certificate does not match this card, amount, counter, terminal and time"))
     seen = ctx.db.scalar(select(PosTransaction.id).where(
         PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
-        PosTransaction.kind == "purchase", PosTransaction.status == "accepted"))
+        PosTransaction.kind.in_(CARD_PRESENT_KINDS), PosTransaction.status == "accepted"))
     if seen is not None:
         raise _reject(ctx, rec, e.ReplayedCertificate(
             f"card transaction {data.card_counter} was already accepted as {seen}"))
     purse = ledger.purse_of(ctx, card.id)
-    payable = merchant_account(ctx, terminal.merchant_id)
+    payable = payee or merchant_account(ctx, terminal.merchant_id)
     try:
         # ledger.post checks every rule before it writes anything: no savepoint needed.
-        t = ledger.post(ctx, "purchase", [ledger.Leg(purse, -data.amount),
-                                          ledger.Leg(payable, data.amount)],
+        t = ledger.post(ctx, kind, [ledger.Leg(purse, -data.amount),
+                                    ledger.Leg(payable, data.amount)],
                         card_id=card.id, memo=f"terminal {terminal.id} seq {data.terminal_seq}")
     except InsufficientFunds:
         raise _reject(ctx, rec, e.BalanceMismatch(

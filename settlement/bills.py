@@ -384,3 +384,58 @@ def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
     return ReceiptCheck(True, "paid", bill.bill_number, payment.amount,
                         payment.paid_at.astimezone(TAIPEI).isoformat(timespec="seconds"),
                         merchant.legal_name if merchant else None)
+
+
+def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key: str) -> Paid:
+    """A chip card pays at a terminal: the terminal debited the chip for the bill's amount and
+    sends the certificate; it is checked like a purchase and booked to the biller."""
+    from merchants import pos
+    from merchants.models import PosTransaction
+    bill = get_bill(ctx, bill.id, for_update=True)
+    try:
+        _check_payable(ctx, bill, debit.amount)
+    except (BillAlreadyPaid, BillOverdue, PartialPayment) as exc:
+        # The chip was debited already: keep its certificate for clearing's exceptions report
+        # (the money is refunded from there), and answer with the refusal.
+        ctx.db.add(PosTransaction(
+            kind="bill_payment", status="rejected", reason=exc.code, terminal_id=terminal.id,
+            merchant_id=terminal.merchant_id, card_number=debit.card_number,
+            amount=debit.amount, refunded=0, card_counter=debit.card_counter,
+            balance_after=debit.balance_after, terminal_seq=debit.terminal_seq,
+            card_time=debit.time, certificate=debit.certificate.lower(),
+            idempotency_key=idempotency_key, created_at=ctx.now))
+        exc.keep_writes = True
+        raise
+    payable = ledger.system_account(ctx, AccountKind.BILLER_PAYABLE, biller_code(bill.biller_id))
+    out = pos.purchase(ctx, terminal, debit, idempotency_key, kind="bill_payment",
+                       payee=payable, limit=ctx.settings.purse_max_balance)
+    rec = ctx.db.get(PosTransaction, out.transaction_id)
+    assert rec is not None and rec.transfer_id is not None  # noqa: S101 - accepted above
+    payment = _record(ctx, bill, "pos", rec.transfer_id, rec.card_id, terminal.merchant_id)
+    return Paid(payment, bill, receipt_token(ctx, payment, bill), out.purse_balance)
+
+
+def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
+    """The resident pays from the mobile card's purse, authorised by a payment token signed
+    with the phone's key (the same token a shop scans): single use, short-lived."""
+    from cardsvc.db_upsert import insert_if_absent
+    from merchants import pos_errors as e
+    from merchants import qr
+    from merchants.models import QrTokenUse
+    bill = get_bill(ctx, bill_id, for_update=True)
+    _check_payable(ctx, bill, None)
+    token = qr.parse_payment_token(token_text)
+    card = None if token is None else ctx.db.scalar(select(Card).where(
+        Card.card_number == token.card_number, Card.form == "mobile"))
+    if token is None or card is None or not card.device_public_key \
+            or not qr.signature_valid(card.device_public_key, token):
+        raise e.QrTokenInvalid("not a payment token signed by a mobile card's phone")
+    now = int(ctx.now.timestamp())
+    if token.expires_at <= now or token.expires_at - token.issued_at > \
+            ctx.settings.qr_token_ttl_seconds:
+        raise e.QrTokenExpired("the payment token expired; show a new one")
+    if insert_if_absent(ctx.db, QrTokenUse, {"token_id": token.token_id, "card_id": card.id,
+                                             "used_at": ctx.now},
+                        [QrTokenUse.token_id], QrTokenUse.id) is None:
+        raise e.QrTokenSpent("this payment token was already used")
+    return pay_from_purse(ctx, bill.id, card.id, "online")

@@ -78,6 +78,24 @@ class PayIn(Model):
     channel: str = Field(default="counter", pattern="^(counter|online)$")
 
 
+class OnlinePayIn(Model):
+    token: str = Field(max_length=2000, description="The mobile card's payment token (KMQR1)")
+
+
+class PosBillPayment(SlipIn):
+    """The slip's barcodes and what the terminal read from the card after debiting it for the
+    bill's amount (as for a card-present purchase)."""
+
+    card_number: str = Field(pattern=r"^[0-9]{16}$")
+    chip_uid: str = Field(pattern=r"^[0-9A-Fa-f]{8,20}$")
+    amount: int = Field(gt=0, le=1_000_000, strict=True)
+    card_counter: int = Field(ge=1, le=0xFFFFFF, strict=True)
+    balance_after: int = Field(ge=0, le=1_000_000, strict=True)
+    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
+    time: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
+    certificate: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+
+
 class CollectIn(SlipIn):
     amount: int = Field(gt=0, le=999_999_999, strict=True)
 
@@ -92,6 +110,10 @@ class PaymentOut(Model):
     receipt: str = Field(description="Signed receipt; its QR code is at "
                                      "/bills/{bill_id}/receipt.png")
     purse_balance: int | None = None
+
+
+def _public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
+    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor.system("public"))
 
 
 def bill_out(b: Bill) -> BillOut:
@@ -173,6 +195,21 @@ def pay(bill_id: IdPath, body: PayIn, ctx: CtxDep,
                                                  body.amount))))
 
 
+@public_router.post("/bills/{bill_id}/pay-online", response_model=PaymentOut,
+                    responses={409: {"description": "bill_already_paid, bill_overdue, "
+                                                    "qr_token_spent, qr_token_expired, "
+                                                    "insufficient_funds"},
+                               422: {"description": "qr_token_invalid"}},
+                    summary="A resident pays a bill with the mobile card (no login: the "
+                            "phone-signed payment token authorises it)")
+def pay_online(bill_id: IdPath, body: OnlinePayIn,
+               ctx: Annotated[Ctx, Depends(_public_ctx)],
+               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return replayable(idempotent(
+        ctx, idempotency_key, "bills.pay_online", {"bill": bill_id, **body.model_dump()},
+        lambda: payment_out(bills.pay_online(ctx, bill_id, body.token))))
+
+
 @router.get("/bills/{bill_id}/receipt.png", dependencies=[Depends(allow(*VIEWERS))],
             response_class=Response, summary="The payment receipt as a QR code")
 def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
@@ -197,16 +234,40 @@ class ReceiptOut(Model):
     biller: str | None = None
 
 
-def _public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
-    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor.system("public"))
-
-
 @public_router.get("/receipts/verify", response_model=ReceiptOut,
                    summary="Check a bill receipt (anyone; no login)")
 def verify_receipt(receipt: Annotated[str, Query(max_length=400)],
                    ctx: Annotated[Ctx, Depends(_public_ctx)]) -> ReceiptOut:
     c = bills.verify_receipt(ctx, receipt)
     return ReceiptOut(**c.__dict__)
+
+
+@pos_bills_router.post("/bills/lookup", response_model=BillOut,
+                       responses={422: {"description": "bad_barcode"}},
+                       summary="The bill of a scanned slip: check it before debiting the card")
+def pos_lookup(body: SlipIn, ctx: PosCtx) -> BillOut:
+    return bill_out(bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3))
+
+
+@pos_bills_router.post("/bill-payments", response_model=PaymentOut,
+                       responses={409: {"description": "bill_already_paid, bill_overdue, "
+                                                       "card_hotlisted, replayed_certificate"},
+                                  422: {"description": "bad_barcode, partial_payment, "
+                                                       "bad_certificate"}},
+                       summary="A bill paid with a chip card at the terminal")
+def pos_pay(body: PosBillPayment, ctx: PosCtx,
+            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    from merchants.pos_schemas import CardPurchase
+    terminal = _terminal(ctx)
+    debit = CardPurchase.model_validate(body.model_dump(exclude={"segment1", "segment2",
+                                                                 "segment3"}))
+
+    def work() -> Any:
+        bill = bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3)
+        return payment_out(bills.pay_at_pos(ctx, terminal, bill, debit, idempotency_key or ""))
+
+    return replayable(idempotent(ctx, _pos_key(ctx, idempotency_key), "pos.bill_payment",
+                                 body.model_dump(), work))
 
 
 @pos_bills_router.post("/bill-collections", response_model=PaymentOut,
@@ -223,3 +284,27 @@ def collect(body: CollectIn, ctx: PosCtx,
 
     return replayable(idempotent(ctx, _pos_key(ctx, idempotency_key), "pos.bill_collection",
                                  body.model_dump(), work))
+
+
+class ReconciliationOut(Model):
+    matched: int
+    missing: list[dict[str, Any]] = Field(description="Remitted, not confirmed by the biller")
+    extra: list[dict[str, Any]] = Field(description="Confirmed by the biller, not remitted")
+    amount_differs: list[dict[str, Any]]
+    duplicate: bool = Field(description="This file was read before: nothing was added")
+
+
+@router.post("/billers/{biller_id}/confirmations", response_model=ReconciliationOut,
+             dependencies=[Depends(allow(*MANAGERS))],
+             responses={409: {"description": "window_not_ready"},
+                        422: {"description": "confirmation_refused"}},
+             summary="Reconcile the biller's confirmation file (CSV: bill_number, amount) "
+                     "with a window's remittance; differences go to the exceptions report")
+def confirm(biller_id: IdPath, ctx: CtxDep,
+            date: Annotated[dt.date, Query(description="The window's business day")],
+            content: Annotated[bytes, Body(media_type="text/csv",
+                                           max_length=50_000_000)]) -> ReconciliationOut:
+    from settlement.reconcile import reconcile
+    r = reconcile(ctx, date, biller_id, content)
+    return ReconciliationOut(matched=r.matched, missing=r.missing, extra=r.extra,
+                             amount_differs=r.amount_differs, duplicate=r.duplicate)

@@ -37,6 +37,8 @@ from readers.protocol import KeyPurpose
 from settlement import files
 from settlement.errors import WindowNotReady
 from settlement.models import (
+    Biller,
+    BillerRemittance,
     ClearingException,
     ClearingFile,
     ClearingPartition,
@@ -48,6 +50,8 @@ from settlement.models import (
 )
 
 PAYOUT_CODE = "payout:bank"
+# Record kinds that are a merchant's own sales (a bill paid at its terminal is the biller's).
+SALES = "('purchase', 'qr_purchase', 'offline_purchase')"
 CHUNK = 5_000
 
 
@@ -157,7 +161,7 @@ update_outcome = text("UPDATE clearing_entries SET outcome = :outcome, reason = 
 # afterwards: the chip was debited all the same) and offline records paid by cleared windows.
 SETTLED_BEFORE = """
     SELECT t.card_id, t.card_counter, t.certificate FROM pos_transactions t
-    WHERE t.kind = 'purchase' AND t.status IN ('accepted', 'voided')
+    WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
     UNION ALL
     SELECT t.card_id, t.card_counter, t.certificate FROM clearing_entries e
     JOIN pos_transactions t ON t.id = e.transaction_id
@@ -225,7 +229,7 @@ CHAIN = """
         UNION ALL
         SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, NULL
         FROM pos_transactions t JOIN cards_in ci ON ci.card_id = t.card_id
-        WHERE t.kind = 'purchase' AND t.status IN ('accepted', 'voided')
+        WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
         UNION ALL
         SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, t.id
         FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
@@ -307,10 +311,10 @@ OFFLINE_LEGS = """
 
 
 def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
-    totals = {int(r[0]): r[1:] for r in ctx.db.execute(text("""
+    totals = {int(r[0]): r[1:] for r in ctx.db.execute(text(f"""
         SELECT merchant_id,
-               SUM(CASE WHEN kind <> 'refund' AND outcome = 'paid' THEN 1 ELSE 0 END),
-               COALESCE(SUM(CASE WHEN kind <> 'refund' AND outcome = 'paid'
+               SUM(CASE WHEN kind IN {SALES} AND outcome = 'paid' THEN 1 ELSE 0 END),
+               COALESCE(SUM(CASE WHEN kind IN {SALES} AND outcome = 'paid'
                                  THEN amount ELSE 0 END), 0),
                SUM(CASE WHEN kind = 'refund' AND outcome = 'paid' THEN 1 ELSE 0 END),
                COALESCE(SUM(CASE WHEN kind = 'refund' AND outcome = 'paid'
@@ -326,19 +330,23 @@ def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
             JOIN clearing_windows w2 ON w2.id = s2.window_id
             WHERE s2.merchant_id = s.merchant_id AND w2.business_date < :d)
           AND s.carried <> 0"""), {"d": window.business_date})}
+    collections = {int(r[0]): int(r[1]) for r in ctx.db.execute(text("""
+        SELECT merchant_id, SUM(amount) FROM bill_payments
+        WHERE window_id = :w AND channel = 'store_cash' GROUP BY merchant_id"""),
+        {"w": window.id})}
     out = []
-    for mid in sorted(set(totals) | set(carried)):
+    for mid in sorted(set(totals) | set(carried) | set(collections)):
         merchant = ctx.db.get(Merchant, mid)
         assert merchant is not None  # noqa: S101 - entries reference merchants
         sales_n, gross, refunds_n, refunds = (int(x) for x in totals.get(mid, (0, 0, 0, 0)))
         base = max(gross - refunds, 0)
         fees = (base * merchant.fee_bps + 5_000) // 10_000  # half up, whole dollars
-        bf = carried.get(mid, 0)
-        net = gross - refunds - fees + bf
+        bf, cash = carried.get(mid, 0), collections.get(mid, 0)
+        net = gross - refunds - fees - cash + bf
         out.append(MerchantStatement(
             window_id=window.id, merchant_id=mid, sales_count=sales_n, gross=gross,
             refunds_count=refunds_n, refunds=refunds, fee_bps=merchant.fee_bps, fees=fees,
-            brought_forward=bf, net=net, payout=max(net, 0), carried=min(net, 0),
+            brought_forward=bf, collections=cash, net=net, payout=max(net, 0), carried=min(net, 0),
             csv_sha256="", json_sha256=""))
     return out
 
@@ -421,7 +429,13 @@ def clear(ctx: Ctx, window_id: int) -> bool:
         ledger.post_aggregated(ctx, "clearing_fees", legs, params,
                                memo=f"fees of {window.business_date}")
     ctx.db.flush()
-    produced = files.window_files(ctx, window, statements)
+    remitted = files.remittances(ctx, window)
+    for r in remitted:
+        ctx.db.add(BillerRemittance(window_id=window.id, biller_id=r.biller_id, bills=r.bills,
+                                    amount=r.amount, csv_sha256=r.files[0].sha256))
+        for f in r.files:
+            _store_file(ctx, window.id, f)
+    produced = files.window_files(ctx, window, statements, remitted)
     for s in statements:
         s.csv_sha256 = produced.statement_hashes[s.merchant_id][0]
         s.json_sha256 = produced.statement_hashes[s.merchant_id][1]
@@ -456,7 +470,11 @@ def settle(ctx: Ctx, window_id: int) -> bool:
                              "clear it first")
     statements = list(ctx.db.scalars(select(MerchantStatement).where(
         MerchantStatement.window_id == window.id).order_by(MerchantStatement.merchant_id)))
-    payout = files.payout_file(ctx, window, statements)
+    billers = [(r.biller_id, int(m), r.amount) for r, m in ctx.db.execute(
+        select(BillerRemittance, Biller.merchant_id).join(
+            Biller, Biller.id == BillerRemittance.biller_id).where(
+            BillerRemittance.window_id == window.id).order_by(BillerRemittance.biller_id))]
+    payout = files.payout_file(ctx, window, statements, billers)
     if payout is not None:
         _store_file(ctx, window.id, payout)
         audit.record(ctx, "pii.read", target_type="clearing_window",
@@ -469,9 +487,13 @@ def settle(ctx: Ctx, window_id: int) -> bool:
         parts.append(f"SELECT a.id AS account_id, -:p{i} AS amount FROM accounts a "
                      f"WHERE a.code = :c{i}")
         params[f"p{i}"], params[f"c{i}"] = s.payout, merchant_code(s.merchant_id)
+    for j, (biller_id, _, amount) in enumerate(b for b in billers if b[2]):
+        parts.append(f"SELECT a.id AS account_id, -:r{j} AS amount FROM accounts a "
+                     f"WHERE a.code = :b{j}")
+        params[f"r{j}"], params[f"b{j}"] = amount, f"biller:{biller_id}"
     if parts:
         parts.append("SELECT a.id, :total FROM accounts a WHERE a.code = :payout_code")
-        params["total"] = sum(s.payout for s in statements)
+        params["total"] = sum(s.payout for s in statements) + sum(b[2] for b in billers)
         params["payout_code"] = PAYOUT_CODE
         ledger.post_aggregated(ctx, "payout", " UNION ALL ".join(parts), params,
                                memo=f"payouts of {window.business_date}")
@@ -482,7 +504,8 @@ def settle(ctx: Ctx, window_id: int) -> bool:
         run.status, run.finished_at = "finished", ctx.now
     audit.record(ctx, "clearing.settle", target_type="clearing_window",
                  target_id=window.business_date,
-                 detail={"payouts": sum(1 for s in statements if s.payout),
-                         "amount": sum(s.payout for s in statements)})
+                 detail={"payouts": sum(1 for s in statements if s.payout) + len(billers),
+                         "amount": sum(s.payout for s in statements)
+                         + sum(b[2] for b in billers)})
     return True
 

@@ -128,6 +128,38 @@ def report(date: DateOpt,
         console.print(f"wrote the window's files to {out}")
 
 
+@app.command("reconcile")
+def reconcile_cmd(date: DateOpt,
+                  biller: Annotated[int, typer.Option(help="Biller id")],
+                  file: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                                     help="The biller's confirmation CSV "
+                                                     "(bill_number, amount)")]) -> None:
+    """Reconcile a biller's confirmation file with the day's remittance."""
+    from cardsvc.cli import cli_actor
+    from cardsvc.context import Ctx
+    from cardsvc.db import transaction
+    from settlement.reconcile import reconcile
+    rt = _rt()
+    try:
+        with transaction(rt.sessions) as db:
+            r = reconcile(Ctx(db, rt.settings, rt.keys, cli_actor()), date.date(), biller,
+                          file.read_bytes())
+    except DomainError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"Reconciliation {date.date()} biller {biller}: {r.matched} matched"
+                  + (" (this file was read before)" if r.duplicate else ""))
+    for col in ("difference", "bill", "remitted", "confirmed"):
+        table.add_column(col)
+    for name, items in (("missing", r.missing), ("amount differs", r.amount_differs),
+                        ("extra", r.extra)):
+        for i in items:
+            table.add_row(name, i["bill_number"], str(i.get("remitted", "")),
+                          str(i.get("confirmed", "")))
+    console.print(table)
+    if r.missing or r.extra or r.amount_differs:
+        raise typer.Exit(code=2)
+
+
 def render(r: object, console_: Console | None = None) -> None:
     from settlement.service import Report
     assert isinstance(r, Report)  # noqa: S101

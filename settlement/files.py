@@ -36,7 +36,7 @@ STATEMENT_FIELDS = ("transaction_id", "received_at", "terminal_id", "kind", "car
 EXCEPTION_FIELDS = ("reason", "transaction_id", "merchant_id", "card_id", "card_counter",
                     "amount", "paid", "detail")
 TOTAL_FIELDS = ("sales_count", "gross", "refunds_count", "refunds", "fee_bps", "fees",
-                "brought_forward", "net", "payout", "carried")
+                "collections", "brought_forward", "net", "payout", "carried")
 
 
 @dataclass
@@ -103,8 +103,8 @@ def _records_sql(dialect: str) -> str:
     """
 
 
-def window_files(ctx: Ctx, window: ClearingWindow,
-                 statements: list[MerchantStatement]) -> WindowFiles:
+def window_files(ctx: Ctx, window: ClearingWindow, statements: list[MerchantStatement],
+                 billers: list[Remittance] | None = None) -> WindowFiles:
     out = WindowFiles()
     window_info = {"business_date": window.business_date.isoformat(),
                    "cutoff_at": taipei(window.cutoff_at),
@@ -158,11 +158,62 @@ def window_files(ctx: Ctx, window: ClearingWindow,
                            "by_kind_and_outcome": counts,
                            "sha256": records_hash.hexdigest()},
                "merchants": merchant_summaries, "totals": grand,
+               "billers": [{"biller_id": r.biller_id, "bills": r.bills, "amount": r.amount,
+                            "remittance_csv_sha256": r.files[0].sha256}
+                           for r in billers or []],
                "exceptions": {"count": len(exc_rows), "by_reason": by_reason,
                               "file_sha256": exc_file.sha256}}
     summary_file = File("summary.json", "application/json", _json(summary))
     out.files += [exc_file, summary_file]
     out.summary_sha256 = summary_file.sha256
+    return out
+
+
+# --- billers' remittance files ----------------------------------------------------------------
+
+REMITTANCE_FIELDS = ("bill_number", "account_number", "period", "amount", "channel", "paid_at")
+
+
+@dataclass
+class Remittance:
+    biller_id: int
+    merchant_id: int
+    bills: int
+    amount: int
+    files: list[File]
+
+
+def remittances(ctx: Ctx, window: ClearingWindow) -> list[Remittance]:
+    """Per biller: every bill paid in the window, with amount, channel and time, and control
+    totals (count, amount, per channel, the CSV's hash)."""
+    from settlement.models import Bill, Biller, BillPayment
+    rows = ctx.db.execute(select(BillPayment, Bill).join(Bill, Bill.id == BillPayment.bill_id)
+                          .where(BillPayment.window_id == window.id)
+                          .order_by(BillPayment.biller_id, BillPayment.id)).all()
+    by_biller: dict[int, list[tuple[BillPayment, Bill]]] = {}
+    for payment, bill in rows:
+        by_biller.setdefault(payment.biller_id, []).append((payment, bill))
+    out = []
+    for biller_id, items in sorted(by_biller.items()):
+        biller = ctx.db.get(Biller, biller_id)
+        merchant = ctx.db.get(Merchant, biller.merchant_id) if biller else None
+        assert biller is not None and merchant is not None  # noqa: S101
+        csv_file = File(f"remittance-{biller.code}.csv", "text/csv", _csv(
+            [[b.bill_number, b.account_number, b.period, p.amount, p.channel, taipei(p.paid_at)]
+             for p, b in items], REMITTANCE_FIELDS))
+        channels: dict[str, dict[str, int]] = {}
+        for p, _ in items:
+            c = channels.setdefault(p.channel, {"bills": 0, "amount": 0})
+            c["bills"] += 1
+            c["amount"] += p.amount
+        total = sum(p.amount for p, _ in items)
+        doc = {"window": {"business_date": window.business_date.isoformat(),
+                          "boundary_at": taipei(window.boundary_at or window.cutoff_at)},
+               "biller": {"id": biller.id, "code": biller.code, "legal_name": merchant.legal_name},
+               "currency": CURRENCY, "bills": len(items), "amount": total,
+               "by_channel": channels, "csv_sha256": csv_file.sha256}
+        json_file = File(f"remittance-{biller.code}.json", "application/json", _json(doc))
+        out.append(Remittance(biller.id, merchant.id, len(items), total, [csv_file, json_file]))
     return out
 
 
@@ -188,35 +239,38 @@ def _account(account_id: str) -> str:
     return f"<Id><Othr><Id>{escape(account_id)}</Id></Othr></Id>"
 
 
-def payout_file(ctx: Ctx, window: ClearingWindow,
-                statements: list[MerchantStatement]) -> File | None:
+def payout_file(ctx: Ctx, window: ClearingWindow, statements: list[MerchantStatement],
+                billers: Sequence[tuple[int, int, int]] = ()) -> File | None:
     """pain.001.001.09: one payment instruction from the county's account, one credit
-    transfer per merchant with a positive net. Its creation time is the window's boundary,
-    so the same window always gives the same file."""
-    paid = [s for s in statements if s.payout > 0]
+    transfer per merchant with a positive net and per biller with a remittance (`billers`:
+    biller id, its merchant id, amount). Its creation time is the window's boundary, so the
+    same window always gives the same file."""
+    paid = [(f"M{s.merchant_id}", s.merchant_id, s.payout) for s in statements if s.payout > 0]
+    paid += [(f"B{b}", m, amount) for b, m, amount in billers if amount > 0]
     if not paid:
         return None
     st = ctx.settings
     day = window.business_date.isoformat()
     msg_id = f"KMC-{day}-W{window.id}"
     created = taipei(window.boundary_at or window.cutoff_at)
-    total = sum(s.payout for s in paid)
+    total = sum(amount for _, _, amount in paid)
     execution = (window.business_date + dt.timedelta(days=1)).isoformat()
     txs = []
-    for s in paid:
-        m = ctx.db.get(Merchant, s.merchant_id)
+    for ref, merchant_id, amount in paid:
+        m = ctx.db.get(Merchant, merchant_id)
         assert m is not None  # noqa: S101
         bank, account = split_account(ctx.keys.pii.decrypt("bank_account", m.bank_account_enc))
+        what = "bills remitted" if ref.startswith("B") else "card sales"
         txs.append(
             "<CdtTrfTxInf>"
-            f"<PmtId><InstrId>{msg_id}-M{m.id}</InstrId>"
-            f"<EndToEndId>{msg_id}-M{m.id}</EndToEndId></PmtId>"
-            f'<Amt><InstdAmt Ccy="{CURRENCY}">{s.payout}</InstdAmt></Amt>'
+            f"<PmtId><InstrId>{msg_id}-{ref}</InstrId>"
+            f"<EndToEndId>{msg_id}-{ref}</EndToEndId></PmtId>"
+            f'<Amt><InstdAmt Ccy="{CURRENCY}">{amount}</InstdAmt></Amt>'
             f"<CdtrAgt>{_agent(bank)}</CdtrAgt>"
             f"<Cdtr><Nm>{escape(m.legal_name[:140])}</Nm>"
             f"<Id><OrgId><Othr><Id>{escape(m.tax_id)}</Id></Othr></OrgId></Id></Cdtr>"
             f"<CdtrAcct>{_account(account)}</CdtrAcct>"
-            f"<RmtInf><Ustrd>Kinmen resident card settlement {day} merchant {m.id}</Ustrd>"
+            f"<RmtInf><Ustrd>Kinmen resident card {what} {day} {ref}</Ustrd>"
             "</RmtInf></CdtTrfTxInf>")
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

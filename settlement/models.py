@@ -149,6 +149,8 @@ class MerchantStatement(Base):
     fee_bps: Mapped[int] = mapped_column(Integer)
     fees: Mapped[int] = mapped_column(BigInteger)
     brought_forward: Mapped[int] = mapped_column(BigInteger)  # a negative balance carried in
+    # Cash the merchant (a convenience store) took against bill slips: owed to the billers.
+    collections: Mapped[int] = mapped_column(BigInteger, default=0)
     net: Mapped[int] = mapped_column(BigInteger)
     payout: Mapped[int] = mapped_column(BigInteger)
     carried: Mapped[int] = mapped_column(BigInteger)  # negative net carried to the next window
@@ -242,3 +244,34 @@ class BillPayment(Base):
     # Set when a clearing window takes the payment into its biller's remittance.
     window_id: Mapped[int | None] = mapped_column(ForeignKey("clearing_windows.id"),
                                                   nullable=True, index=True)
+
+
+class BillerRemittance(Base):
+    """What a window pays a biller: its bills paid in the window, by any channel."""
+
+    __tablename__ = "biller_remittances"
+    __table_args__ = (UniqueConstraint("window_id", "biller_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("clearing_windows.id"))
+    biller_id: Mapped[int] = mapped_column(ForeignKey("billers.id"), index=True)
+    bills: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    csv_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class BillerReconciliation(Base):
+    """The biller's confirmation file read back against a window's remittance."""
+
+    __tablename__ = "biller_reconciliations"
+    __table_args__ = (UniqueConstraint("window_id", "biller_id", "content_sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("clearing_windows.id"))
+    biller_id: Mapped[int] = mapped_column(ForeignKey("billers.id"))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    matched: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[int] = mapped_column(Integer)  # we remitted it; the biller did not confirm
+    extra: Mapped[int] = mapped_column(Integer)  # the biller confirmed what we did not remit
+    amount_differs: Mapped[int] = mapped_column(Integer)
+    reconciled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -95,6 +95,10 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
           AND NOT EXISTS (SELECT 1 FROM clearing_entries e WHERE e.transaction_id = p.id)
     """).bindparams(bindparam("boundary", type_=UTCDateTime)),
         {"window_id": window.id, "boundary": boundary})
+    # Bill payments (every channel) paid before the boundary: this window remits them.
+    ctx.db.execute(text("UPDATE bill_payments SET window_id = :window_id "
+                        "WHERE window_id IS NULL AND paid_at < :boundary").bindparams(
+        bindparam("boundary", type_=UTCDateTime)), {"window_id": window.id, "boundary": boundary})
     ctx.db.execute(text("""
         INSERT INTO clearing_partitions (window_id, merchant_id, status, records, refused)
         SELECT :window_id, merchant_id, 'pending', COUNT(*), 0

@@ -358,3 +358,83 @@ def test_a_record_in_two_batches_is_paid_once(town: Town) -> None:
                         ("offline_purchase", "paid", ""), ("purchase", "paid", "")]
     assert purse(town, alice) == 1_000 - 25 - 40
     assert not service.report(town.rt, today()).exceptions
+
+
+def test_water_bills_through_clearing_remittance_and_reconciliation(town: Town) -> None:
+    """Import → look-up by barcode → pay by card at a terminal → a second payment refused →
+    clearing → the remittance file → the plant's confirmation, with one planted difference."""
+    from tests.test_bills import bills_csv
+    water = town.clerk.ok("POST", "/merchants", {
+        "legal_name": "金門縣自來水廠", "tax_id": "76014406", "category": "utility",
+        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
+    biller = town.clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
+                                                "collection_code": "KW1"}, status=201)
+    due = (today() + dt.timedelta(days=10)).isoformat()
+    r = town.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
+        ("A1234567", "WB00012345678901", "1511", "350", due, "陳志明"),
+        ("B7654321", "WB00012345678902", "1511", "420", due, "林一")),
+        headers={**town.clerk.headers, "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    alice = chip_card(town.clerk, 1_500)
+    bill = town.clerk.ok("GET", "/bills", account_number="A1234567")[0]
+    s1, s2, s3 = bill["barcodes"]
+    slip = {"segment1": s1, "segment2": s2, "segment3": s3}
+    # The shop's terminal scans the slip, checks the bill, debits the chip, submits.
+    looked = town.pos("shop").request("POST", "/pos/v1/bills/lookup", slip).json()
+    assert looked["amount"] == 350 and looked["status"] == "unpaid"
+    paid = town.pos("shop").request("POST", "/pos/v1/bill-payments",
+                                    {**slip, **town.tap("shop", alice, 350)},
+                                    idempotency_key=f.key())
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["channel"] == "pos" and paid.json()["purse_balance"] == 1_150
+    second = town.pos("shop").request("POST", "/pos/v1/bill-payments",
+                                      {**slip, **town.tap("shop", alice, 350)},
+                                      idempotency_key=f.key())
+    assert second.status_code == 409 and second.json()["code"] == "bill_already_paid"
+    # The other bill: cash at the bus company's ticket office (a collecting merchant).
+    other = town.clerk.ok("GET", "/bills", account_number="B7654321")[0]
+    o1, o2, o3 = other["barcodes"]
+    cash = town.pos("bus").request("POST", "/pos/v1/bill-collections",
+                                   {"segment1": o1, "segment2": o2, "segment3": o3,
+                                    "amount": 420}, idempotency_key=f.key())
+    assert cash.status_code == 200, cash.text
+    town.buy("bus", town.tap("bus", alice, 500))  # the bus company's own sales that day
+
+    service.run_in_process(town.rt, today())
+    report = service.report(town.rt, today())
+    files = window_files(town)
+    remittance = files["remittance-KMWATER.csv"].splitlines()
+    assert remittance[0] == "bill_number,account_number,period,amount,channel,paid_at"
+    assert sorted(line.split(",")[4] for line in remittance[1:]) == ["pos", "store_cash"]
+    control = __import__("json").loads(files["remittance-KMWATER.json"])
+    assert (control["bills"], control["amount"]) == (2, 770)
+    by_name = {name: s for s, name in report.statements}
+    bus = by_name[MERCHANTS["bus"][0]]
+    assert (bus.gross, bus.collections, bus.net) == (500, 420, 80)  # cash owed to the plant
+    # The shop took the bill payment at its terminal: not a sale of the shop's.
+    shop = by_name[MERCHANTS["shop"][0]]
+    assert (shop.sales_count, shop.gross, shop.payout) == (0, 0, 0)
+    # The rejected second debit is kept for the exceptions report (the chip paid twice).
+    assert [x.reason for x in report.exceptions] == ["bill_already_paid"]
+    xml = files["payout.xml"]
+    assert "-B1</EndToEndId>" in xml and "<CtrlSum>850</CtrlSum>" in xml  # 80 + 770
+    assert balance(town, "biller:1") == 0 and balance(town, PAYOUT_CODE) == 850
+
+    # The plant confirms one bill with another amount and a bill we never remitted.
+    confirmation = ("bill_number,amount\nWB00012345678901,350\nWB00012345678902,400\n"
+                    "WB00099999999999,100\n").encode()
+    r = town.client.post(f"/billers/{biller['id']}/confirmations",
+                         params={"date": today().isoformat()}, content=confirmation,
+                         headers={**town.clerk.headers, "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["matched"] == 1 and result["missing"] == []
+    assert result["amount_differs"] == [{"bill_number": "WB00012345678902", "remitted": 420,
+                                         "confirmed": 400}]
+    assert result["extra"] == [{"bill_number": "WB00099999999999", "confirmed": 100}]
+    again = town.client.post(f"/billers/{biller['id']}/confirmations",
+                             params={"date": today().isoformat()}, content=confirmation,
+                             headers={**town.clerk.headers, "Content-Type": "text/csv"})
+    assert again.json()["duplicate"] is True
+    reasons = sorted(x.reason for x in service.report(town.rt, today()).exceptions)
+    assert reasons == ["bill_already_paid", "remittance_amount_differs", "remittance_extra"]
