@@ -211,6 +211,7 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     st.say(f"reinstating the replaced card: [yellow]{illegal['code']}[/] — {illegal['detail']}")
 
     _shops(st, rt, rep["new_card"], gen, cards["mobile"], phone_private)
+    _water_bill(st, cards["mobile"], today)
 
     st.step("Closing a card with a cash refund")
     sen = cards["senior"]
@@ -254,6 +255,49 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     names = sorted(clearing.files_of(rt, today))
     st.say(f"window {window.business_date} is {window.status}: {window.records} records; "
            f"files: {', '.join(names)} (`cardsvc settle report --out DIR` writes them)")
+
+
+def _water_bill(st: Story, mobile: dict[str, Any], today: dt.date) -> None:
+    """The water plant imports its bills; a resident's bill is found by its slip's barcodes
+    and paid from the mobile card; the receipt is checked."""
+    import uuid
+
+    st.step("The water plant's bills: import, slip barcodes, payment, receipt")
+    plant = st.call("POST", "/merchants", {"legal_name": "金門縣自來水廠", "tax_id": "76014406",
+                                           "category": "utility", "fee_bps": 0,
+                                           "bank_account": "004-00099988877"}, expect=201)
+    biller = st.call("POST", "/billers", {"merchant_id": plant["id"], "code": "KMWATER",
+                                          "collection_code": "KW1", "grace_days": 7},
+                     expect=201)
+    due = (today + dt.timedelta(days=14)).isoformat()
+    csv_text = ("account_number,bill_number,period,amount,due_date,payer_name\n"
+                f"K0012345,WB11511000012345,1511,386,{due},張家豪\n"
+                f"K0067890,WB11511000067890,1511,254,{due},李秀英\n")
+    r = st.client.post(f"/billers/{biller['id']}/bills/import", content=csv_text.encode(),
+                       headers={"Authorization": f"Bearer {st.token}",
+                                "Content-Type": "text/csv"})
+    if r.status_code != 200:
+        raise DemoFailed(f"bill import refused: {r.text}")
+    st.say(f"金門縣自來水廠 imports {r.json()['rows']} bills (NT${r.json()['amount']})")
+    bill = st.call("GET", "/bills", account_number="K0012345")[0]
+    s1, s2, s3 = bill["barcodes"]
+    st.say(f"the slip of water account K0012345 ({bill['payer_name_masked']}): barcodes "
+           f"{s1} / {s2} / {s3} (check characters {s3[4:6]})")
+    typo = st.call("POST", "/bills/lookup", {"segment1": s1, "segment2": s2,
+                                             "segment3": s3[:-1] + "7"}, expect=422)
+    st.say(f"a mistyped slip: [yellow]{typo['code']}[/], segment {typo['segment']}")
+    found = st.call("POST", "/bills/lookup", {"segment1": s1, "segment2": s2, "segment3": s3})
+    st.call("POST", f"/cards/{mobile['id']}/topups", {"amount": 500}, key=str(uuid.uuid4()))
+    paid = st.call("POST", f"/bills/{found['id']}/payments", {"card_id": mobile["id"]},
+                   key=str(uuid.uuid4()))
+    st.say(f"張家豪 pays NT${paid['amount']} from his mobile card at the counter → purse "
+           f"NT${paid['purse_balance']}")
+    again = st.call("POST", f"/bills/{found['id']}/payments", {"card_id": mobile["id"]},
+                    expect=409, key=str(uuid.uuid4()))
+    st.say(f"paying the same bill again: [yellow]{again['code']}[/]")
+    check = st.call("GET", "/receipts/verify", receipt=paid["receipt"])
+    st.say(f"the receipt's QR code checked by anyone: valid={check['valid']} "
+           f"({check['biller']}, NT${check['amount']})")
 
 
 def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],

@@ -186,3 +186,11 @@ def render(r: object, console_: Console | None = None) -> None:
     table.caption = ("exceptions: " + (", ".join(f"{k} {v}" for k, v in sorted(
         by_reason.items())) or "none") + f" · summary sha256 {(w.summary_hash or '')[:16]}…")
     (console_ or console).print(table)
+    if r.remittances:
+        billers = Table(title="Remitted to billers (NT$)")
+        for col in ("biller", "bills", "amount"):
+            billers.add_column(col, justify="left" if col == "biller" else "right")
+        for rem, name in r.remittances:
+            billers.add_row(f"{name} (biller #{rem.biller_id})", f"{rem.bills:,}",
+                            f"{rem.amount:,}")
+        (console_ or console).print(billers)

@@ -19,6 +19,8 @@ from cardsvc.errors import NotFound
 from cardsvc.runtime import Runtime
 from settlement import clearing, windows
 from settlement.models import (
+    Biller,
+    BillerRemittance,
     ClearingException,
     ClearingFile,
     ClearingPartition,
@@ -171,6 +173,7 @@ class Report:
     statements: list[tuple[MerchantStatement, str]]  # with the merchant's name
     exceptions: list[ClearingException]
     summary: dict[str, object]
+    remittances: list[tuple[BillerRemittance, str]]  # with the biller's name
 
 
 def report(rt: Runtime, day: dt.date) -> Report:
@@ -187,8 +190,14 @@ def report(rt: Runtime, day: dt.date) -> Report:
         exceptions = list(db.scalars(select(ClearingException).where(
             ClearingException.window_id == window.id).order_by(ClearingException.id)))
         summary = json.loads(file_content(rt, db, window.id, "summary.json"))
+        remitted = [(r, name) for r, name in db.execute(
+            select(BillerRemittance, Merchant.legal_name)
+            .join(Biller, Biller.id == BillerRemittance.biller_id)
+            .join(Merchant, Merchant.id == Biller.merchant_id)
+            .where(BillerRemittance.window_id == window.id)
+            .order_by(BillerRemittance.biller_id))]
         db.expunge_all()
-        return Report(window, statements, exceptions, summary)
+        return Report(window, statements, exceptions, summary, remitted)
 
 
 def file_content(rt: Runtime, db: object, window_id: int, name: str) -> str:

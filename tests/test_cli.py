@@ -121,7 +121,10 @@ def test_demo_tells_the_whole_counter_story(tmp_path: Path) -> None:
                      "certificate → accepted", "refuses it (card_hotlisted)",
                      "shows a QR code", "qr_token_spent", "refunds NT$20",
                      "uploaded as batch", "The day's clearing", "settled, 5 records",
-                     "payout.xml"):
+                     "payout.xml", "imports 2 bills", "a mistyped slip: bad_barcode, segment 3",
+                     "pays NT$386 from his mobile card", "bill_already_paid",
+                     "checked by anyone: valid=True", "Remitted to billers",
+                     "remittance-KMWATER.csv"):
         assert expected in out, f"{expected!r} missing from the demo"
     # It ends with the clearing report: the two shops' nets (NT$155 - 20, NT$60 - 1.5% fee).
     tail = out[out.index("The day's clearing"):]

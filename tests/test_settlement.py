@@ -421,8 +421,8 @@ def test_water_bills_through_clearing_remittance_and_reconciliation(town: Town) 
     assert balance(town, "biller:1") == 0 and balance(town, PAYOUT_CODE) == 850
 
     # The plant confirms one bill with another amount and a bill we never remitted.
-    confirmation = ("bill_number,amount\nWB00012345678901,350\nWB00012345678902,400\n"
-                    "WB00099999999999,100\n").encode()
+    confirmation = (b"bill_number,amount\nWB00012345678901,350\nWB00012345678902,400\n"
+                    b"WB00099999999999,100\n")
     r = town.client.post(f"/billers/{biller['id']}/confirmations",
                          params={"date": today().isoformat()}, content=confirmation,
                          headers={**town.clerk.headers, "Content-Type": "text/csv"})
