@@ -479,7 +479,8 @@ def settle(ctx: Ctx, window_id: int) -> bool:
         _store_file(ctx, window.id, payout)
         audit.record(ctx, "pii.read", target_type="clearing_window",
                      target_id=window.business_date, purpose="payout file",
-                     detail={"bank_accounts": sum(1 for s in statements if s.payout > 0)})
+                     detail={"bank_accounts": sum(1 for s in statements if s.payout > 0)
+                             + sum(1 for b in billers if b[2] > 0)})
     ledger.system_account(ctx, AccountKind.PAYOUT, PAYOUT_CODE)
     parts: list[str] = []
     params: dict[str, object] = {}

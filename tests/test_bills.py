@@ -187,3 +187,44 @@ def _phone_key() -> str:
     der = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode()
+
+
+def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_factory: Any) -> None:
+    import threading
+
+    from cardsvc.context import Actor, Ctx
+    from cardsvc.db import transaction
+    from cardsvc.errors import DomainError
+    from settlement import bills
+    import_file(plant, GOOD)
+    bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
+    cards = []
+    for i in range(2):
+        h = f.holder(plant.clerk)
+        c = f.active_card(plant.clerk, h["id"], "mobile", device_id=f"android-race-{i:04d}",
+                          device_public_key=_phone_key())
+        plant.clerk.ok("POST", f"/cards/{c['id']}/topups", {"amount": 1_000}, key=f.key())
+        cards.append(c)
+    rt = runtime_factory()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def pay(card_id: int) -> None:
+        barrier.wait()
+        try:
+            with transaction(rt.sessions) as db:
+                bills.pay_from_purse(Ctx(db, rt.settings, rt.keys, Actor.system("t")),
+                                     bill["id"], card_id, "counter")
+            outcomes.append("paid")
+        except DomainError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=pay, args=(c["id"],)) for c in cards]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["bill_already_paid", "paid"]
+    balances = sorted(plant.clerk.ok("GET", f"/cards/{c['id']}/purse")["balance"]
+                      for c in cards)
+    assert balances == [120, 1_000]  # exactly one purse paid the NT$880
