@@ -91,7 +91,7 @@ def _records_sql(dialect: str) -> str:
     """Each record's statement line, rendered by the database (no field needs CSV quoting:
     numbers, codes and a masked card number)."""
     return f"""
-    SELECT e.merchant_id, e.kind, e.outcome, e.amount,
+    SELECT e.merchant_id,
            CAST(e.transaction_id AS VARCHAR(20)) || ',' || {TAIPEI_TIME[dialect]} || ',' ||
            CAST(t.terminal_id AS VARCHAR(20)) || ',' || e.kind || ',' ||
            substr(t.card_number, 1, 4) || '********' || substr(t.card_number, 13, 4) || ',' ||
@@ -112,20 +112,23 @@ def window_files(ctx: Ctx, window: ClearingWindow, statements: list[MerchantStat
     merchants = {m.id: m for m in ctx.db.scalars(select(Merchant).where(
         Merchant.id.in_([s.merchant_id for s in statements])))}
     by_merchant: dict[int, list[str]] = {s.merchant_id: [] for s in statements}
-    records_hash = hashlib.sha256()
-    counts: dict[str, dict[str, int]] = {}
-    result = ctx.db.execute(text(_records_sql(ctx.db.get_bind().dialect.name)),
-                            {"w": window.id})
-    while rows := result.fetchmany(20_000):
-        for mid, kind, outcome, amount, line in rows:
+    counts = {f"{kind}/{outcome}": {"count": int(n), "amount": int(amount)}
+              for kind, outcome, n, amount in ctx.db.execute(text(
+                  "SELECT kind, outcome, COUNT(*), SUM(amount) FROM clearing_entries "
+                  "WHERE window_id = :w GROUP BY kind, outcome ORDER BY kind, outcome"),
+                  {"w": window.id})}
+    result = ctx.db.connection().exec_driver_sql(
+        _records_sql(ctx.db.get_bind().dialect.name).replace(":w", str(int(window.id))))
+    while rows := result.cursor.fetchmany(50_000):
+        for mid, line in rows:
             by_merchant[mid].append(line)
-            records_hash.update(f"{mid},{line}\n".encode())
-            c = counts.setdefault(f"{kind}/{outcome}", {"count": 0, "amount": 0})
-            c["count"] += 1
-            c["amount"] += amount
+    # Over every record line, merchant by merchant (each statement's lines in order).
+    records_hash = hashlib.sha256()
     merchant_summaries = []
     for s in statements:
         m = merchants[s.merchant_id]
+        if by_merchant[s.merchant_id]:
+            records_hash.update(("\n".join(by_merchant[s.merchant_id]) + "\n").encode())
         csv_file = File(f"statement-{s.merchant_id}.csv", "text/csv",
                         "\n".join([",".join(STATEMENT_FIELDS), *by_merchant[s.merchant_id]])
                         + "\n")

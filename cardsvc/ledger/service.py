@@ -153,14 +153,21 @@ def post_aggregated(ctx: Ctx, kind: str, legs_sql: str, params: dict[str, Any], 
     offline (clearing flags the card when a chip spent money the backend did not know of).
     """
     db = ctx.db
-    legs = f"SELECT account_id, amount FROM ({legs_sql}) legs WHERE amount <> 0"
+    # The legs are computed once, into a temporary table the statements below share.
+    db.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS ledger_legs "
+                    "(account_id BIGINT PRIMARY KEY, amount BIGINT NOT NULL)"))
+    db.execute(text("DELETE FROM ledger_legs"))
+    db.execute(text(f"INSERT INTO ledger_legs (account_id, amount) SELECT account_id, amount "
+                    f"FROM ({legs_sql}) l WHERE amount <> 0"), params)
+    legs = "SELECT account_id, amount FROM ledger_legs"
     if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("ANALYZE ledger_legs"))
         # The same lock order as `post`: ascending account id.
         db.execute(text(f"SELECT id FROM accounts WHERE id IN (SELECT account_id FROM ({legs}) l)"
-                        " ORDER BY id FOR UPDATE"), params)
+                        " ORDER BY id FOR UPDATE"))
     totals = db.execute(text(f"SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM("
-                             f"CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) FROM ({legs}) l"),
-                        params).one()
+                             f"CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) FROM ({legs}) l"
+                             )).one()
     count, total, positive = int(totals[0]), int(totals[1]), int(totals[2])
     if count == 0:
         return None
@@ -175,7 +182,7 @@ def post_aggregated(ctx: Ctx, kind: str, legs_sql: str, params: dict[str, Any], 
         "INSERT INTO postings (transfer_id, account_id, amount, balance_after, created_at) "
         f"SELECT :transfer_id, a.id, l.amount, a.balance + l.amount, :now FROM ({legs}) l "
         "JOIN accounts a ON a.id = l.account_id").bindparams(bindparam("now", type_=UTCDateTime)),
-        {**params, "transfer_id": transfer.id, "now": ctx.now})
+        {"transfer_id": transfer.id, "now": ctx.now})
     db.execute(text("UPDATE accounts SET balance = p.balance_after FROM postings p "
                     "WHERE p.transfer_id = :transfer_id AND p.account_id = accounts.id"),
                {"transfer_id": transfer.id})
