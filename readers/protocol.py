@@ -174,13 +174,20 @@ class TxRecord:
         return cls(TxType(t), c, a, b, tid, seq, ts, cert)
 
 
+CERTIFICATE_FIELDS = struct.Struct(">BIIIIII")
+
+
+def certificate_prefix(card_number: str) -> bytes:
+    return b"TC" + encode_card_number(card_number)
+
+
 def certificate_input(card_number: str, rec_type: int, counter: int, amount: int,
                       balance_after: int, terminal_id: int, terminal_seq: int,
                       time: int) -> bytes:
     """What a transaction certificate authenticates (MACed with the card's load key, which
     only the backend holds, so a terminal can neither create value nor forge a certificate)."""
-    return b"TC" + encode_card_number(card_number) + struct.pack(
-        ">BIIIIII", rec_type, counter, amount, balance_after, terminal_id, terminal_seq, time)
+    return certificate_prefix(card_number) + CERTIFICATE_FIELDS.pack(
+        rec_type, counter, amount, balance_after, terminal_id, terminal_seq, time)
 
 
 def load_authorisation_input(uid: bytes, card_number: str, counter: int, amount: int,

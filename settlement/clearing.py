@@ -62,54 +62,64 @@ def merchant_code(merchant_id: int) -> str:
 # --- 1. verification, per merchant ---------------------------------------------------------
 
 
-# Diversified card keys, kept for the life of the worker process: a card's records are spread
-# over many merchants' partitions, and diversifying costs more than the CMAC itself.
-_CARD_KEYS: dict[tuple[bytes, int, int, str], bytes] = {}
+# Per card, for the life of the worker process: its diversified key ready to MAC, and the
+# card-number prefix of its certificates. A card's records are spread over many merchants'
+# partitions, and diversifying a key costs more than checking a certificate.
+_CARD_KEYS: dict[tuple[bytes, int, int, str, str], tuple[crypto.CmacKey, bytes]] = {}
 _CARD_KEYS_MAX = 500_000
+_DEBIT = int(p.TxType.DEBIT)
 
 
 class _Verifier:
     """Certificate checks with each card's key diversified once per process."""
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, cards: dict[int, tuple[str, str | None, int | None]]) -> None:
         from cardsvc.keystore.service import KeyStore
         secrets_ = ctx.keys.secrets
         self.masters = KeyStore(ctx.db, secrets_.kek, secrets_.system_id).masters(
             KeyPurpose.LOAD)
         self.system_id = secrets_.system_id
+        self.cards = cards
         if len(_CARD_KEYS) > _CARD_KEYS_MAX:
             _CARD_KEYS.clear()
 
     def reason(self, row: tuple[Any, ...]) -> str | None:
-        (_tid, card_id, number, uid, version, counter, amount, balance, terminal, seq, when,
-         cert) = row
-        if card_id is None or uid is None or version is None:
+        _tid, card_id, counter, amount, balance, terminal, seq, when, cert = row
+        number, uid, version = self.cards.get(card_id, ("", None, None))
+        if uid is None or version is None:
             return "unknown_card"
         master = self.masters.get(version)
         if master is None:
             return "unknown_key_version"
-        cache_key = (master, card_id, version, uid)
-        key = _CARD_KEYS.get(cache_key)
-        if key is None:
-            key = crypto.diversify_key(master, bytes.fromhex(uid), p.AID, self.system_id)
-            _CARD_KEYS[cache_key] = key
-        expected = crypto.mac8(key, p.certificate_input(
-            number, p.TxType.DEBIT, counter, amount, balance, terminal, seq, when))
+        cache_key = (master, card_id, version, uid, number)
+        card = _CARD_KEYS.get(cache_key)
+        if card is None:
+            card = (crypto.CmacKey(crypto.diversify_key(master, bytes.fromhex(uid), p.AID,
+                                                        self.system_id)),
+                    p.certificate_prefix(number))
+            _CARD_KEYS[cache_key] = card
+        key, prefix = card
+        expected = key.mac8(prefix + p.CERTIFICATE_FIELDS.pack(
+            _DEBIT, counter, amount, balance, terminal, seq, when))
         if cert is None or expected.hex() != cert:
             return "bad_certificate"
         return None
 
 
+# The window holds what clearing needs: no join with the records table on the hot path.
 OFFLINE_ROWS = """
-    SELECT e.transaction_id, c.id, t.card_number, c.chip_uid, c.load_key_version,
-           t.card_counter, t.amount, t.balance_after, t.terminal_id, t.terminal_seq,
-           t.card_time, t.certificate
-    FROM clearing_entries e
-    JOIN pos_transactions t ON t.id = e.transaction_id
-    LEFT JOIN cards c ON c.id = e.card_id
-    WHERE e.window_id = :window_id AND e.merchant_id = :merchant_id
-      AND e.kind = 'offline_purchase'
-    ORDER BY e.transaction_id
+    SELECT transaction_id, card_id, card_counter, amount, balance_after, terminal_id,
+           terminal_seq, card_time, certificate
+    FROM clearing_entries
+    WHERE window_id = {window_id} AND merchant_id = {merchant_id}
+      AND kind = 'offline_purchase'
+    ORDER BY transaction_id
+"""
+PARTITION_CARDS = """
+    SELECT id, card_number, chip_uid, load_key_version FROM cards WHERE id IN (
+        SELECT DISTINCT card_id FROM clearing_entries
+        WHERE window_id = :window_id AND merchant_id = :merchant_id
+          AND kind = 'offline_purchase')
 """
 
 
@@ -123,12 +133,13 @@ def verify_partition(ctx: Ctx, window_id: int, merchant_id: int) -> int:
         raise WindowNotReady(f"window {window_id} has no partition for merchant {merchant_id}")
     if part.status == "done":
         return part.refused
-    verifier = _Verifier(ctx)
+    ids = {"window_id": int(window_id), "merchant_id": int(merchant_id)}
+    cards = {int(r[0]): (r[1], r[2], r[3])
+             for r in ctx.db.execute(text(PARTITION_CARDS), ids)}
+    verifier = _Verifier(ctx, cards)
     refused: list[dict[str, object]] = []
     # The driver's own cursor: plain tuples, no per-row result objects on the hot path.
-    result = ctx.db.connection().exec_driver_sql(
-        OFFLINE_ROWS.replace(":window_id", str(int(window_id))).replace(
-            ":merchant_id", str(int(merchant_id))))
+    result = ctx.db.connection().exec_driver_sql(OFFLINE_ROWS.format(**ids))
     while rows := result.cursor.fetchmany(CHUNK):
         for row in rows:
             reason = verifier.reason(row)
@@ -163,8 +174,7 @@ SETTLED_BEFORE = """
     SELECT t.card_id, t.card_counter, t.certificate FROM pos_transactions t
     WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
     UNION ALL
-    SELECT t.card_id, t.card_counter, t.certificate FROM clearing_entries e
-    JOIN pos_transactions t ON t.id = e.transaction_id
+    SELECT e.card_id, e.card_counter, e.certificate FROM clearing_entries e
     JOIN clearing_windows w ON w.id = e.window_id
     WHERE e.kind = 'offline_purchase' AND e.outcome = 'paid' AND e.window_id <> :w
       AND w.status IN ('cleared', 'settled')
@@ -172,8 +182,8 @@ SETTLED_BEFORE = """
 
 # This window's offline records still to be paid.
 CANDIDATES = """
-    SELECT e.transaction_id, e.card_id, e.card_counter, t.certificate
-    FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
+    SELECT e.transaction_id, e.card_id, e.card_counter, e.certificate
+    FROM clearing_entries e
     WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
 """
 
@@ -231,14 +241,13 @@ CHAIN = """
         FROM pos_transactions t JOIN cards_in ci ON ci.card_id = t.card_id
         WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
         UNION ALL
-        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, t.id
-        FROM clearing_entries e JOIN pos_transactions t ON t.id = e.transaction_id
+        SELECT e.card_id, e.card_counter, e.balance_after, -e.amount, e.transaction_id
+        FROM clearing_entries e
         WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
         UNION ALL
-        SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, NULL
+        SELECT e.card_id, e.card_counter, e.balance_after, -e.amount, NULL
         FROM clearing_entries e JOIN cards_in ci ON ci.card_id = e.card_id
         JOIN clearing_windows cw ON cw.id = e.window_id
-        JOIN pos_transactions t ON t.id = e.transaction_id
         WHERE e.window_id <> :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
           AND cw.status IN ('cleared', 'settled')
     ), chained AS (

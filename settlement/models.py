@@ -111,7 +111,14 @@ class ClearingEntry(Base):
     card_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     card_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
     amount: Mapped[int] = mapped_column(BigInteger)
-    # NULL until clearing decides (offline records); online ones are decided at the close.
+    # What the card certified (chip debits), copied so that clearing reads this table alone.
+    balance_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    terminal_id: Mapped[int] = mapped_column(BigInteger)
+    terminal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    certificate: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Decided at the close for online records; offline ones are `paid` until clearing has
+    # verified them.
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
 

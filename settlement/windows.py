@@ -83,8 +83,9 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
     result = ctx.db.execute(text("""
         INSERT INTO clearing_entries
             (transaction_id, window_id, merchant_id, kind, card_id, card_counter, amount,
-             outcome, reason)
+             balance_after, terminal_id, terminal_seq, card_time, certificate, outcome, reason)
         SELECT p.id, :window_id, p.merchant_id, p.kind, p.card_id, p.card_counter, p.amount,
+               p.balance_after, p.terminal_id, p.terminal_seq, p.card_time, p.certificate,
                CASE WHEN p.kind = 'offline_purchase' THEN 'paid'
                     WHEN p.status = 'accepted' THEN 'paid'
                     WHEN p.status = 'voided' THEN 'voided'

@@ -2,7 +2,7 @@
 
 import pytest
 
-from readers.crypto import aes_cmac, cmac_subkeys, decrypt, diversify_key, encrypt
+from readers.crypto import CmacKey, aes_cmac, cmac_subkeys, decrypt, diversify_key, encrypt
 
 RFC_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
 RFC_MSG = bytes.fromhex(
@@ -26,6 +26,17 @@ def test_rfc4493_subkeys() -> None:
 ])
 def test_rfc4493_examples(length: int, tag: str) -> None:
     assert aes_cmac(RFC_KEY, RFC_MSG[:length]).hex() == tag
+    assert CmacKey(RFC_KEY).mac(RFC_MSG[:length]).hex() == tag  # the reusable form too
+
+
+def test_reusable_cmac_key_agrees_for_every_length() -> None:
+    import os
+    key = os.urandom(16)
+    reusable = CmacKey(key)
+    for length in range(0, 70):
+        data = os.urandom(length)
+        assert reusable.mac(data) == aes_cmac(key, data), length
+        assert reusable.mac8(data) == aes_cmac(key, data)[:8]
 
 
 def test_an10922_aes128_example() -> None:

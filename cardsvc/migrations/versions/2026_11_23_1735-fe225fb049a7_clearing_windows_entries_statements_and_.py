@@ -28,6 +28,11 @@ def upgrade() -> None:
     sa.Column('card_id', sa.BigInteger(), nullable=True),
     sa.Column('card_counter', sa.Integer(), nullable=True),
     sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('balance_after', sa.BigInteger(), nullable=True),
+    sa.Column('terminal_id', sa.BigInteger(), nullable=False),
+    sa.Column('terminal_seq', sa.BigInteger(), nullable=True),
+    sa.Column('card_time', sa.BigInteger(), nullable=True),
+    sa.Column('certificate', sa.String(length=16), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=True),
     sa.Column('reason', sa.String(length=40), nullable=True),
     sa.PrimaryKeyConstraint('transaction_id', name=op.f('pk_clearing_entries'))
