@@ -205,22 +205,28 @@ def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
     cloned = {int(r[1]) for r in rows if not r[2]}
     _set_outcome(ctx, dup, Outcome.DUPLICATE, "already_paid")
     _set_outcome(ctx, clone_held, Outcome.HELD, "cloned_card")
-    # Within the window, in one sort: one counter with different certificates is a clone
-    # (all its records held); the same record uploaded twice is paid once (the first).
+    # Within the window: the counters that occur more than once (a hash aggregate, no sort of
+    # the whole window), then their records. Different certificates are a clone (all its
+    # records held); the same record uploaded twice is paid once (the first).
     rows = ctx.db.execute(text(f"""
-        SELECT transaction_id, card_id, lo <> hi, n FROM (
-            SELECT c.transaction_id, c.card_id,
-                   MIN(c.certificate) OVER w AS lo, MAX(c.certificate) OVER w AS hi,
-                   ROW_NUMBER() OVER (PARTITION BY c.card_id, c.card_counter
-                                      ORDER BY c.transaction_id) AS n,
-                   COUNT(*) OVER w AS k
-            FROM ({CANDIDATES}) c
-            WINDOW w AS (PARTITION BY c.card_id, c.card_counter)) x
-        WHERE k > 1"""), w).all()
-    _set_outcome(ctx, [int(r[0]) for r in rows if r[2]], Outcome.HELD, "cloned_card")
-    cloned |= {int(r[1]) for r in rows if r[2]}
-    _set_outcome(ctx, [int(r[0]) for r in rows if not r[2] and r[3] > 1], Outcome.DUPLICATE,
-                 "duplicate_record")
+        SELECT c.transaction_id, c.card_id, c.card_counter, c.certificate
+        FROM ({CANDIDATES}) c
+        JOIN (SELECT card_id, card_counter FROM ({CANDIDATES}) x
+              GROUP BY card_id, card_counter HAVING COUNT(*) > 1) g
+          ON g.card_id = c.card_id AND g.card_counter = c.card_counter
+        ORDER BY c.card_id, c.card_counter, c.transaction_id"""), w).all()
+    groups: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    for tid, card_id, counter, cert in rows:
+        groups.setdefault((int(card_id), int(counter)), []).append((int(tid), cert))
+    held, dup = [], []
+    for (card_id, _), members in groups.items():
+        if len({cert for _, cert in members}) > 1:
+            held += [tid for tid, _ in members]
+            cloned.add(card_id)
+        else:
+            dup += [tid for tid, _ in members[1:]]
+    _set_outcome(ctx, held, Outcome.HELD, "cloned_card")
+    _set_outcome(ctx, dup, Outcome.DUPLICATE, "duplicate_record")
     return cloned
 
 
@@ -408,6 +414,9 @@ def clear(ctx: Ctx, window_id: int) -> bool:
     if earlier is not None:
         raise WindowNotReady(f"clear the window of {earlier} first")
     w = {"w": window.id}
+    if ctx.db.get_bind().dialect.name == "postgresql":
+        # A batch job over a day's records: let its sorts and hashes stay in memory.
+        ctx.db.execute(text("SET LOCAL work_mem = '256MB'"))
     cloned = _deduplicate(ctx, window.id)
     findings = _check_chains(ctx, window.id)
     mismatched = {f.card_id for f in findings if f.reason == "balance_mismatch"}
