@@ -75,6 +75,8 @@ class PosTransaction(Base):
         Index("ux_pos_card_counter_accepted", "card_id", "card_counter", unique=True,
               sqlite_where=text_clause(ACCEPTED_CHIP_DEBIT),
               postgresql_where=text_clause(ACCEPTED_CHIP_DEBIT)),
+        # Every record of one chip transaction (offline batches, online submissions).
+        Index("ix_pos_transactions_card_counter", "card_id", "card_counter"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -52,6 +52,10 @@ def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
     return error
 
 
+# Held exclusively while a clearing window closes; voids hold it shared (PostgreSQL).
+CLOSE_LOCK = 0x4B4D434C
+
+
 # Chip debits the backend accepts online; one card counter is accepted once among them.
 CARD_PRESENT_KINDS = ("purchase", "bill_payment")
 
@@ -93,6 +97,15 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
     if seen is not None:
         raise _reject(ctx, rec, e.ReplayedCertificate(
             f"card transaction {data.card_counter} was already accepted as {seen}"))
+    stored = ctx.db.scalar(select(PosTransaction.id).where(
+        PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
+        PosTransaction.kind == "offline_purchase").limit(1))
+    if stored is not None:
+        # Clearing pays what offline batches bring: the same chip transaction sent online
+        # afterwards would be paid twice.
+        raise _reject(ctx, rec, e.ReplayedCertificate(
+            f"card transaction {data.card_counter} was already received in an offline batch "
+            f"(record {stored})"))
     purse = ledger.purse_of(ctx, card.id)
     payable = payee or merchant_account(ctx, terminal.merchant_id)
     try:
@@ -162,6 +175,9 @@ def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
     same_day = t.created_at.astimezone(TAIPEI).date() == ctx.today
     # A purchase its clearing window already holds is settled as it was: refund it instead.
     # (The table belongs to settlement/, which is built on this package; one query only.)
+    # The shared lock waits for a window's close in progress (which takes it exclusively).
+    if ctx.db.get_bind().dialect.name == "postgresql":
+        ctx.db.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": CLOSE_LOCK})
     cleared = ctx.db.execute(text("SELECT 1 FROM clearing_entries WHERE transaction_id = :t"),
                              {"t": t.id}).first() is not None
     if (t.id != last or t.terminal_id != terminal.id or t.kind not in ("purchase", "qr_purchase")

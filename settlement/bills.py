@@ -124,7 +124,8 @@ def _parse_row(row: dict[str, str], line: int, seen: set[str],
     if not _PERIOD_RE.fullmatch(period):
         bad("period", "ROC YYMM, e.g. 1511")
     amount_text = (row.get("amount") or "").strip()
-    if not amount_text.isdigit() or not 0 < int(amount_text) <= 999_999_999:
+    if not (amount_text.isascii() and amount_text.isdigit()) or len(amount_text) > 12 \
+            or not 0 < int(amount_text) <= 999_999_999:
         bad("amount", "whole NT dollars, 1 to 999,999,999")
     due_text = (row.get("due_date") or "").strip()
     try:
@@ -176,8 +177,11 @@ def import_bills(ctx: Ctx, biller_id: int, content: bytes) -> ImportResult:
             rows.append((line, parsed))
     if not rows and not errors:
         errors.append({"line": 2, "field": None, "message": "the file has no bills"})
-    existing = set(ctx.db.scalars(select(Bill.bill_number).where(
-        Bill.bill_number.in_([r["bill_number"] for _, r in rows])))) if rows else set()
+    numbers = [r["bill_number"] for _, r in rows]
+    existing: set[str] = set()
+    for i in range(0, len(numbers), 10_000):  # bound the statement's parameters
+        existing.update(ctx.db.scalars(select(Bill.bill_number).where(
+            Bill.bill_number.in_(numbers[i:i + 10_000]))))
     for line, r in rows:
         if r["bill_number"] in existing:
             errors.append({"line": line, "field": "bill_number",
@@ -363,7 +367,8 @@ class ReceiptCheck:
 
 def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
     parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != RECEIPT_PREFIX or len(token) > 400:
+    if len(parts) != 3 or parts[0] != RECEIPT_PREFIX or len(token) > 400 \
+            or not token.isascii():
         return ReceiptCheck(False, "not a receipt")
     expected = hmac.new(_receipt_key(ctx), f"{parts[0]}.{parts[1]}".encode(),
                         hashlib.sha256).digest()[:16]
@@ -432,7 +437,7 @@ def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
         raise e.QrTokenInvalid("not a payment token signed by a mobile card's phone")
     now = int(ctx.now.timestamp())
     if token.expires_at <= now or token.expires_at - token.issued_at > \
-            ctx.settings.qr_token_ttl_seconds:
+            ctx.settings.qr_token_ttl_seconds or token.issued_at > now + 30:
         raise e.QrTokenExpired("the payment token expired; show a new one")
     if insert_if_absent(ctx.db, QrTokenUse, {"token_id": token.token_id, "card_id": card.id,
                                              "used_at": ctx.now},

@@ -169,14 +169,15 @@ update_outcome = text("UPDATE clearing_entries SET outcome = :outcome, reason = 
                       "WHERE transaction_id = :tid")
 
 # Chip transactions already settled before this window: online purchases (accepted, or voided
-# afterwards: the chip was debited all the same) and offline records paid by cleared windows.
+# afterwards: the chip was debited all the same) and offline records cleared windows paid or
+# held (a held clone uploaded again stays held).
 SETTLED_BEFORE = """
-    SELECT t.card_id, t.card_counter, t.certificate FROM pos_transactions t
+    SELECT t.card_id, t.card_counter, t.certificate, 'paid' AS outcome FROM pos_transactions t
     WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
     UNION ALL
-    SELECT e.card_id, e.card_counter, e.certificate FROM clearing_entries e
+    SELECT e.card_id, e.card_counter, e.certificate, e.outcome FROM clearing_entries e
     JOIN clearing_windows w ON w.id = e.window_id
-    WHERE e.kind = 'offline_purchase' AND e.outcome = 'paid' AND e.window_id <> :w
+    WHERE e.kind = 'offline_purchase' AND e.outcome IN ('paid', 'held') AND e.window_id <> :w
       AND w.status IN ('cleared', 'settled')
 """
 
@@ -196,14 +197,18 @@ def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
     # clone (the earlier record was paid; this one is held).
     rows = ctx.db.execute(text(f"""
         SELECT c.transaction_id, c.card_id,
-               MAX(CASE WHEN s.certificate = c.certificate THEN 1 ELSE 0 END)
+               MAX(CASE WHEN s.certificate = c.certificate THEN 1 ELSE 0 END),
+               MAX(CASE WHEN s.certificate = c.certificate AND s.outcome = 'held'
+                        THEN 1 ELSE 0 END)
         FROM ({CANDIDATES}) c JOIN ({SETTLED_BEFORE}) s
           ON s.card_id = c.card_id AND s.card_counter = c.card_counter
         GROUP BY c.transaction_id, c.card_id"""), w).all()
-    dup = [int(r[0]) for r in rows if r[2]]
+    dup = [int(r[0]) for r in rows if r[2] and not r[3]]
+    dup_of_held = [int(r[0]) for r in rows if r[3]]
     clone_held = [int(r[0]) for r in rows if not r[2]]
     cloned = {int(r[1]) for r in rows if not r[2]}
     _set_outcome(ctx, dup, Outcome.DUPLICATE, "already_paid")
+    _set_outcome(ctx, dup_of_held, Outcome.DUPLICATE, "already_held")
     _set_outcome(ctx, clone_held, Outcome.HELD, "cloned_card")
     # Within the window: the counters that occur more than once (a hash aggregate, no sort of
     # the whole window), then their records. Different certificates are a clone (all its

@@ -142,8 +142,10 @@ def window_files(ctx: Ctx, window: ClearingWindow, statements: list[MerchantStat
         merchant_summaries.append({"merchant_id": m.id, "legal_name": m.legal_name,
                                    **totals_of(s), "statement_csv_sha256": csv_file.sha256,
                                    "statement_json_sha256": json_file.sha256})
+    # Clearing's own findings; a biller's later confirmation has its own file.
     exceptions = ctx.db.scalars(select(ClearingException).where(
-        ClearingException.window_id == window.id))
+        ClearingException.window_id == window.id,
+        ClearingException.reason.not_like("remittance_%")))
     exc_rows = sorted(([x.reason, x.transaction_id or "", x.merchant_id or "", x.card_id or "",
                         "" if x.card_counter is None else x.card_counter, x.amount,
                         "yes" if x.paid else "no", x.detail] for x in exceptions),

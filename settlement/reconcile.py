@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
@@ -32,6 +32,9 @@ from settlement.models import (
     ClearingFile,
     WindowStatus,
 )
+
+RECONCILIATION_REASONS = ("remittance_missing", "remittance_amount_differs",
+                          "remittance_extra")
 
 
 class ConfirmationRefused(InvalidInput):
@@ -63,7 +66,7 @@ def _parse(content: bytes) -> dict[str, int]:
         amount = (row.get("amount") or "").strip()
         if len(number) != 16 or not number.isalnum():
             errors.append({"line": line, "field": "bill_number", "message": "16 characters"})
-        elif not amount.isdigit() or len(amount) > 10:
+        elif not (amount.isascii() and amount.isdigit()) or len(amount) > 10:
             errors.append({"line": line, "field": "amount", "message": "whole NT dollars"})
         elif number in out:
             errors.append({"line": line, "field": "bill_number", "message": "appears twice"})
@@ -108,6 +111,12 @@ def reconcile(ctx: Ctx, day: dt.date, biller_id: int, content: bytes) -> Reconci
                                reconciled_at=ctx.now)
     ctx.db.add(rec)
     ctx.db.flush()
+    # The latest confirmation of a biller's window supersedes the earlier ones' differences
+    # (their files and records stay).
+    ctx.db.execute(delete(ClearingException).where(
+        ClearingException.window_id == window.id,
+        ClearingException.merchant_id == biller.merchant_id,
+        ClearingException.reason.in_(RECONCILIATION_REASONS)))
     rows: list[list[object]] = []
     for reason, items, paid in (("remittance_missing", result.missing, True),
                                 ("remittance_amount_differs", result.amount_differs, True),

@@ -228,3 +228,12 @@ def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_facto
     balances = sorted(plant.clerk.ok("GET", f"/cards/{c['id']}/purse")["balance"]
                       for c in cards)
     assert balances == [120, 1_000]  # exactly one purse paid the NT$880
+
+
+def test_bad_text_is_refused_not_a_crash(plant: Plant) -> None:
+    r = import_file(plant, bills_csv(("A1234567", "WB00012345678901", "1511", "²", DUE,
+                                      "陳志明")))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "amount"
+    for receipt in ("KMRC1.abc.éé", "KMRC1." + "a" * 500 + ".b", "..", ""):
+        check = plant.client.get("/receipts/verify", params={"receipt": receipt})
+        assert check.status_code in (200, 422) and check.json().get("valid") in (False, None)

@@ -438,3 +438,34 @@ def test_water_bills_through_clearing_remittance_and_reconciliation(town: Town) 
     assert again.json()["duplicate"] is True
     reasons = sorted(x.reason for x in service.report(town.rt, today()).exceptions)
     assert reasons == ["bill_already_paid", "remittance_amount_differs", "remittance_extra"]
+
+
+def test_a_chip_transaction_is_paid_once_across_channels_and_windows(town: Town,
+                                                                     tmp_path: Path) -> None:
+    from sqlalchemy import update
+    alice, bob = chip_card(town.clerk, 1_000), chip_card(town.clerk, 500)
+    ride = town.tap("bus", alice, 25)
+    town.upload("bus", "BUS-1", [ride])
+    # The same chip transaction sent online afterwards is refused: clearing pays the batch.
+    again = town.pos("bus").request("POST", "/pos/v1/purchases", ride, idempotency_key=f.key())
+    assert again.status_code == 409 and again.json()["code"] == "replayed_certificate"
+    # A cloned card's records, held two days ago, stay held when uploaded again today.
+    clone_file = tmp_path / "clone.json"
+    shutil.copy(town.cards_dir / f"{bob['chip_uid']}.json", clone_file)
+    real, copy = town.tap("kiln", bob, 60), town.tap("kiln", bob, 70, chip_file=clone_file)
+    town.upload("kiln", "KILN-1", [real, copy])
+    two_days_ago = today() - dt.timedelta(days=2)
+    with transaction(town.rt.sessions) as db:
+        db.execute(update(PosTransaction).values(created_at=dt.datetime.combine(
+            two_days_ago, dt.time(12), TAIPEI)))
+    service.run_in_process(town.rt, two_days_ago)
+    town.upload("kiln", "KILN-2", [real])
+    window = service.run_in_process(town.rt, today())
+    assert window.records == 1
+    with town.rt.sessions() as db:
+        outcomes = sorted((e.amount, e.outcome, e.reason or "")
+                          for e in db.scalars(select(ClearingEntry)))
+    assert outcomes == [(25, "paid", ""), (25, "refused", "replayed_certificate"),
+                        (60, "duplicate", "already_held"), (60, "held", "cloned_card"),
+                        (70, "held", "cloned_card")]
+    assert purse(town, alice) == 1_000 - 25 and purse(town, bob) == 500
