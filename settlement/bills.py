@@ -29,6 +29,7 @@ from cardsvc.context import TAIPEI, Ctx
 from cardsvc.errors import ChipPurse, Conflict, InvalidInput, NotFound
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from cardsvc.schemas_common import Model
 from merchants.models import Merchant
 from settlement import barcodes
 from settlement.models import Bill, Biller, BillImport, BillPayment
@@ -355,8 +356,9 @@ def receipt_token(ctx: Ctx, payment: BillPayment, bill: Bill) -> str:
     return f"{RECEIPT_PREFIX}.{payload}.{_b64(mac)}"
 
 
-@dataclass
-class ReceiptCheck:
+class ReceiptCheck(Model):
+    """What a receipt check answers (the public endpoint's response)."""
+
     valid: bool
     reason: str
     bill_number: str | None = None
@@ -369,26 +371,27 @@ def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
     parts = token.strip().split(".")
     if len(parts) != 3 or parts[0] != RECEIPT_PREFIX or len(token) > 400 \
             or not token.isascii():
-        return ReceiptCheck(False, "not a receipt")
+        return ReceiptCheck(valid=False, reason="not a receipt")
     expected = hmac.new(_receipt_key(ctx), f"{parts[0]}.{parts[1]}".encode(),
                         hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(_b64(expected), parts[2]):
-        return ReceiptCheck(False, "the signature does not match: forged or altered")
+        return ReceiptCheck(valid=False, reason="the signature does not match: forged or altered")
     try:
         body = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         payment_id, number, amount = int(body["p"]), str(body["b"]), int(body["a"])
     except (ValueError, KeyError, TypeError):
-        return ReceiptCheck(False, "not a receipt")
+        return ReceiptCheck(valid=False, reason="not a receipt")
     payment = ctx.db.get(BillPayment, payment_id)
     bill = ctx.db.get(Bill, payment.bill_id) if payment else None
     if payment is None or bill is None or bill.bill_number != number \
             or payment.amount != amount:
-        return ReceiptCheck(False, "no such payment")
+        return ReceiptCheck(valid=False, reason="no such payment")
     merchant = ctx.db.scalar(select(Merchant).join(Biller, Biller.merchant_id == Merchant.id)
                              .where(Biller.id == bill.biller_id))
-    return ReceiptCheck(True, "paid", bill.bill_number, payment.amount,
-                        payment.paid_at.astimezone(TAIPEI).isoformat(timespec="seconds"),
-                        merchant.legal_name if merchant else None)
+    return ReceiptCheck(
+        valid=True, reason="paid", bill_number=bill.bill_number, amount=payment.amount,
+        paid_at=payment.paid_at.astimezone(TAIPEI).isoformat(timespec="seconds"),
+        biller=merchant.legal_name if merchant else None)
 
 
 def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key: str) -> Paid:

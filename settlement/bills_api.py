@@ -15,6 +15,7 @@ from cardsvc.ledger.service import idempotent, replayable
 from cardsvc.schemas_common import IdPath, Model
 from cardsvc.staff.models import Role
 from merchants.api import PosCtx, _pos_key, _terminal
+from merchants.pos_schemas import CardPurchase
 from merchants.qr import render_qr
 from settlement import barcodes, bills
 from settlement.models import Bill
@@ -82,18 +83,9 @@ class OnlinePayIn(Model):
     token: str = Field(max_length=2000, description="The mobile card's payment token (KMQR1)")
 
 
-class PosBillPayment(SlipIn):
+class PosBillPayment(SlipIn, CardPurchase):
     """The slip's barcodes and what the terminal read from the card after debiting it for the
     bill's amount (as for a card-present purchase)."""
-
-    card_number: str = Field(pattern=r"^[0-9]{16}$")
-    chip_uid: str = Field(pattern=r"^[0-9A-Fa-f]{8,20}$")
-    amount: int = Field(gt=0, le=1_000_000, strict=True)
-    card_counter: int = Field(ge=1, le=0xFFFFFF, strict=True)
-    balance_after: int = Field(ge=0, le=1_000_000, strict=True)
-    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
-    time: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
-    certificate: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
 
 
 class CollectIn(SlipIn):
@@ -225,21 +217,11 @@ def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
     return Response(render_qr(f"kinmencard://receipt/{token}", "png"), media_type="image/png")
 
 
-class ReceiptOut(Model):
-    valid: bool
-    reason: str
-    bill_number: str | None = None
-    amount: int | None = None
-    paid_at: str | None = None
-    biller: str | None = None
-
-
-@public_router.get("/receipts/verify", response_model=ReceiptOut,
+@public_router.get("/receipts/verify", response_model=bills.ReceiptCheck,
                    summary="Check a bill receipt (anyone; no login)")
 def verify_receipt(receipt: Annotated[str, Query(max_length=400)],
-                   ctx: Annotated[Ctx, Depends(_public_ctx)]) -> ReceiptOut:
-    c = bills.verify_receipt(ctx, receipt)
-    return ReceiptOut(**c.__dict__)
+                   ctx: Annotated[Ctx, Depends(_public_ctx)]) -> bills.ReceiptCheck:
+    return bills.verify_receipt(ctx, receipt)
 
 
 @pos_bills_router.post("/bills/lookup", response_model=BillOut,
@@ -257,7 +239,6 @@ def pos_lookup(body: SlipIn, ctx: PosCtx) -> BillOut:
                        summary="A bill paid with a chip card at the terminal")
 def pos_pay(body: PosBillPayment, ctx: PosCtx,
             idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    from merchants.pos_schemas import CardPurchase
     terminal = _terminal(ctx)
     debit = CardPurchase.model_validate(body.model_dump(exclude={"segment1", "segment2",
                                                                  "segment3"}))

@@ -376,16 +376,17 @@ def _payable_accounts(ctx: Ctx, merchant_ids: set[int]) -> None:
         ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, merchant_code(mid))
 
 
-def _fee_legs(statements: list[MerchantStatement]) -> tuple[str, dict[str, object]]:
+def _to_one_account(debits: list[tuple[str, int]],
+                    credit: str) -> tuple[str, dict[str, object]]:
+    """Legs moving each (account code, amount) of `debits` to the account `credit`."""
     parts: list[str] = []
-    params: dict[str, object] = {}
-    for i, s in enumerate(s for s in statements if s.fees):
-        parts.append(f"SELECT a.id AS account_id, -:f{i} AS amount FROM accounts a "
+    params: dict[str, object] = {"credit_code": credit,
+                                 "total": sum(amount for _, amount in debits)}
+    for i, (code, amount) in enumerate(debits):
+        parts.append(f"SELECT a.id AS account_id, -:a{i} AS amount FROM accounts a "
                      f"WHERE a.code = :c{i}")
-        params[f"f{i}"], params[f"c{i}"] = s.fees, merchant_code(s.merchant_id)
-    parts.append("SELECT a.id, :total FROM accounts a WHERE a.code = :fee_code")
-    params["total"] = sum(s.fees for s in statements)
-    params["fee_code"] = ledger.FEE_INCOME_CODE
+        params[f"a{i}"], params[f"c{i}"] = amount, code
+    parts.append("SELECT a.id, :total FROM accounts a WHERE a.code = :credit_code")
     return " UNION ALL ".join(parts), params
 
 
@@ -447,8 +448,9 @@ def clear(ctx: Ctx, window_id: int) -> bool:
     ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
     ledger.post_aggregated(ctx, "offline_clearing", OFFLINE_LEGS, w,
                            memo=f"offline records of {window.business_date}")
-    if any(s.fees for s in statements):
-        legs, params = _fee_legs(statements)
+    fees = [(merchant_code(s.merchant_id), s.fees) for s in statements if s.fees]
+    if fees:
+        legs, params = _to_one_account(fees, ledger.FEE_INCOME_CODE)
         ledger.post_aggregated(ctx, "clearing_fees", legs, params,
                                memo=f"fees of {window.business_date}")
     ctx.db.flush()
@@ -505,21 +507,11 @@ def settle(ctx: Ctx, window_id: int) -> bool:
                      detail={"bank_accounts": sum(1 for s in statements if s.payout > 0)
                              + sum(1 for b in billers if b[2] > 0)})
     ledger.system_account(ctx, AccountKind.PAYOUT, PAYOUT_CODE)
-    parts: list[str] = []
-    params: dict[str, object] = {}
-    for i, s in enumerate(s for s in statements if s.payout):
-        parts.append(f"SELECT a.id AS account_id, -:p{i} AS amount FROM accounts a "
-                     f"WHERE a.code = :c{i}")
-        params[f"p{i}"], params[f"c{i}"] = s.payout, merchant_code(s.merchant_id)
-    for j, (biller_id, _, amount) in enumerate(b for b in billers if b[2]):
-        parts.append(f"SELECT a.id AS account_id, -:r{j} AS amount FROM accounts a "
-                     f"WHERE a.code = :b{j}")
-        params[f"r{j}"], params[f"b{j}"] = amount, f"biller:{biller_id}"
-    if parts:
-        parts.append("SELECT a.id, :total FROM accounts a WHERE a.code = :payout_code")
-        params["total"] = sum(s.payout for s in statements) + sum(b[2] for b in billers)
-        params["payout_code"] = PAYOUT_CODE
-        ledger.post_aggregated(ctx, "payout", " UNION ALL ".join(parts), params,
+    payouts = [(merchant_code(s.merchant_id), s.payout) for s in statements if s.payout]
+    payouts += [(f"biller:{biller_id}", amount) for biller_id, _, amount in billers if amount]
+    if payouts:
+        legs, params = _to_one_account(payouts, PAYOUT_CODE)
+        ledger.post_aggregated(ctx, "payout", legs, params,
                                memo=f"payouts of {window.business_date}")
     window.status = WindowStatus.SETTLED
     window.settled_at = ctx.now

@@ -62,20 +62,24 @@ def _pending(db: object, window_id: int) -> list[int]:
         .order_by(ClearingPartition.merchant_id))]
 
 
+def _close_and_register(ctx: Ctx, day: dt.date) -> tuple[ClearingWindow, bool]:
+    """Close the window; register its one run. False: a run was registered before (the
+    unique window id refuses a second one)."""
+    window = windows.close(ctx, day)
+    run_id = insert_if_absent(ctx.db, ClearingRun,
+                              {"window_id": window.id, "status": "running",
+                               "started_at": ctx.now, "dispatched_at": ctx.now,
+                               "dispatches": 1},
+                              [ClearingRun.window_id], ClearingRun.id)
+    return window, run_id is not None
+
+
 def start(rt: Runtime, day: dt.date) -> Started | None:
-    """Close the window and register its one run. None when a run was registered before
-    (the unique window id refuses a second one): that run is the sweeper's to finish."""
+    """Close the window and register its one run. None when a run was registered before:
+    that run is the sweeper's to finish."""
     with transaction(rt.sessions) as db:
-        ctx = _ctx(rt, db)
-        window = windows.close(ctx, day)
-        run_id = insert_if_absent(db, ClearingRun,
-                                  {"window_id": window.id, "status": "running",
-                                   "started_at": ctx.now, "dispatched_at": ctx.now,
-                                   "dispatches": 1},
-                                  [ClearingRun.window_id], ClearingRun.id)
-        if run_id is None:
-            return None
-        return Started(window.id, _pending(db, window.id))
+        window, registered = _close_and_register(_ctx(rt, db), day)
+        return Started(window.id, _pending(db, window.id)) if registered else None
 
 
 def run_partition(rt: Runtime, window_id: int, merchant_id: int) -> int:
@@ -114,13 +118,10 @@ def run_in_process(rt: Runtime, day: dt.date,
     """The whole run in this process, partition by partition (the embedded default and the
     CLI's progress bar). Resumes whatever an earlier run left unfinished."""
     with transaction(rt.sessions) as db:
-        window = windows.close(_ctx(rt, db), day)
-        insert_if_absent(db, ClearingRun, {"window_id": window.id, "status": "running",
-                                           "started_at": utcnow(), "dispatched_at": utcnow(),
-                                           "dispatches": 1},
-                         [ClearingRun.window_id], ClearingRun.id)
+        ctx = _ctx(rt, db)
+        window, _ = _close_and_register(ctx, day)
         window_id = window.id
-        total = len(windows.partitions(_ctx(rt, db), window))
+        total = len(windows.partitions(ctx, window))
         pending = _pending(db, window_id)
     done = total - len(pending)
     workers = min(len(pending), os.cpu_count() or 1)

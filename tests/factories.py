@@ -58,3 +58,24 @@ def active_card(api: Any, holder_id: int, product: str = "general",
 
 def topup(api: Any, card_id: int, amount: int) -> dict[str, Any]:
     return api.ok("POST", f"/cards/{card_id}/topups", {"amount": amount}, key=key())
+
+
+def phone_key() -> tuple[Any, str]:
+    """A phone's key pair: the private key and the public key as a mobile card registers it."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private = ec.generate_private_key(ec.SECP256R1())
+    der = private.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, base64.b64encode(der).decode()
+
+
+def mobile_card(api: Any, device_id: str, amount: int) -> tuple[Any, dict[str, Any]]:
+    """An active mobile card bound to a new phone key, topped up with `amount`."""
+    private, public = phone_key()
+    card = active_card(api, holder(api)["id"], "mobile", device_id=device_id,
+                       device_public_key=public)
+    topup(api, card["id"], amount)
+    return private, card

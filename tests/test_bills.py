@@ -125,10 +125,7 @@ def test_an_altered_slip_names_its_segment(plant: Plant, change: Any, segment: i
 def test_pay_once_with_a_receipt_anyone_can_check(plant: Plant) -> None:
     import_file(plant, GOOD)
     bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
-    h = f.holder(plant.clerk)
-    card = f.active_card(plant.clerk, h["id"], "mobile", device_id="android-bills-0001",
-                         device_public_key=_phone_key())
-    plant.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 1_000}, key=f.key())
+    _, card = f.mobile_card(plant.clerk, "android-bills-0001", 1_000)
     partial = plant.clerk.req("POST", f"/bills/{bill['id']}/payments",
                               {"card_id": card["id"], "amount": 500}, key=f.key())
     assert partial.status_code == 422 and partial.json()["code"] == "partial_payment"
@@ -179,16 +176,6 @@ def test_cash_at_a_convenience_store_and_the_grace_period(plant: Plant,
     assert r.status_code == 409 and r.json()["code"] == "bill_overdue"
 
 
-def _phone_key() -> str:
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    der = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode()
-
-
 def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_factory: Any) -> None:
     import threading
 
@@ -200,11 +187,7 @@ def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_facto
     bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
     cards = []
     for i in range(2):
-        h = f.holder(plant.clerk)
-        c = f.active_card(plant.clerk, h["id"], "mobile", device_id=f"android-race-{i:04d}",
-                          device_public_key=_phone_key())
-        plant.clerk.ok("POST", f"/cards/{c['id']}/topups", {"amount": 1_000}, key=f.key())
-        cards.append(c)
+        cards.append(f.mobile_card(plant.clerk, f"android-race-{i:04d}", 1_000)[1])
     rt = runtime_factory()
     barrier = threading.Barrier(2)
     outcomes: list[str] = []

@@ -192,18 +192,7 @@ def test_void_only_the_last_purchase(shop: Shop) -> None:
 
 @pytest.fixture
 def phone(shop: Shop) -> tuple[Any, dict[str, Any]]:
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    key = ec.generate_private_key(ec.SECP256R1())
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    h = f.holder(shop.clerk)
-    card = f.active_card(shop.clerk, h["id"], "mobile", device_id="android-test-0001",
-                         device_public_key=base64.b64encode(der).decode())
-    shop.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 500}, key=f.key())
-    return key, card
+    return f.mobile_card(shop.clerk, "android-test-0001", 500)
 
 
 def qr_buy(shop: Shop, token: str, amount: int, key: str | None = None) -> Any:

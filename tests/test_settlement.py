@@ -149,7 +149,7 @@ def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> Non
     town.upload("bus", "BUS-2", [forged])
     town.upload("kiln", "KILN-1", [real, copy])
     # QR at the kiln with a mobile card.
-    phone_key, mobile = _mobile(town)
+    phone_key, mobile = f.mobile_card(town.clerk, "android-test-0002", 500)
     qr = town.pos("kiln").request("POST", "/pos/v1/qr-purchases", {
         "token": make_payment_token(phone_key, mobile["card_number"], 30), "amount": 80},
         idempotency_key=f.key())
@@ -210,21 +210,6 @@ def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> Non
                 PosTransaction.batch_id == late["batch_id"]))))
         assert held == 0
         assert db.scalar(select(func.count()).select_from(ClearingFile)) == len(files)
-
-
-def _mobile(town: Town) -> tuple[Any, dict[str, Any]]:
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    key = ec.generate_private_key(ec.SECP256R1())
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    h = f.holder(town.clerk)
-    card = f.active_card(town.clerk, h["id"], "mobile", device_id="android-test-0002",
-                         device_public_key=base64.b64encode(der).decode())
-    town.clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 500}, key=f.key())
-    return key, card
 
 
 def _sales_day(town: Town) -> tuple[dict[str, Any], dict[str, Any]]:
