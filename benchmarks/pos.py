@@ -4,10 +4,12 @@ A real server (uvicorn, `--workers`) on a fresh PostgreSQL database; N client th
 terminal with its own credentials, submit purchases whose certificates are valid (computed
 with the card keys, as the cards would). Every request is signed, checked (signature, clock,
 nonce, hotlist, expiry, limit, certificate, replay), booked in the ledger with its audit row
-and idempotency record.
+and idempotency record. The clients speak HTTP/1.1 over kept-alive sockets with little code:
+they share the machine's cores with the server and the database, and a heavier client would
+measure itself.
 
 Baseline in the same run: the same ledger writes (transfer, two postings, two balance updates,
-the transaction row) as raw SQL from N threads, without any checks.
+the transaction row) as raw SQL from N threads, one statement at a time, without any checks.
 
 Last line: purchases_per_s=N p50_ms=X p99_ms=Y vs_raw=R
 """
@@ -15,8 +17,11 @@ Last line: purchases_per_s=N p50_ms=X p99_ms=Y vs_raw=R
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
+import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -45,7 +50,7 @@ from cardsvc.identifiers import person_id_check_digit
 from cardsvc.keystore.service import KeyStore
 from merchants import schemas as ms
 from merchants import service as msvc
-from merchants.client import PosClient
+from merchants import signing
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose
@@ -54,6 +59,72 @@ from readers.protocol import KeyPurpose
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class LeanPos:
+    """A terminal's signed requests over one kept-alive connection."""
+
+    def __init__(self, port: int, key_id: str, secret_b64: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.key_id = key_id
+        self.secret = base64.urlsafe_b64decode(secret_b64 + "=" * (-len(secret_b64) % 4))
+        self.buf = b""
+
+    def post(self, path: str, payload: dict[str, object], key: str) -> tuple[int, bytes]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        ts, nonce = str(int(time.time())), secrets.token_urlsafe(18)
+        sig = signing.sign(self.secret, "POST", path, ts, nonce, body)
+        self.sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: pos\r\nContent-Type: application/json\r\n"
+            f"X-Terminal-Key: {self.key_id}\r\nX-Timestamp: {ts}\r\nX-Nonce: {nonce}\r\n"
+            f"X-Signature: {sig}\r\nIdempotency-Key: {key}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = self.buf[:end].decode("latin-1").lower()
+                length = int(head.split("content-length:")[1].split("\r\n")[0])
+                if len(self.buf) >= end + 4 + length:
+                    status = int(head[9:12])
+                    answer = self.buf[end + 4:end + 4 + length]
+                    self.buf = self.buf[end + 4 + length:]
+                    return status, answer
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.buf += chunk
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes and their children (Linux /proc)."""
+    total, seen, todo = 0.0, set(), list(pids)
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                     .split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def postgres_pids() -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == "postgres":
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
 
 
 def free_port() -> int:
@@ -66,7 +137,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
                     help="PostgreSQL server (a fresh database is created and dropped)")
-    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--purchases", type=int, default=4000)
     ap.add_argument("--cards", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
@@ -156,16 +227,14 @@ def main() -> None:
         lock = threading.Lock()
 
         def client(c: int) -> None:
-            http = httpx.Client(base_url=base, timeout=30)
-            pos = PosClient(http, creds[c].key_id, creds[c].secret)
+            pos = LeanPos(port, creds[c].key_id, creds[c].secret)
             mine: list[float] = []
             ok = 0
             for i, body in enumerate(jobs[c]):
                 t = time.perf_counter()
-                r = pos.request("POST", "/pos/v1/purchases", body,
-                                idempotency_key=f"bench-{c:03d}-{i:08d}")
+                code, answer = pos.post("/pos/v1/purchases", body, f"bench-{c:03d}-{i:08d}")
                 mine.append((time.perf_counter() - t) * 1000)
-                ok += r.status_code == 200 and r.json().get("status") == "accepted"
+                ok += code == 200 and json.loads(answer).get("status") == "accepted"
             with lock:
                 latencies.extend(mine)
                 approved[0] += ok
@@ -173,12 +242,16 @@ def main() -> None:
         print(f"{args.clients} signed clients, {per_client * args.clients} purchases, "
               f"{args.workers} server workers ...", flush=True)
         threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
+        cpu0 = (cpu_seconds([server.pid]), cpu_seconds(postgres_pids()),
+                time.process_time())
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         api_s = time.perf_counter() - t0
+        cpu = (cpu_seconds([server.pid]) - cpu0[0], cpu_seconds(postgres_pids()) - cpu0[1],
+               time.process_time() - cpu0[2])
         server.terminate()
         server.wait(timeout=30)
         server = None
@@ -186,34 +259,39 @@ def main() -> None:
         # Raw baseline: the same rows, plain SQL, same concurrency.
         raw_engine = create_engine(db_url, pool_size=args.clients, max_overflow=0)
         with raw_engine.connect() as conn:
-            purses = [r[0] for r in conn.execute(text(
-                "SELECT id FROM accounts WHERE kind = 'card_purse' ORDER BY id"))]
-            payable = conn.execute(text(
-                "SELECT id FROM accounts WHERE kind = 'merchant_payable' LIMIT 1")).scalar()
-            if payable is None:
-                payable = conn.execute(text(
-                    "INSERT INTO accounts (kind, code, balance, created_at) VALUES "
-                    "('merchant_payable', 'merchant:raw', 0, now()) RETURNING id")).scalar()
-                conn.commit()
+            purses = [(int(r[0]), int(r[1])) for r in conn.execute(text(
+                "SELECT id, card_id FROM accounts WHERE kind = 'card_purse' ORDER BY id"))]
+            takings = {int(r[1].split(":")[1]): int(r[0]) for r in conn.execute(text(
+                "SELECT id, code FROM accounts WHERE kind = 'terminal_takings'"))}
         raw_lat: list[float] = []
 
         def raw_client(c: int) -> None:
+            # What the server writes for a purchase, as plain statements: no checks.
             mine = []
+            till, terminal = takings[creds[c].id], creds[c].id
             with raw_engine.connect() as conn:
                 for i in range(per_client):
-                    purse = purses[(c * per_client + i) % len(purses)]
+                    purse, card_id = purses[(c * per_client + i) % len(purses)]
                     t = time.perf_counter()
                     with conn.begin():
                         tid = conn.execute(text(
-                            "INSERT INTO transfers (kind, amount, actor, memo, created_at) "
-                            "VALUES ('raw', 1, 'bench', '', now()) RETURNING id")).scalar()
+                            "INSERT INTO transfers (kind, card_id, amount, actor, memo, "
+                            "created_at) VALUES ('raw', :c, 1, 'bench', '', now()) "
+                            "RETURNING id"), {"c": card_id}).scalar()
+                        for acct, delta in sorted(((purse, -1), (till, 1))):
+                            conn.execute(text("UPDATE accounts SET balance = balance + :d "
+                                              "WHERE id = :a"), {"d": delta, "a": acct})
                         conn.execute(text(
                             "INSERT INTO postings (transfer_id, account_id, amount, "
                             "balance_after, created_at) VALUES (:t, :a, -1, 0, now()), "
-                            "(:t, :b, 1, 0, now())"), {"t": tid, "a": purse, "b": payable})
-                        for acct, delta in sorted(((purse, -1), (payable, 1))):
-                            conn.execute(text("UPDATE accounts SET balance = balance + :d "
-                                              "WHERE id = :a"), {"d": delta, "a": acct})
+                            "(:t, :b, 1, 0, now())"), {"t": tid, "a": purse, "b": till})
+                        conn.execute(text(
+                            "INSERT INTO pos_transactions (kind, status, terminal_id, "
+                            "merchant_id, card_id, card_number, amount, refunded, "
+                            "transfer_id, created_at) SELECT 'raw', 'accepted', t.id, "
+                            "t.merchant_id, :c, '0000000000000000', 1, 0, :tr, now() "
+                            "FROM terminals t WHERE t.id = :term"),
+                            {"c": card_id, "tr": tid, "term": terminal})
                     mine.append((time.perf_counter() - t) * 1000)
             with lock:
                 raw_lat.extend(mine)
@@ -238,6 +316,9 @@ def main() -> None:
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print(f"POS API    : {approved[0]}/{total} approved in {api_s:.1f} s = {rate:7.0f}/s   "
           f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+    print(f"CPU per purchase: server {cpu[0] / total * 1000:.2f} ms, database "
+          f"{cpu[1] / total * 1000:.2f} ms, clients {cpu[2] / total * 1000:.2f} ms "
+          f"({os.cpu_count()} cores)")
     print(f"raw SQL    : {total} ledger writes in {raw_s:.1f} s = {raw_rate:7.0f}/s   "
           f"p50 {statistics.median(raw_lat):6.2f} ms  p99 {percentile(raw_lat, 0.99):6.2f} ms")
     print(f"purchases_per_s={rate:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f} "

@@ -191,6 +191,9 @@ def audit_verify() -> None:
     from cardsvc.db import transaction
 
     rt = _runtime().runtime
+    sealed = service.seal_all(rt.sessions)
+    if sealed:
+        console.print(f"sealed {sealed} pending audit rows into the chain")
     with transaction(rt.sessions) as db:
         total = service.count_events(db)
         with Progress(TextColumn("verifying audit chain"), BarColumn(),

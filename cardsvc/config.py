@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     replacement_fee: int = Field(default=100, ge=0)
     # Largest single purchase at a POS terminal (terminals and the backend both check it).
     pos_purchase_limit: int = Field(default=1_000, ge=1)
+    # PostgreSQL: book plainly fine card-present purchases in one database call from the
+    # event loop (merchants/fastpath.py); everything else takes the general path.
+    pos_fast_path: bool = True
+    pos_fast_pool_size: int = Field(default=8, ge=1, le=100)
+    # Database calls of that path at once per process; purchases arriving meanwhile go
+    # together in the next call (one commit for several).
+    pos_fast_batches: int = Field(default=2, ge=1, le=100)
     # How long a mobile card's QR payment token stays valid.
     qr_token_ttl_seconds: int = Field(default=60, ge=5, le=600)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.errors import AuthenticationRequired, DomainError, Forbidden
@@ -23,9 +24,11 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
-def db_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
-    """The request owns the transaction: commit once at the end, or roll back everything."""
-    session = rt.sessions()
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A request's transaction: commit once at the end, or roll back everything (except the
+    writes a refusal keeps, `DomainError.keep_writes`)."""
+    session = sessions()
     try:
         yield session
         session.commit()
@@ -40,6 +43,12 @@ def db_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def db_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
+    """The request owns the transaction: commit once at the end, or roll back everything."""
+    with unit_of_work(rt.sessions) as session:
+        yield session
 
 
 # scope="function": the transaction ends before the response is sent, so a client never sees

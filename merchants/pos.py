@@ -35,6 +35,15 @@ def merchant_account(ctx: Ctx, merchant_id: int) -> Account:
     return ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, f"merchant:{merchant_id}")
 
 
+def takings_code(terminal_id: int) -> str:
+    return f"terminal:{terminal_id}"
+
+
+def takings_account(ctx: Ctx, terminal_id: int) -> Account:
+    """Where a terminal's sales are credited until clearing sweeps them to its merchant."""
+    return ledger.system_account(ctx, AccountKind.TERMINAL_TAKINGS, takings_code(terminal_id))
+
+
 def _out(ctx: Ctx, t: PosTransaction, balance: int | None = None) -> s.TransactionOut:
     return s.TransactionOut(transaction_id=t.id, kind=t.kind, status=t.status, reason=t.reason,
                             amount=t.amount, refunded=t.refunded, card_number=t.card_number,
@@ -107,7 +116,7 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
             f"card transaction {data.card_counter} was already received in an offline batch "
             f"(record {stored})"))
     purse = ledger.purse_of(ctx, card.id)
-    payable = payee or merchant_account(ctx, terminal.merchant_id)
+    payable = payee or takings_account(ctx, terminal.id)
     try:
         # ledger.post checks every rule before it writes anything: no savepoint needed.
         t = ledger.post(ctx, kind, [ledger.Leg(purse, -data.amount),
@@ -133,7 +142,9 @@ def _own(ctx: Ctx, terminal: Terminal, transaction_id: int) -> PosTransaction:
 
 def _credit_card(ctx: Ctx, card: Card, amount: int, kind: str, memo: str,
                  merchant_id: int) -> int:
-    """Money back from the merchant to the card's purse; a chip gets it at its next tap."""
+    """Money back from the merchant to the card's purse; a chip gets it at its next tap.
+    (Sales were credited to the terminal's takings; clearing sweeps them, voided ones
+    included, to the merchant's payable, which refunds and voids debit.)"""
     purse = ledger.purse_of(ctx, card.id)
     t = ledger.post(ctx, kind, [ledger.Leg(merchant_account(ctx, merchant_id), -amount),
                                 ledger.Leg(purse, amount)], card_id=card.id, memo=memo)
@@ -250,7 +261,7 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
     try:
         t = ledger.post(ctx, "qr_purchase",
                         [ledger.Leg(purse, -data.amount),
-                         ledger.Leg(merchant_account(ctx, terminal.merchant_id), data.amount)],
+                         ledger.Leg(takings_account(ctx, terminal.id), data.amount)],
                         card_id=card.id, memo=f"QR at terminal {terminal.id}")
     except InsufficientFunds as exc:
         raise _reject(ctx, rec, e.QrInsufficientFunds(exc.detail)) from None

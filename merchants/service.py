@@ -20,8 +20,8 @@ from cardsvc.errors import (
     InvalidInput,
     NotFound,
 )
+from merchants import pos, signing
 from merchants import schemas as s
-from merchants import signing
 from merchants.errors import (
     BadSignature,
     NonceReused,
@@ -106,10 +106,10 @@ def _wrap_secret(kek: bytes, key_id: str, secret: bytes) -> str:
     return base64.b64encode(nonce + ct).decode()
 
 
-def _unwrap_secret(kek: bytes, t: Terminal) -> bytes:
-    raw = base64.b64decode(t.secret_enc)
+def unwrap_secret(kek: bytes, key_id: str, secret_enc: str) -> bytes:
+    raw = base64.b64decode(secret_enc)
     try:
-        return AESGCM(kek).decrypt(raw[:12], raw[12:], f"terminal:{t.key_id}".encode())
+        return AESGCM(kek).decrypt(raw[:12], raw[12:], f"terminal:{key_id}".encode())
     except InvalidTag:
         raise BadSignature("terminal credentials cannot be read") from None
 
@@ -136,6 +136,7 @@ def create_terminal(ctx: Ctx, merchant_id: int, data: s.TerminalCreate) -> s.Ter
     secret = _new_credentials(ctx, t)
     ctx.db.add(t)
     ctx.db.flush()
+    pos.takings_account(ctx, t.id)
     audit.record(ctx, "terminal.create", target_type="terminal", target_id=t.id,
                  detail={"merchant_id": m.id, "key_id": t.key_id})
     return s.TerminalCredentials(**terminal_out(t).model_dump(), secret=secret)
@@ -178,6 +179,10 @@ def list_terminals(ctx: Ctx, merchant_id: int) -> list[Terminal]:
 # --- signed requests -----------------------------------------------------------------------
 
 
+UNSIGNED = ("sign every request: X-Terminal-Key, X-Timestamp, X-Nonce and X-Signature "
+            "headers")
+
+
 def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
                          nonce: str | None, signature: str | None, method: str, path: str,
                          body: bytes) -> Terminal:
@@ -186,8 +191,7 @@ def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
     The nonce is stored in the caller's transaction; a request that fails later still
     consumed its nonce only if the transaction commits (failures raise with keep_writes)."""
     if not (key_id and timestamp and nonce and signature):
-        raise BadSignature("sign every request: X-Terminal-Key, X-Timestamp, X-Nonce and "
-                           "X-Signature headers")
+        raise BadSignature(UNSIGNED)
     t = ctx.db.scalar(select(Terminal).where(Terminal.key_id == key_id))
     if t is None:
         raise UnknownTerminal("unknown terminal key")
@@ -201,7 +205,7 @@ def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
                              f"{signing.WINDOW_SECONDS} s allowed")
     if not signing.NONCE_RE.fullmatch(nonce):
         raise BadSignature("X-Nonce must be 16-64 characters of letters, digits, _ and -")
-    secret = _unwrap_secret(ctx.keys.secrets.kek, t)
+    secret = unwrap_secret(ctx.keys.secrets.kek, t.key_id, t.secret_enc)
     if not signing.verify(secret, signature, method, path, timestamp, nonce, body):
         raise BadSignature("the signature does not match this request")
     if insert_if_absent(ctx.db, PosNonce, {"key_id": key_id, "nonce": nonce, "seen_at": ctx.now},

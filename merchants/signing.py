@@ -13,10 +13,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import NamedTuple
 
 WINDOW_SECONDS = 300
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 HEADERS = ("X-Terminal-Key", "X-Timestamp", "X-Nonce", "X-Signature")
+
+
+class SignedHeaders(NamedTuple):
+    """The four signing headers as a request carried them (any may be missing)."""
+
+    key_id: str | None
+    timestamp: str | None
+    nonce: str | None
+    signature: str | None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.key_id and self.timestamp and self.nonce and self.signature)
 
 
 def canonical(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:

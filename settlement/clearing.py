@@ -28,11 +28,10 @@ from cardsvc.audit import service as audit
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card
 from cardsvc.context import Ctx
+from cardsvc.keystore.service import KeyStore, debit_certificate
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from merchants.models import Merchant
-from readers import crypto
-from readers import protocol as p
 from readers.protocol import KeyPurpose
 from settlement import files
 from settlement.errors import WindowNotReady
@@ -62,26 +61,15 @@ def merchant_code(merchant_id: int) -> str:
 # --- 1. verification, per merchant ---------------------------------------------------------
 
 
-# Per card, for the life of the worker process: its diversified key ready to MAC, and the
-# card-number prefix of its certificates. A card's records are spread over many merchants'
-# partitions, and diversifying a key costs more than checking a certificate.
-_CARD_KEYS: dict[tuple[bytes, int, int, str, str], tuple[crypto.CmacKey, bytes]] = {}
-_CARD_KEYS_MAX = 500_000
-_DEBIT = int(p.TxType.DEBIT)
-
-
 class _Verifier:
     """Certificate checks with each card's key diversified once per process."""
 
     def __init__(self, ctx: Ctx, cards: dict[int, tuple[str, str | None, int | None]]) -> None:
-        from cardsvc.keystore.service import KeyStore
         secrets_ = ctx.keys.secrets
         self.masters = KeyStore(ctx.db, secrets_.kek, secrets_.system_id).masters(
             KeyPurpose.LOAD)
         self.system_id = secrets_.system_id
         self.cards = cards
-        if len(_CARD_KEYS) > _CARD_KEYS_MAX:
-            _CARD_KEYS.clear()
 
     def reason(self, row: tuple[Any, ...]) -> str | None:
         _tid, card_id, counter, amount, balance, terminal, seq, when, cert = row
@@ -91,16 +79,8 @@ class _Verifier:
         master = self.masters.get(version)
         if master is None:
             return "unknown_key_version"
-        cache_key = (master, card_id, version, uid, number)
-        card = _CARD_KEYS.get(cache_key)
-        if card is None:
-            card = (crypto.CmacKey(crypto.diversify_key(master, bytes.fromhex(uid), p.AID,
-                                                        self.system_id)),
-                    p.certificate_prefix(number))
-            _CARD_KEYS[cache_key] = card
-        key, prefix = card
-        expected = key.mac8(prefix + p.CERTIFICATE_FIELDS.pack(
-            _DEBIT, counter, amount, balance, terminal, seq, when))
+        expected = debit_certificate(master, self.system_id, uid, number, counter, amount,
+                                     balance, terminal, seq, when)
         if cert is None or expected.hex() != cert:
             return "bad_certificate"
         return None
@@ -330,6 +310,32 @@ OFFLINE_LEGS = """
 """
 
 
+# Online sales were credited to their terminals' takings when accepted (voided ones too: the
+# void debited the merchant's payable). Clearing moves what the window's sales credited there
+# to the merchants' payables, from which statements pay out. The ledger's own postings give the
+# amounts, so sales booked before takings existed (credited to the payable directly) move
+# nothing.
+TAKINGS_LEGS = """
+    SELECT p.account_id, -SUM(p.amount) AS amount
+    FROM clearing_entries e
+    JOIN pos_transactions t ON t.id = e.transaction_id
+    JOIN postings p ON p.transfer_id = t.transfer_id
+    JOIN accounts a ON a.id = p.account_id AND a.kind = 'terminal_takings'
+    WHERE e.window_id = :w AND e.kind IN ('purchase', 'qr_purchase')
+    GROUP BY p.account_id
+    UNION ALL
+    SELECT m.id, s.total FROM (
+        SELECT e.merchant_id, SUM(p.amount) AS total
+        FROM clearing_entries e
+        JOIN pos_transactions t ON t.id = e.transaction_id
+        JOIN postings p ON p.transfer_id = t.transfer_id
+        JOIN accounts a ON a.id = p.account_id AND a.kind = 'terminal_takings'
+        WHERE e.window_id = :w AND e.kind IN ('purchase', 'qr_purchase')
+        GROUP BY e.merchant_id) s
+    JOIN accounts m ON m.code = 'merchant:' || s.merchant_id
+"""
+
+
 def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
     totals = {int(r[0]): r[1:] for r in ctx.db.execute(text(f"""
         SELECT merchant_id,
@@ -448,6 +454,8 @@ def clear(ctx: Ctx, window_id: int) -> bool:
     ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
     ledger.post_aggregated(ctx, "offline_clearing", OFFLINE_LEGS, w,
                            memo=f"offline records of {window.business_date}")
+    ledger.post_aggregated(ctx, "takings_sweep", TAKINGS_LEGS, w,
+                           memo=f"terminal takings of {window.business_date}")
     fees = [(merchant_code(s.merchant_id), s.fees) for s in statements if s.fees]
     if fees:
         legs, params = _to_one_account(fees, ledger.FEE_INCOME_CODE)

@@ -31,6 +31,7 @@ _seq = itertools.count(1)
 @dataclass
 class Shop:
     rt: Any
+    client: TestClient
     clerk: Api
     pos: PosClient
     terminal: dict[str, Any]
@@ -72,19 +73,24 @@ def chip_card(api: Api, topup: int) -> dict[str, Any]:
     return api.ok("GET", f"/cards/{card['id']}")
 
 
+def open_shop(rt: Any, client: TestClient, cards_dir: Path) -> Shop:
+    """A merchant with one terminal and a chip card holding NT$1,000."""
+    token = client.post("/auth/login", json={"username": "t.clerk",
+                                             "password": PASSWORD}).json()["access_token"]
+    clerk = Api(client, token)
+    m = clerk.ok("POST", "/merchants", {"legal_name": "金門陶瓷廠", "tax_id": "10458575",
+                                        "category": "government", "fee_bps": 0,
+                                        "bank_account": "004-00011122233"}, status=201)
+    t = clerk.ok("POST", f"/merchants/{m['id']}/terminals", {"label": "Shop"}, status=201)
+    return Shop(rt, client, clerk, PosClient(client, t["key_id"], t["secret"]), t,
+                chip_card(clerk, 1_000), cards_dir)
+
+
 @pytest.fixture
 def shop(runtime_factory, tmp_path) -> Iterator[Shop]:  # type: ignore[no-untyped-def]
     rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
     with TestClient(create_app(rt)) as client:
-        token = client.post("/auth/login", json={"username": "t.clerk",
-                                                 "password": PASSWORD}).json()["access_token"]
-        clerk = Api(client, token)
-        m = clerk.ok("POST", "/merchants", {"legal_name": "金門陶瓷廠", "tax_id": "10458575",
-                                            "category": "government", "fee_bps": 0,
-                                            "bank_account": "004-00011122233"}, status=201)
-        t = clerk.ok("POST", f"/merchants/{m['id']}/terminals", {"label": "Shop"}, status=201)
-        yield Shop(rt, clerk, PosClient(client, t["key_id"], t["secret"]), t,
-                   chip_card(clerk, 1_000), tmp_path / "cards")
+        yield open_shop(rt, client, tmp_path / "cards")
 
 
 def test_card_present_purchase(shop: Shop) -> None:

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 
 from cardsvc.app import POS_ROUTERS, PUBLIC_PATHS, ROUTERS, create_app
 from cardsvc.deps import RoleGuard
-from merchants.api import TerminalAuth
+from merchants.api import SignedRequest, TerminalAuth
 from tests.conftest import ROLES, Api
 
 
@@ -83,7 +83,8 @@ def test_pos_routes_take_signed_requests_only(app_client, tokens) -> None:  # ty
     pos = [r for router in POS_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     assert pos
     for route in pos:
-        assert any(isinstance(d.call, TerminalAuth) for d in route.dependant.dependencies), \
+        assert any(isinstance(d.call, TerminalAuth | SignedRequest)
+                   for d in route.dependant.dependencies), \
             route.path
         for method in route.methods:
             url = concrete(route.path)

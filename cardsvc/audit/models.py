@@ -38,3 +38,21 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPending(Base):
+    """An audit row written by its transaction but not yet chained: the high-volume POS path
+    appends here instead of waiting for the chain head, and the sealer (`audit.seal`) moves
+    the rows into `audit_events` within seconds, in the order they were written."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    target_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text)

@@ -3,6 +3,10 @@
 Services call `record()`; the rows are written by a `before_commit` hook, so the chain head is
 locked only for the last moment of the transaction and a rolled-back transaction leaves no
 audit row for work that never happened.
+
+The POS purchase path, which must not queue behind one lock, writes its rows to
+`audit_pending` in its own transaction instead; `seal()` chains them (oldest first) and
+`Sealer` does that every second in each API process. Readers of the trail seal first.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from cardsvc.audit.models import AuditEvent, AuditHead
+from cardsvc.audit.models import AuditEvent, AuditHead, AuditPending
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import utcnow
+from cardsvc.db import transaction, utcnow
+
+log = logging.getLogger("cardsvc.audit")
 
 GENESIS = "0" * 64
 _PENDING = "audit_pending"
@@ -71,25 +79,110 @@ def record_for(
     )
 
 
-def append_rows(db: Session, rows: list[_Pending]) -> None:
+def _lock_head(db: Session, wait: bool = True) -> AuditHead | None:
+    """The chain head, locked; None when another transaction holds it and `wait` is False."""
     head = db.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        select(AuditHead).where(AuditHead.id == 1).with_for_update(skip_locked=not wait)
     ).scalar_one_or_none()
     if head is None:
+        if not wait and db.get(AuditHead, 1) is not None:
+            return None  # busy: someone else is appending
         head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
         db.add(head)
+    return head
+
+
+def append_rows(db: Session, rows: list[_Pending], head: AuditHead | None = None) -> None:
+    head = head or _lock_head(db)
+    assert head is not None  # noqa: S101 - _lock_head waits by default
     last_id, last_hash = head.last_id, head.last_hash
+    values = []
     for p in rows:
         last_id += 1
         h = row_hash(last_hash, last_id, p.at, p.actor.username, p.actor.role, p.action,
                      p.purpose, p.target_type, p.target_id, p.detail)
-        db.add(AuditEvent(
-            id=last_id, at=p.at, actor=p.actor.username, actor_role=p.actor.role,
-            action=p.action, purpose=p.purpose, target_type=p.target_type,
-            target_id=p.target_id, detail=p.detail, prev_hash=last_hash, hash=h,
-        ))
+        values.append({"id": last_id, "at": p.at, "actor": p.actor.username,
+                       "actor_role": p.actor.role, "action": p.action, "purpose": p.purpose,
+                       "target_type": p.target_type, "target_id": p.target_id,
+                       "detail": p.detail, "prev_hash": last_hash, "hash": h})
         last_hash = h
+    if values:
+        db.execute(insert(AuditEvent), values)  # one statement for many rows (the sealer's)
     head.last_id, head.last_hash = last_id, last_hash
+
+
+SEAL_BATCH = 5_000
+
+
+def seal(db: Session, *, wait: bool = True, limit: int = SEAL_BATCH) -> int:
+    """Chain up to `limit` pending rows, oldest first, in the caller's transaction. Returns how
+    many; 0 when nothing is pending or (with `wait=False`) another appender holds the head.
+
+    Holding the head is what makes a row sealed once: rows are claimed and deleted under it,
+    and a rival sealer waits for (or skips) the head until this transaction ends."""
+    if db.scalar(select(AuditPending.id).limit(1)) is None:
+        return 0
+    head = _lock_head(db, wait)
+    if head is None:
+        return 0
+    p = AuditPending
+    rows = db.execute(select(p.id, p.at, p.actor, p.actor_role, p.action, p.purpose,
+                             p.target_type, p.target_id, p.detail)
+                      .order_by(p.id).limit(limit)).all()
+    if not rows:
+        return 0
+    db.execute(delete(p).where(p.id.in_([r.id for r in rows])),
+               execution_options={"synchronize_session": False})
+    append_rows(db, [_Pending(r.at, Actor(None, r.actor, r.actor_role), r.action, r.purpose,
+                              r.target_type, r.target_id, r.detail) for r in rows], head)
+    db.flush()
+    return len(rows)
+
+
+def seal_all(sessions: sessionmaker[Session]) -> int:
+    """Seal everything pending, a batch per transaction (readers and checks call this)."""
+    total = 0
+    while True:
+        with transaction(sessions) as db:
+            n = seal(db)
+        total += n
+        if n < SEAL_BATCH:
+            return total
+
+
+def pending_count(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(AuditPending)) or 0)
+
+
+class Sealer:
+    """Seals pending audit rows every `interval` seconds in a background thread (one per API
+    process; rivals skip a busy head instead of queueing behind it)."""
+
+    def __init__(self, sessions: sessionmaker[Session], interval: float = 1.0) -> None:
+        self.sessions = sessions
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                while True:
+                    with transaction(self.sessions) as db:
+                        n = seal(db, wait=False)
+                    if n < SEAL_BATCH:
+                        break
+            except Exception:  # the next round tries again; never let the thread die
+                log.exception("sealing the audit trail failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 @event.listens_for(Session, "before_commit")

@@ -40,14 +40,46 @@ def _wrap(kek: bytes, purpose: str, version: int, key: bytes) -> str:
 
 
 def _unwrap(kek: bytes, row: CardMasterKey) -> bytes:
-    raw = base64.b64decode(row.wrapped)
+    return unwrap_master(kek, row.purpose, row.version, row.wrapped)
+
+
+def unwrap_master(kek: bytes, purpose: str, version: int, wrapped: str) -> bytes:
+    raw = base64.b64decode(wrapped)
     try:
-        return AESGCM(kek).decrypt(raw[:12], raw[12:], _aad(row.purpose, row.version))
+        return AESGCM(kek).decrypt(raw[:12], raw[12:], _aad(purpose, version))
     except InvalidTag:
         # Say which key, never anything of the key.
         raise ConfigurationError(
-            f"card master key {row.purpose} v{row.version} does not unwrap with this KEK"
+            f"card master key {purpose} v{version} does not unwrap with this KEK"
         ) from None
+
+
+# Per card, for the life of the process: its diversified load key ready to MAC, and the
+# card-number prefix of its certificates. Diversifying a key costs more than checking a
+# certificate, and a card's records arrive many times (every purchase online; many merchants'
+# partitions in clearing). Master key versions never change, so entries never go stale.
+_CERT_KEYS: dict[tuple[bytes, bytes, str, str], tuple[crypto.CmacKey, bytes]] = {}
+_CERT_KEYS_MAX = 500_000
+_DEBIT = int(p.TxType.DEBIT)
+
+
+def debit_certificate(master: bytes, system_id: bytes, uid_hex: str, card_number: str,
+                      counter: int, amount: int, balance_after: int, terminal_id: int,
+                      terminal_seq: int, when: int) -> bytes:
+    """The certificate a genuine card computes for this DEBIT (same as `verify_certificate`,
+    with the card's key kept for its next record)."""
+    cache_key = (master, system_id, uid_hex, card_number)
+    card = _CERT_KEYS.get(cache_key)
+    if card is None:
+        if len(_CERT_KEYS) >= _CERT_KEYS_MAX:
+            _CERT_KEYS.clear()
+        card = (crypto.CmacKey(crypto.diversify_key(master, bytes.fromhex(uid_hex), p.AID,
+                                                    system_id)),
+                p.certificate_prefix(card_number))
+        _CERT_KEYS[cache_key] = card
+    key, prefix = card
+    return key.mac8(prefix + p.CERTIFICATE_FIELDS.pack(
+        _DEBIT, counter, amount, balance_after, terminal_id, terminal_seq, when))
 
 
 class KeyStore:

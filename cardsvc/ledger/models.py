@@ -13,6 +13,10 @@ class AccountKind(enum.StrEnum):
     CARD_PURSE = "card_purse"  # what the county owes a cardholder; never negative online
     COUNTER_CASH = "counter_cash"  # cash taken in (negative) or paid out at a counter
     MERCHANT_PAYABLE = "merchant_payable"
+    # A terminal's sales since its last clearing window: credited by each sale, swept into the
+    # merchant's payable when the window clears. One account per terminal, so a merchant's
+    # terminals never wait for each other's sales.
+    TERMINAL_TAKINGS = "terminal_takings"
     BILLER_PAYABLE = "biller_payable"
     FEE_INCOME = "fee_income"
     PAYOUT = "payout"  # paid out to merchants' and billers' banks by the payout file

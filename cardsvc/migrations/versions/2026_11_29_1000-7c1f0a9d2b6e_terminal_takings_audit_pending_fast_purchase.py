@@ -1,0 +1,184 @@
+"""terminal takings accounts, pending audit rows, the one-call card-present purchase
+
+Revision ID: 7c1f0a9d2b6e
+Revises: ce269997c827
+Create Date: 2026-11-29 10:00:00
+
+Sales are credited to a takings account per terminal (clearing sweeps them to the merchant's
+payable), so a merchant's terminals never wait on one balance row. The high-volume purchase
+path appends its audit rows to `audit_pending`, sealed into the chain by the sealer. On
+PostgreSQL, `pos_fast_purchase` books a card-present purchase whose every check passes in one
+call (merchants/fastpath.py); it writes nothing and returns NULL otherwise.
+`pos_fast_purchases` books several such purchases in one transaction.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import cardsvc.db
+
+revision: str = '7c1f0a9d2b6e'
+down_revision: str | None = 'ce269997c827'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+FAST_PURCHASE = r"""
+CREATE FUNCTION pos_fast_purchase(
+    p_terminal_id bigint, p_key_id text, p_nonce text, p_now timestamptz, p_created_at text,
+    p_idem_key text, p_request_hash text, p_idem_raw text, p_card_id bigint,
+    p_card_number text, p_chip_uid text, p_key_version integer, p_amount bigint,
+    p_counter integer, p_balance_after bigint, p_seq bigint, p_card_time bigint,
+    p_certificate text, p_today date, p_hotlisted text[]
+) RETURNS text LANGUAGE plpgsql AS $$
+-- Books one card-present purchase whose every rule holds, or returns NULL having written
+-- nothing: the caller then takes the general path (merchants.pos.purchase), which decides
+-- refusals, retries and replays. The rows written are those the general path writes.
+DECLARE
+    v_actor text := 'terminal:' || p_terminal_id;
+    v_merchant bigint;
+    v_card record;
+    v_purse bigint;
+    v_purse_code text;
+    v_takings bigint;
+    v_takings_code text;
+    v_balance bigint;
+    v_purse_after bigint;
+    v_takings_after bigint;
+    v_transfer bigint;
+    v_tx bigint;
+    v_answer text;
+BEGIN
+    SELECT merchant_id INTO v_merchant FROM terminals
+     WHERE id = p_terminal_id AND key_id = p_key_id AND status = 'active';
+    IF NOT FOUND THEN RETURN NULL; END IF;
+    -- The card the certificate was checked against: same chip, same key version.
+    SELECT status, expires_on INTO v_card FROM cards
+     WHERE id = p_card_id AND card_number = p_card_number AND chip_uid = p_chip_uid
+       AND load_key_version = p_key_version;
+    IF NOT FOUND OR v_card.status = ANY (p_hotlisted) OR v_card.expires_on < p_today THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM idempotency_records WHERE key = p_idem_key;
+    IF FOUND THEN RETURN NULL; END IF;
+    -- The chip transaction was booked online or received in an offline batch before.
+    PERFORM 1 FROM pos_transactions
+     WHERE card_id = p_card_id AND card_counter = p_counter
+       AND ((kind IN ('purchase', 'bill_payment') AND status = 'accepted')
+            OR kind = 'offline_purchase');
+    IF FOUND THEN RETURN NULL; END IF;
+    SELECT id, code INTO v_purse, v_purse_code FROM accounts WHERE card_id = p_card_id;
+    SELECT id, code INTO v_takings, v_takings_code FROM accounts
+     WHERE code = 'terminal:' || p_terminal_id;
+    IF v_purse IS NULL OR v_takings IS NULL THEN RETURN NULL; END IF;
+    -- Locks in account-id order, as every transfer takes them.
+    PERFORM 1 FROM accounts WHERE id IN (v_purse, v_takings) ORDER BY id FOR UPDATE;
+    SELECT balance INTO v_balance FROM accounts WHERE id = v_purse;
+    IF v_balance < p_amount THEN RETURN NULL; END IF;
+    INSERT INTO pos_nonces (key_id, nonce, seen_at) VALUES (p_key_id, p_nonce, p_now)
+        ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN RETURN NULL; END IF;
+
+    INSERT INTO transfers (kind, card_id, amount, idempotency_key, actor, memo, created_at)
+    VALUES ('purchase', p_card_id, p_amount, NULL, v_actor,
+            'terminal ' || p_terminal_id || ' seq ' || p_seq, p_now)
+    RETURNING id INTO v_transfer;
+    UPDATE accounts SET balance = balance - p_amount WHERE id = v_purse
+    RETURNING balance INTO v_purse_after;
+    UPDATE accounts SET balance = balance + p_amount WHERE id = v_takings
+    RETURNING balance INTO v_takings_after;
+    INSERT INTO postings (transfer_id, account_id, amount, balance_after, created_at)
+    VALUES (v_transfer, v_purse, -p_amount, v_purse_after, p_now),
+           (v_transfer, v_takings, p_amount, v_takings_after, p_now);
+    INSERT INTO pos_transactions (kind, status, reason, terminal_id, merchant_id, card_id,
+        card_number, amount, refunded, card_counter, balance_after, terminal_seq, card_time,
+        certificate, batch_id, original_id, transfer_id, idempotency_key, created_at)
+    VALUES ('purchase', 'accepted', NULL, p_terminal_id, v_merchant, p_card_id,
+        p_card_number, p_amount, 0, p_counter, p_balance_after, p_seq, p_card_time,
+        p_certificate, NULL, NULL, v_transfer, p_idem_raw, p_now)
+    RETURNING id INTO v_tx;
+    v_answer := json_build_object(
+        'transaction_id', v_tx, 'kind', 'purchase', 'status', 'accepted', 'reason', NULL,
+        'amount', p_amount, 'refunded', 0, 'card_number', p_card_number,
+        'terminal_id', p_terminal_id, 'merchant_id', v_merchant,
+        'original_transaction_id', NULL, 'created_at', p_created_at,
+        'purse_balance', v_purse_after)::text;
+    INSERT INTO idempotency_records (key, operation, request_hash, status_code, response,
+                                     actor, created_at)
+    VALUES (p_idem_key, 'pos.purchase', p_request_hash, 200, v_answer, v_actor, p_now)
+        ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        -- A retry with this key won the race: undo all of this, the general path replays.
+        RAISE unique_violation USING MESSAGE = 'idempotency key taken concurrently';
+    END IF;
+    -- The audit row `ledger.post` writes, as canonical JSON (sorted keys, no spaces).
+    INSERT INTO audit_pending (at, actor, actor_role, action, purpose, target_type, target_id,
+                               detail)
+    VALUES (p_now, v_actor, 'terminal', 'money.purchase', NULL, 'transfer', v_transfer::text,
+            '{"amount":' || p_amount || ',"card_id":' || p_card_id || ',"legs":[['
+            || to_json(v_purse_code)::text || ',' || -p_amount || '],['
+            || to_json(v_takings_code)::text || ',' || p_amount || ']]}');
+    RETURN v_answer;
+END
+$$;
+
+CREATE FUNCTION pos_fast_purchases(p_items json, p_now timestamptz, p_created_at text,
+                                   p_today date, p_hotlisted text[]) RETURNS text[]
+LANGUAGE plpgsql AS $$
+-- Several purchases in one transaction (one commit for all: what lets a busy terminal
+-- network go faster than one disk flush per purchase). Answers in the order given; any
+-- error undoes them all, and the caller then books each on its own.
+DECLARE
+    r record;
+    v_out text[] := '{}';
+BEGIN
+    FOR r IN SELECT * FROM json_to_recordset(p_items) AS x(
+        t bigint, k text, n text, ik text, rh text, ir text, c bigint, cn text, u text,
+        v integer, a bigint, cc integer, b bigint, s bigint, ct bigint, cert text)
+    LOOP
+        v_out := v_out || pos_fast_purchase(r.t, r.k, r.n, p_now, p_created_at, r.ik, r.rh,
+                                            r.ir, r.c, r.cn, r.u, r.v, r.a, r.cc, r.b, r.s,
+                                            r.ct, r.cert, p_today, p_hotlisted);
+    END LOOP;
+    RETURN v_out;
+END
+$$;
+"""
+
+
+def upgrade() -> None:
+    op.create_table('audit_pending',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', cardsvc.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.Column('actor_role', sa.String(length=16), nullable=False),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('purpose', sa.String(length=200), nullable=True),
+    sa.Column('target_type', sa.String(length=32), nullable=True),
+    sa.Column('target_id', sa.String(length=64), nullable=True),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_pending'))
+    )
+    # Existing terminals get their takings account (new ones get it when they are made).
+    op.execute("INSERT INTO accounts (kind, code, balance, created_at) "
+               "SELECT 'terminal_takings', 'terminal:' || t.id, 0, CURRENT_TIMESTAMP "
+               "FROM terminals t WHERE NOT EXISTS (SELECT 1 FROM accounts a "
+               "WHERE a.code = 'terminal:' || t.id)")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(FAST_PURCHASE)
+
+
+def downgrade() -> None:
+    if op.get_bind().execute(sa.text("SELECT 1 FROM audit_pending LIMIT 1")).first():
+        raise RuntimeError("audit rows are waiting to be sealed: run `cardsvc audit verify` "
+                           "(it seals them) before downgrading")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS pos_fast_purchases(json, timestamptz, text, date, "
+                   "text[])")
+        op.execute("DROP FUNCTION IF EXISTS pos_fast_purchase(bigint, text, text, timestamptz, "
+                   "text, text, text, text, bigint, text, text, integer, bigint, integer, "
+                   "bigint, bigint, bigint, text, date, text[])")
+    # Takings accounts stay: their postings are part of the ledger.
+    op.drop_table('audit_pending')

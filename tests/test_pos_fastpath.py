@@ -1,0 +1,186 @@
+"""The one-call card-present purchase on PostgreSQL (merchants/fastpath.py): it books what is
+plainly fine with the same rows the general path writes, and leaves everything else to it,
+also when what it cached has changed since."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cardsvc import migrate
+from cardsvc.app import create_app
+from cardsvc.audit import service as audit
+from cardsvc.audit.models import AuditEvent
+from cardsvc.db import transaction
+from cardsvc.ledger.models import Account, IdempotencyRecord, Posting, Transfer
+from cardsvc.ledger.service import request_hash
+from cardsvc.runtime import Runtime
+from merchants import pos_schemas as ps
+from merchants.models import PosNonce, PosTransaction
+from tests import factories as f
+from tests.conftest import (
+    DEFAULT_PG,
+    _seed_staff,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+)
+from tests.test_pos import Shop, open_shop
+
+
+@pytest.fixture
+def shop(secrets_file: Path, tmp_path: Path) -> Iterator[Shop]:
+    base = os.environ.get("CARDSVC_TEST_PG_URL", DEFAULT_PG)
+    url = create_pg_database(base)
+    rt = Runtime.build(make_settings(url, secrets_file, reader="sim",
+                                     sim_cards_dir=tmp_path / "cards"))
+    try:
+        migrate.upgrade(rt.engine)
+        _seed_staff(rt)
+        with TestClient(create_app(rt)) as client:
+            yield open_shop(rt, client, tmp_path / "cards")
+    finally:
+        rt.close()
+        drop_pg_database(base, url)
+
+
+def booked(shop: Shop) -> int:
+    return int(shop.client.app.state.fast_purchases.booked)  # type: ignore[attr-defined]
+
+
+def written(shop: Shop, transaction_id: int) -> dict[str, Any]:
+    """Every row one purchase wrote, without its ids and times."""
+    audit.seal_all(shop.rt.sessions)
+    with transaction(shop.rt.sessions) as db:
+        tx = db.get(PosTransaction, transaction_id)
+        assert tx is not None and tx.transfer_id is not None
+        transfer = db.get(Transfer, tx.transfer_id)
+        assert transfer is not None
+        legs = [(db.get(Account, p.account_id).code, p.amount,  # type: ignore[union-attr]
+                 p.balance_after) for p in db.scalars(
+            select(Posting).where(Posting.transfer_id == transfer.id).order_by(Posting.id))]
+        idem = db.get(IdempotencyRecord, f"t{tx.terminal_id}:{tx.idempotency_key}")
+        assert idem is not None
+        events = [(e.actor, e.actor_role, e.action, e.purpose, e.target_type,
+                   json.loads(e.detail)) for e in db.scalars(
+            select(AuditEvent).where(AuditEvent.target_type == "transfer",
+                                     AuditEvent.target_id == str(transfer.id)))]
+        answer = json.loads(idem.response)
+        return {
+            "record": {c: getattr(tx, c) for c in (
+                "kind", "status", "reason", "terminal_id", "merchant_id", "card_id",
+                "card_number", "amount", "refunded", "batch_id", "original_id")},
+            "record_has": [getattr(tx, c) is not None for c in (
+                "card_counter", "balance_after", "terminal_seq", "card_time", "certificate",
+                "idempotency_key")],
+            "transfer": (transfer.kind, transfer.card_id, transfer.amount, transfer.actor,
+                         transfer.idempotency_key, transfer.memo.split(" seq ")[0]),
+            "legs": [(code, amount) for code, amount, _ in legs],
+            "idempotency": (idem.operation, idem.status_code, idem.actor),
+            "answer_keys": sorted(answer),
+            "answer": {k: answer[k] for k in ("kind", "status", "reason", "amount", "refunded",
+                                              "card_number", "terminal_id", "merchant_id",
+                                              "original_transaction_id")},
+            "audit": events,
+            "same_time": tx.created_at == transfer.created_at,
+        }
+
+
+def test_fast_and_general_paths_write_the_same_rows(shop: Shop) -> None:
+    body = shop.tap(70)
+    fast = shop.buy(body)
+    assert fast.status_code == 200 and booked(shop) == 1, fast.text
+    shop.client.app.state.fast_purchases, saved = None, \
+        shop.client.app.state.fast_purchases  # type: ignore[attr-defined]
+    body2 = shop.tap(70)
+    general = shop.buy(body2)
+    shop.client.app.state.fast_purchases = saved  # type: ignore[attr-defined]
+    assert general.status_code == 200 and booked(shop) == 1, general.text
+    a, b = fast.json(), general.json()
+    assert sorted(a) == sorted(b) and a["purse_balance"] == 930 and b["purse_balance"] == 860
+    rows_a, rows_b = written(shop, a["transaction_id"]), written(shop, b["transaction_id"])
+    assert rows_a == rows_b
+    assert rows_a["legs"] == [(f"purse:{shop.card['id']}", -70),
+                              (f"terminal:{shop.terminal['id']}", 70)]
+    assert len(rows_a["audit"]) == 1 and rows_a["same_time"]
+    with transaction(shop.rt.sessions) as db:
+        idem = db.scalars(select(IdempotencyRecord).where(
+            IdempotencyRecord.operation == "pos.purchase")).all()
+        assert sorted(r.request_hash for r in idem) == sorted(
+            request_hash("pos.purchase", ps.CardPurchase(**b).model_dump())
+            for b in (body, body2))
+        assert len(db.scalars(select(PosNonce)).all()) >= 2
+        # The chain holds the sealed rows and is intact.
+        assert audit.pending_count(db) == 0 and audit.verify_chain(db).ok
+
+
+def test_a_retry_replays_the_stored_answer(shop: Shop) -> None:
+    body, key = shop.tap(40), f.key()
+    first, again = shop.buy(body, key), shop.buy(body, key)
+    assert booked(shop) == 1
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 960
+
+
+def test_concurrent_retries_are_charged_once(shop: Shop) -> None:
+    body, key = shop.tap(25), f.key()
+    answers: list[Any] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        r = shop.buy(body, key)
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.json()["transaction_id"] for r in answers}) == 1
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 975
+
+
+def test_a_card_blocked_after_it_was_cached_is_refused(shop: Shop) -> None:
+    assert shop.buy(shop.tap(10)).status_code == 200 and booked(shop) == 1
+    body = shop.tap(10)
+    shop.clerk.ok("POST", f"/cards/{shop.card['id']}/suspend",
+                  {"kind": "lost", "reason": "reported lost"})
+    r = shop.buy(body)
+    assert r.status_code == 409 and r.json()["code"] == "card_hotlisted", r.text
+    with transaction(shop.rt.sessions) as db:
+        refused = db.scalar(select(PosTransaction).where(PosTransaction.status == "rejected"))
+        assert refused is not None and refused.reason == "card_hotlisted"
+
+
+def test_a_terminal_revoked_after_it_was_cached_is_refused(shop: Shop) -> None:
+    assert shop.buy(shop.tap(10)).status_code == 200 and booked(shop) == 1
+    body = shop.tap(10)
+    shop.clerk.ok("POST", f"/merchants/terminals/{shop.terminal['id']}/revoke",
+                  {"reason": "terminal stolen"})
+    r = shop.buy(body)
+    assert r.status_code == 403 and r.json()["code"] == "terminal_revoked", r.text
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 990
+
+
+def test_refusals_are_decided_by_the_general_path(shop: Shop) -> None:
+    body = shop.tap(30)
+    assert shop.buy(body).status_code == 200
+    replay = shop.buy(body)
+    assert replay.json()["code"] == "replayed_certificate"
+    forged = shop.buy(dict(shop.tap(5), certificate="00" * 8))
+    assert forged.json()["code"] == "bad_certificate"
+    assert booked(shop) == 1
+    with transaction(shop.rt.sessions) as db:
+        reasons = sorted(r.reason or "" for r in db.scalars(
+            select(PosTransaction).where(PosTransaction.status == "rejected")))
+    assert reasons == ["bad_certificate", "replayed_certificate"]
