@@ -140,7 +140,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--purchases", type=int, default=4000)
     ap.add_argument("--cards", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="server processes (one uvicorn worker each, on its own port; the "
+                         "clients are spread over them in turn, as a load balancer would)")
     args = ap.parse_args()
 
     name = f"cardsvc_posbench_{uuid.uuid4().hex[:8]}"
@@ -151,7 +153,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="posbench-"))
     settings = Settings(database_url=db_url, secrets_file=workdir / "secrets.json",
                         reader="none")
-    server = None
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         from cardsvc.runtime import Runtime
         rt0 = Runtime.build(settings)
@@ -206,28 +208,31 @@ def main() -> None:
                               "certificate": cert.hex()})
             jobs.append(batch)
 
-        port = free_port()
+        # One process per port: a terminal's kept-alive connection stays with one process,
+        # and processes sharing one listening socket get uneven shares of the connections.
+        ports = [free_port() for _ in range(args.workers)]
         env = {**os.environ, "CARDSVC_DATABASE_URL": db_url,
                "CARDSVC_SECRETS_FILE": str(settings.secrets_file), "CARDSVC_READER": "none",
                "CARDSVC_GENERATE_SECRETS": "false"}
-        server = subprocess.Popen(  # noqa: S603 - our own app, fixed arguments
-            [sys.executable, "-m", "uvicorn", "cardsvc.asgi:app", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(args.workers), "--no-access-log",
-             "--log-level", "warning"], env=env, cwd=workdir)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        for port in ports:
+            servers.append(subprocess.Popen(  # noqa: S603 - our own app, fixed arguments
+                [sys.executable, "-m", "uvicorn", "cardsvc.asgi:app", "--host", "127.0.0.1",
+                 "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                env=env, cwd=workdir))
+        for port in ports:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
 
         latencies: list[float] = []
         approved = [0]
         lock = threading.Lock()
 
         def client(c: int) -> None:
-            pos = LeanPos(port, creds[c].key_id, creds[c].secret)
+            pos = LeanPos(ports[c % len(ports)], creds[c].key_id, creds[c].secret)
             mine: list[float] = []
             ok = 0
             for i, body in enumerate(jobs[c]):
@@ -242,7 +247,8 @@ def main() -> None:
         print(f"{args.clients} signed clients, {per_client * args.clients} purchases, "
               f"{args.workers} server workers ...", flush=True)
         threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
-        cpu0 = (cpu_seconds([server.pid]), cpu_seconds(postgres_pids()),
+        pids = [srv.pid for srv in servers]
+        cpu0 = (cpu_seconds(pids), cpu_seconds(postgres_pids()),
                 time.process_time())
         t0 = time.perf_counter()
         for t in threads:
@@ -250,11 +256,13 @@ def main() -> None:
         for t in threads:
             t.join()
         api_s = time.perf_counter() - t0
-        cpu = (cpu_seconds([server.pid]) - cpu0[0], cpu_seconds(postgres_pids()) - cpu0[1],
+        cpu = (cpu_seconds(pids) - cpu0[0], cpu_seconds(postgres_pids()) - cpu0[1],
                time.process_time() - cpu0[2])
-        server.terminate()
-        server.wait(timeout=30)
-        server = None
+        for srv in servers:
+            srv.terminate()
+        for srv in servers:
+            srv.wait(timeout=30)
+        servers = []
 
         # Raw baseline: the same rows, plain SQL, same concurrency.
         raw_engine = create_engine(db_url, pool_size=args.clients, max_overflow=0)
@@ -305,8 +313,8 @@ def main() -> None:
         raw_s = time.perf_counter() - t0
         raw_engine.dispose()
     finally:
-        if server is not None:
-            server.terminate()
+        for srv in servers:
+            srv.terminate()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

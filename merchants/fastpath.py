@@ -152,7 +152,7 @@ class FastPurchases:
         self._terminals: dict[str, _Terminal] = {}
         self._cards: dict[str, _Card] = {}
         self._masters: dict[int, bytes] = {}
-        self.hotlisted = sorted(str(getattr(x, "value", x)) for x in HOTLISTED)
+        self.hotlisted = ",".join(sorted(str(getattr(x, "value", x)) for x in HOTLISTED))
         self.booked = 0  # purchases booked here (the rest went the general way)
 
     def _for_loop(self) -> tuple[_Pool, _Batcher]:

@@ -31,7 +31,7 @@ CREATE FUNCTION pos_fast_purchase(
     p_idem_key text, p_request_hash text, p_idem_raw text, p_card_id bigint,
     p_card_number text, p_chip_uid text, p_key_version integer, p_amount bigint,
     p_counter integer, p_balance_after bigint, p_seq bigint, p_card_time bigint,
-    p_certificate text, p_today date, p_hotlisted text[]
+    p_certificate text, p_today date, p_hotlisted text
 ) RETURNS text LANGUAGE plpgsql AS $$
 -- Books one card-present purchase whose every rule holds, or returns NULL having written
 -- nothing: the caller then takes the general path (merchants.pos.purchase), which decides
@@ -58,7 +58,9 @@ BEGIN
     SELECT status, expires_on INTO v_card FROM cards
      WHERE id = p_card_id AND card_number = p_card_number AND chip_uid = p_chip_uid
        AND load_key_version = p_key_version;
-    IF NOT FOUND OR v_card.status = ANY (p_hotlisted) OR v_card.expires_on < p_today THEN
+    -- p_hotlisted: the statuses terminals refuse, comma-separated (cards.service.HOTLISTED)
+    IF NOT FOUND OR v_card.status = ANY (string_to_array(p_hotlisted, ','))
+       OR v_card.expires_on < p_today THEN
         RETURN NULL;
     END IF;
     PERFORM 1 FROM idempotency_records WHERE key = p_idem_key;
@@ -125,7 +127,7 @@ END
 $$;
 
 CREATE FUNCTION pos_fast_purchases(p_items json, p_now timestamptz, p_created_at text,
-                                   p_today date, p_hotlisted text[]) RETURNS text[]
+                                   p_today date, p_hotlisted text) RETURNS text[]
 LANGUAGE plpgsql AS $$
 -- Several purchases in one transaction (one commit for all: what lets a busy terminal
 -- network go faster than one disk flush per purchase). Answers in the order given; any
@@ -176,9 +178,9 @@ def downgrade() -> None:
                            "(it seals them) before downgrading")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS pos_fast_purchases(json, timestamptz, text, date, "
-                   "text[])")
+                   "text)")
         op.execute("DROP FUNCTION IF EXISTS pos_fast_purchase(bigint, text, text, timestamptz, "
                    "text, text, text, text, bigint, text, text, integer, bigint, integer, "
-                   "bigint, bigint, bigint, text, date, text[])")
+                   "bigint, bigint, bigint, text, date, text)")
     # Takings accounts stay: their postings are part of the ledger.
     op.drop_table('audit_pending')
