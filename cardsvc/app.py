@@ -18,7 +18,7 @@ from cardsvc.holders.api import router as holders_router
 from cardsvc.runtime import Runtime
 from cardsvc.staff.api import router as staff_router
 from cardsvc.stats.api import router as stats_router
-from merchants.api import pos_router
+from merchants.api import FAST_ROUTES, pos_router
 from merchants.api import router as merchants_router
 from settlement.bills_api import pos_bills_router, public_router
 from settlement.bills_api import router as bills_router
@@ -113,7 +113,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    # Routes are matched in order: the terminals' (the most requests by far) first.
+    # Routes are matched in order: the terminals' (the most requests by far) first, the
+    # card-present purchase ahead of all (merchants.api.purchase_endpoint).
     for router in (*POS_ROUTERS, *ROUTERS):
         app.include_router(router)
+    app.router.routes[0:0] = FAST_ROUTES
     return app

@@ -200,11 +200,14 @@ class FastPurchases:
                 await pool.release(conn, healthy)
         if terminal is None or not signing.verify(terminal.secret, signature, method, path,
                                                   stamp, nonce, raw):
+            self._terminals.pop(key_id, None)
             return None
         if card is None or card.chip_uid != uid or master is None or debit_certificate(
                 master, self.system_id, uid, body.card_number, body.card_counter, body.amount,
                 body.balance_after, terminal.id, body.terminal_seq, body.time
         ).hex() != body.certificate.lower():
+            # Forged, or the card was re-keyed since: the next purchase reads it afresh.
+            self._cards.pop(body.card_number, None)
             return None
         answer = await batcher.submit({
             "t": terminal.id, "k": key_id, "n": nonce,

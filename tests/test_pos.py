@@ -326,3 +326,19 @@ def test_pos_simulator_online_offline_and_hotlist(shop: Shop, tmp_path: Path) ->
     again = SimulatedPos(shop.pos, shop.terminal["id"], masters, shop.rt.keys.secrets.system_id,
                          state_file=tmp_path / "pos.json")
     assert again.seq == pos.seq and shop.card["card_number"] in again.hotlist
+
+
+def test_malformed_or_mistyped_purchase_bodies(shop: Shop) -> None:
+    """The purchase route reads its own body: the same problem codes as every other route."""
+    raw = b'{"card_number": "12'
+    headers = shop.pos.signed_headers("POST", "/pos/v1/purchases", raw, idempotency_key=f.key())
+    r = shop.client.post("/pos/v1/purchases", content=raw, headers=headers)
+    assert r.status_code == 400 and r.json()["code"] == "malformed_json", r.text
+    r = shop.buy(dict(shop.tap(10), amount="10"))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+    assert ["body", "amount"] in [e["loc"] for e in r.json()["errors"]]
+    r = shop.buy(dict(shop.tap(10), extra=1))
+    assert r.status_code == 422 and ["body", "extra"] in [e["loc"] for e in r.json()["errors"]]
+    missing = shop.pos.request("POST", "/pos/v1/purchases", shop.tap(10))  # no key
+    assert missing.status_code == 422 and missing.json()["code"] == "invalid_input"
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 1_000

@@ -20,7 +20,7 @@ from cardsvc.app import create_app
 from cardsvc.context import TAIPEI
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
-from cardsvc.ledger.models import Account
+from cardsvc.ledger.models import Account, Posting, Transfer
 from merchants.client import PosClient
 from merchants.models import PosTransaction
 from readers.memory import InProcessReader
@@ -175,6 +175,18 @@ def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> Non
     # (refunds) still to reach them.
     for name in MERCHANTS:
         assert balance(town, f"merchant:{town.terminal(name)['merchant_id']}") == 0
+        # Each sale went to its terminal's takings; clearing swept the window's sales out.
+        assert balance(town, f"terminal:{town.terminal(name)['id']}") == 0
+    with town.rt.sessions() as db:
+        swept = db.execute(select(Account.code, Posting.amount).join(
+            Posting, Posting.account_id == Account.id).join(
+            Transfer, Transfer.id == Posting.transfer_id).where(
+            Transfer.kind == "takings_sweep").order_by(Account.code)).all()
+    shop_t, kiln_t = town.terminal("shop")["id"], town.terminal("kiln")["id"]
+    assert sorted((code, amount) for code, amount in swept) == sorted([
+        (f"terminal:{shop_t}", -120), (f"terminal:{kiln_t}", -80),
+        (f"merchant:{town.terminal('shop')['merchant_id']}", 120),
+        (f"merchant:{town.terminal('kiln')['merchant_id']}", 80)])
     assert balance(town, "fee_income:county") == 2
     assert balance(town, PAYOUT_CODE) == 98 + 75 + 80
     assert purse(town, alice) == 1_000 - 120 + 20 - 30
@@ -454,3 +466,24 @@ def test_a_chip_transaction_is_paid_once_across_channels_and_windows(town: Town,
                         (60, "duplicate", "already_held"), (60, "held", "cloned_card"),
                         (70, "held", "cloned_card")]
     assert purse(town, alice) == 1_000 - 25 and purse(town, bob) == 500
+
+
+def test_a_voided_sale_leaves_nothing_in_the_takings_or_the_payable(town: Town) -> None:
+    alice = chip_card(town.clerk, 1_000)
+    sale = town.buy("shop", town.tap("shop", alice, 50))
+    void = town.pos("shop").request("POST", "/pos/v1/voids",
+                                    {"transaction_id": sale["transaction_id"]},
+                                    idempotency_key=f.key())
+    assert void.status_code == 200, void.text
+    town.buy("shop", town.tap("shop", alice, 30))
+    shop = town.terminal("shop")
+    assert balance(town, f"terminal:{shop['id']}") == 80  # both sales, until clearing
+    assert balance(town, f"merchant:{shop['merchant_id']}") == -50  # the void
+    window = service.run_in_process(town.rt, today())
+    assert window.status == "settled"
+    statement = {name: s for s, name in service.report(town.rt, today()).statements}[
+        MERCHANTS["shop"][0]]
+    assert (statement.gross, statement.sales_count, statement.payout) == (30, 1, 30)
+    assert balance(town, f"terminal:{shop['id']}") == 0
+    assert balance(town, f"merchant:{shop['merchant_id']}") == 0
+    assert balance(town, PAYOUT_CODE) == 30
