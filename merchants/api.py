@@ -148,6 +148,9 @@ class SignedRequest:
                                h.get("x-signature"))
         if not signed.complete:
             raise BadSignature(service.UNSIGNED)
+        too_long = signed.oversized
+        if too_long is not None:
+            raise BadSignature(f"the {too_long} header is longer than any valid value")
         return signed
 
 

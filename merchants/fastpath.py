@@ -16,8 +16,9 @@ rule, records refusals with their reasons and replays retries. So a refusal, a s
 entry or a concurrent retry is never decided here, and the two paths cannot disagree about
 one: an accepted purchase is written with the same rows either way (tests compare them).
 
-The caches (terminal secrets, card chip data, master keys) are per process; the function's
-checks make a stale entry harmless, and a call that fell through drops the entries it used.
+The caches (terminal secrets, card chip data, account ids, master keys) are per process; the
+function's checks make a stale entry harmless, and a call that fell through drops the entries
+it used.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ V = TypeVar("V")
 class _Terminal:
     id: int
     secret: bytes
+    takings: int  # its takings account
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class _Card:
     id: int
     chip_uid: str
     key_version: int
+    purse: int  # its purse account
 
 
 class _Pool:
@@ -172,8 +175,9 @@ class FastPurchases:
         """The answer (JSON) of a purchase booked here, or None."""
         now = dt.datetime.now(dt.UTC)
         key_id, stamp, nonce, signature = signed
-        if not (key_id and stamp and nonce and signature and stamp.isdigit()
-                and abs(int(now.timestamp()) - int(stamp)) <= signing.WINDOW_SECONDS
+        when = signing.unix_seconds(stamp) if stamp else None
+        if not (key_id and stamp and nonce and signature and when is not None
+                and abs(int(now.timestamp()) - when) <= signing.WINDOW_SECONDS
                 and signing.NONCE_RE.fullmatch(nonce)
                 and idempotency_key and IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key)
                 and body.amount <= self.settings.pos_purchase_limit):
@@ -215,7 +219,8 @@ class FastPurchases:
             "rh": request_hash("pos.purchase", body.model_dump()), "ir": idempotency_key,
             "c": card.id, "cn": body.card_number, "u": uid, "v": card.key_version,
             "a": body.amount, "cc": body.card_counter, "b": body.balance_after,
-            "s": body.terminal_seq, "ct": body.time, "cert": body.certificate.lower()})
+            "s": body.terminal_seq, "ct": body.time, "cert": body.certificate.lower(),
+            "pa": card.purse, "ta": terminal.takings})
         if answer is None:
             # Something changed or needs the full rules: forget what this call relied on.
             self._terminals.pop(key_id, None)
@@ -264,26 +269,29 @@ class FastPurchases:
 
     async def _load_terminal(self, conn: psycopg.AsyncConnection[tuple[object, ...]],
                              key_id: str) -> _Terminal | None:
-        cur = await conn.execute("SELECT id, secret_enc, status FROM terminals "
-                                 "WHERE key_id = %s", (key_id,))
+        cur = await conn.execute(
+            "SELECT t.id, t.secret_enc, t.status, a.id FROM terminals t "
+            "JOIN accounts a ON a.code = 'terminal:' || t.id WHERE t.key_id = %s", (key_id,))
         row = await cur.fetchone()
         if row is None or row[2] != "active":
-            return None
+            return None  # (no takings account yet: the general path opens it)
         try:
             secret = unwrap_secret(self.kek, key_id, str(row[1]))
         except Exception:  # unreadable credentials: the general path reports it
             return None
-        self._remember(self._terminals, key_id, _Terminal(int(str(row[0])), secret))
+        self._remember(self._terminals, key_id,
+                       _Terminal(int(str(row[0])), secret, int(str(row[3]))))
         return self._terminals[key_id]
 
     async def _load_card(self, conn: psycopg.AsyncConnection[tuple[object, ...]],
                          body: ps.CardPurchase) -> _Card | None:
-        cur = await conn.execute("SELECT id, chip_uid, load_key_version FROM cards "
-                                 "WHERE card_number = %s", (body.card_number,))
+        cur = await conn.execute(
+            "SELECT c.id, c.chip_uid, c.load_key_version, a.id FROM cards c "
+            "JOIN accounts a ON a.card_id = c.id WHERE c.card_number = %s", (body.card_number,))
         row = await cur.fetchone()
         if row is None or row[1] is None or row[2] is None:
             return None
-        card = _Card(int(str(row[0])), str(row[1]), int(str(row[2])))
+        card = _Card(int(str(row[0])), str(row[1]), int(str(row[2])), int(str(row[3])))
         self._remember(self._cards, body.card_number, card)
         return card
 

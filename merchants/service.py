@@ -197,9 +197,10 @@ def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
         raise UnknownTerminal("unknown terminal key")
     if t.status != "active":
         raise TerminalRevoked(f"terminal {t.id} is {t.status}")
-    if not timestamp.isdigit():
+    when = signing.unix_seconds(timestamp)
+    if when is None:
         raise StaleTimestamp("X-Timestamp must be Unix seconds")
-    skew = abs(int(ctx.now.timestamp()) - int(timestamp))
+    skew = abs(int(ctx.now.timestamp()) - when)
     if skew > signing.WINDOW_SECONDS:
         raise StaleTimestamp(f"X-Timestamp is {skew} s away from the server's clock; at most "
                              f"{signing.WINDOW_SECONDS} s allowed")

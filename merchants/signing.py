@@ -16,6 +16,7 @@ import re
 from typing import NamedTuple
 
 WINDOW_SECONDS = 300
+LIMITS = {"key_id": 40, "timestamp": 20, "nonce": 64, "signature": 128}  # header lengths
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 HEADERS = ("X-Terminal-Key", "X-Timestamp", "X-Nonce", "X-Signature")
 
@@ -31,6 +32,23 @@ class SignedHeaders(NamedTuple):
     @property
     def complete(self) -> bool:
         return bool(self.key_id and self.timestamp and self.nonce and self.signature)
+
+    @property
+    def oversized(self) -> str | None:
+        """The first header longer than any valid value, if one is."""
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and len(value) > limit:
+                return name
+        return None
+
+
+def unix_seconds(timestamp: str) -> int | None:
+    """X-Timestamp as an int; None unless it is 1-20 ASCII digits."""
+    if not (0 < len(timestamp) <= LIMITS["timestamp"] and timestamp.isascii()
+            and timestamp.isdigit()):
+        return None
+    return int(timestamp)
 
 
 def canonical(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:

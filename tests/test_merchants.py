@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -69,6 +70,20 @@ def test_old_timestamp(pos) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 401 and r.json()["code"] == "stale_timestamp"
     r = pos.request("POST", "/pos/v1/ping", {}, timestamp=str(int(time.time()) + 3600))
     assert r.json()["code"] == "stale_timestamp"
+
+
+@pytest.mark.parametrize("path", ["/pos/v1/ping", "/pos/v1/purchases"])
+def test_timestamps_that_are_not_unix_seconds(pos, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Not a 500: a superscript digit (isdigit but no int), an endless number."""
+    body = b"{}" if path.endswith("ping") else json.dumps({
+        "card_number": "8902100000000008", "chip_uid": "04A1B2C3", "amount": 1,
+        "card_counter": 1, "balance_after": 0, "terminal_seq": 1, "time": 1,
+        "certificate": "00" * 8}).encode()
+    for stamp, codes in ((b"\xb2", {"stale_timestamp"}),
+                         (b"9" * 5000, {"bad_signature", "invalid_input"})):
+        headers = pos.signed_headers("POST", path, body, idempotency_key="stamp-test-1")
+        r = pos.http.post(path, content=body, headers={**headers, "X-Timestamp": stamp})
+        assert r.status_code in (401, 422) and r.json()["code"] in codes, r.text
 
 
 def test_reused_nonce(pos) -> None:  # type: ignore[no-untyped-def]

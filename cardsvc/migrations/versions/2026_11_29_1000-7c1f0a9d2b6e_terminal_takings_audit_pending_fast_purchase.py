@@ -31,15 +31,16 @@ CREATE FUNCTION pos_fast_purchase(
     p_idem_key text, p_request_hash text, p_idem_raw text, p_card_id bigint,
     p_card_number text, p_chip_uid text, p_key_version integer, p_amount bigint,
     p_counter integer, p_balance_after bigint, p_seq bigint, p_card_time bigint,
-    p_certificate text, p_today date, p_hotlisted text
+    p_certificate text, p_today date, p_hotlisted text, p_purse bigint, p_takings bigint
 ) RETURNS text LANGUAGE plpgsql AS $$
 -- Books one card-present purchase whose every rule holds, or returns NULL having written
 -- nothing: the caller then takes the general path (merchants.pos.purchase), which decides
 -- refusals, retries and replays. The rows written are those the general path writes.
 DECLARE
     v_actor text := 'terminal:' || p_terminal_id;
+    v_check record;
+    v_acct record;
     v_merchant bigint;
-    v_card record;
     v_purse bigint;
     v_purse_code text;
     v_takings bigint;
@@ -51,34 +52,38 @@ DECLARE
     v_tx bigint;
     v_answer text;
 BEGIN
-    SELECT merchant_id INTO v_merchant FROM terminals
-     WHERE id = p_terminal_id AND key_id = p_key_id AND status = 'active';
-    IF NOT FOUND THEN RETURN NULL; END IF;
-    -- The card the certificate was checked against: same chip, same key version.
-    SELECT status, expires_on INTO v_card FROM cards
-     WHERE id = p_card_id AND card_number = p_card_number AND chip_uid = p_chip_uid
-       AND load_key_version = p_key_version;
+    -- The terminal still active under this key, and the card the certificate was checked
+    -- against (same chip, same key version), in one read.
+    SELECT t.merchant_id, c.status, c.expires_on INTO v_check
+      FROM terminals t, cards c
+     WHERE t.id = p_terminal_id AND t.key_id = p_key_id AND t.status = 'active'
+       AND c.id = p_card_id AND c.card_number = p_card_number AND c.chip_uid = p_chip_uid
+       AND c.load_key_version = p_key_version;
     -- p_hotlisted: the statuses terminals refuse, comma-separated (cards.service.HOTLISTED)
-    IF NOT FOUND OR v_card.status = ANY (string_to_array(p_hotlisted, ','))
-       OR v_card.expires_on < p_today THEN
+    IF NOT FOUND OR v_check.status = ANY (string_to_array(p_hotlisted, ','))
+       OR v_check.expires_on < p_today THEN
         RETURN NULL;
     END IF;
-    PERFORM 1 FROM idempotency_records WHERE key = p_idem_key;
-    IF FOUND THEN RETURN NULL; END IF;
-    -- The chip transaction was booked online or received in an offline batch before.
-    PERFORM 1 FROM pos_transactions
-     WHERE card_id = p_card_id AND card_counter = p_counter
-       AND ((kind IN ('purchase', 'bill_payment') AND status = 'accepted')
-            OR kind = 'offline_purchase');
-    IF FOUND THEN RETURN NULL; END IF;
-    SELECT id, code INTO v_purse, v_purse_code FROM accounts WHERE card_id = p_card_id;
-    SELECT id, code INTO v_takings, v_takings_code FROM accounts
-     WHERE code = 'terminal:' || p_terminal_id;
-    IF v_purse IS NULL OR v_takings IS NULL THEN RETURN NULL; END IF;
-    -- Locks in account-id order, as every transfer takes them.
-    PERFORM 1 FROM accounts WHERE id IN (v_purse, v_takings) ORDER BY id FOR UPDATE;
-    SELECT balance INTO v_balance FROM accounts WHERE id = v_purse;
-    IF v_balance < p_amount THEN RETURN NULL; END IF;
+    v_merchant := v_check.merchant_id;
+    -- Not a retry; the chip transaction not booked online or received offline before.
+    IF EXISTS (SELECT 1 FROM idempotency_records WHERE key = p_idem_key)
+       OR EXISTS (SELECT 1 FROM pos_transactions
+                   WHERE card_id = p_card_id AND card_counter = p_counter
+                     AND ((kind IN ('purchase', 'bill_payment') AND status = 'accepted')
+                          OR kind = 'offline_purchase')) THEN
+        RETURN NULL;
+    END IF;
+    -- The card's purse and the terminal's takings (ids the caller cached, checked here),
+    -- locked in account-id order as every transfer takes them.
+    FOR v_acct IN SELECT id, card_id, code, balance FROM accounts
+                   WHERE id IN (p_purse, p_takings) ORDER BY id FOR UPDATE LOOP
+        IF v_acct.id = p_purse AND v_acct.card_id = p_card_id THEN
+            v_purse := v_acct.id; v_purse_code := v_acct.code; v_balance := v_acct.balance;
+        ELSIF v_acct.id = p_takings AND v_acct.code = 'terminal:' || p_terminal_id THEN
+            v_takings := v_acct.id; v_takings_code := v_acct.code;
+        END IF;
+    END LOOP;
+    IF v_purse IS NULL OR v_takings IS NULL OR v_balance < p_amount THEN RETURN NULL; END IF;
     INSERT INTO pos_nonces (key_id, nonce, seen_at) VALUES (p_key_id, p_nonce, p_now)
         ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN RETURN NULL; END IF;
@@ -138,11 +143,12 @@ DECLARE
 BEGIN
     FOR r IN SELECT * FROM json_to_recordset(p_items) AS x(
         t bigint, k text, n text, ik text, rh text, ir text, c bigint, cn text, u text,
-        v integer, a bigint, cc integer, b bigint, s bigint, ct bigint, cert text)
+        v integer, a bigint, cc integer, b bigint, s bigint, ct bigint, cert text,
+        pa bigint, ta bigint)
     LOOP
         v_out := v_out || pos_fast_purchase(r.t, r.k, r.n, p_now, p_created_at, r.ik, r.rh,
                                             r.ir, r.c, r.cn, r.u, r.v, r.a, r.cc, r.b, r.s,
-                                            r.ct, r.cert, p_today, p_hotlisted);
+                                            r.ct, r.cert, p_today, p_hotlisted, r.pa, r.ta);
     END LOOP;
     RETURN v_out;
 END
@@ -181,6 +187,6 @@ def downgrade() -> None:
                    "text)")
         op.execute("DROP FUNCTION IF EXISTS pos_fast_purchase(bigint, text, text, timestamptz, "
                    "text, text, text, text, bigint, text, text, integer, bigint, integer, "
-                   "bigint, bigint, bigint, text, date, text)")
+                   "bigint, bigint, bigint, text, date, text, bigint, bigint)")
     # Takings accounts stay: their postings are part of the ledger.
     op.drop_table('audit_pending')
