@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,18 @@ def test_a_terminal_revoked_after_it_was_cached_is_refused(shop: Shop) -> None:
     assert r.status_code == 403 and r.json()["code"] == "terminal_revoked", r.text
     assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 990
 
+
+
+def test_the_sealer_chains_the_purchase_rows_within_seconds(shop: Shop) -> None:
+    assert shop.buy(shop.tap(15)).status_code == 200 and booked(shop) == 1
+    deadline = time.monotonic() + 10
+    while True:  # nobody reads the trail: the API process's sealer does it on its own
+        with transaction(shop.rt.sessions) as db:
+            left = audit.pending_count(db)
+            sealed = db.scalar(select(AuditEvent).where(AuditEvent.action == "money.purchase"))
+        if left == 0 and sealed is not None:
+            break
+        assert time.monotonic() < deadline, f"{left} audit rows still pending after 10 s"
+        time.sleep(0.2)
+    with transaction(shop.rt.sessions) as db:
+        assert audit.verify_chain(db).ok
