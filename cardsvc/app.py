@@ -91,8 +91,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         fast = None
         if postgres and runtime.settings.pos_fast_path:
             from merchants.fastpath import FastPurchases  # psycopg: PostgreSQL only
-            fast = FastPurchases(runtime.settings, runtime.keys,
-                                 runtime.settings.pos_fast_pool_size)
+            fast = FastPurchases(runtime.settings, runtime.keys)
         app.state.fast_purchases = fast
         try:
             yield

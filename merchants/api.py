@@ -23,7 +23,7 @@ from merchants import pos_schemas as ps
 from merchants import schemas as s
 from merchants.errors import BadSignature
 from merchants.models import Terminal
-from merchants.signing import SignedHeaders
+from merchants.signing import LIMITS, SignedHeaders
 
 if TYPE_CHECKING:
     from merchants.fastpath import FastPurchases
@@ -98,10 +98,13 @@ async def raw_body(request: Request) -> bytes:
 
 
 async def signed_headers(
-    key_id: Annotated[str | None, Header(alias="X-Terminal-Key", max_length=40)] = None,
-    timestamp: Annotated[str | None, Header(alias="X-Timestamp", max_length=20)] = None,
-    nonce: Annotated[str | None, Header(alias="X-Nonce", max_length=64)] = None,
-    signature: Annotated[str | None, Header(alias="X-Signature", max_length=128)] = None,
+    key_id: Annotated[str | None, Header(alias="X-Terminal-Key",
+                                         max_length=LIMITS["key_id"])] = None,
+    timestamp: Annotated[str | None, Header(alias="X-Timestamp",
+                                            max_length=LIMITS["timestamp"])] = None,
+    nonce: Annotated[str | None, Header(alias="X-Nonce", max_length=LIMITS["nonce"])] = None,
+    signature: Annotated[str | None, Header(alias="X-Signature",
+                                            max_length=LIMITS["signature"])] = None,
 ) -> SignedHeaders:
     return SignedHeaders(key_id, timestamp, nonce, signature)
 

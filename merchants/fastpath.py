@@ -142,13 +142,12 @@ class _Batcher:
 class FastPurchases:
     """Books plainly fine card-present purchases; None means "let the general path decide"."""
 
-    def __init__(self, settings: Settings, keys: Keyring, pool_size: int = 8) -> None:
+    def __init__(self, settings: Settings, keys: Keyring) -> None:
         url = make_url(settings.database_url).set(drivername="postgresql")
         self.conninfo = url.render_as_string(hide_password=False)
         self.settings = settings
         self.kek = keys.secrets.kek
         self.system_id = keys.secrets.system_id
-        self.pool_size = pool_size
         self._pool: _Pool | None = None
         self._batcher: _Batcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,7 +161,7 @@ class FastPurchases:
         loop = asyncio.get_running_loop()
         if self._pool is None or self._batcher is None or self._loop is not loop:
             # A new event loop (a test client's) cannot use the old loop's connections.
-            self._pool, self._loop = _Pool(self.conninfo, self.pool_size), loop
+            self._pool, self._loop = _Pool(self.conninfo, self.settings.pos_fast_pool_size), loop
             self._batcher = _Batcher(self, max(1, self.settings.pos_fast_batches))
         return self._pool, self._batcher
 

@@ -316,22 +316,17 @@ OFFLINE_LEGS = """
 # amounts, so sales booked before takings existed (credited to the payable directly) move
 # nothing.
 TAKINGS_LEGS = """
-    SELECT p.account_id, -SUM(p.amount) AS amount
-    FROM clearing_entries e
-    JOIN pos_transactions t ON t.id = e.transaction_id
-    JOIN postings p ON p.transfer_id = t.transfer_id
-    JOIN accounts a ON a.id = p.account_id AND a.kind = 'terminal_takings'
-    WHERE e.window_id = :w AND e.kind IN ('purchase', 'qr_purchase')
-    GROUP BY p.account_id
-    UNION ALL
-    SELECT m.id, s.total FROM (
-        SELECT e.merchant_id, SUM(p.amount) AS total
+    WITH swept AS (
+        SELECT e.merchant_id, p.account_id, p.amount
         FROM clearing_entries e
         JOIN pos_transactions t ON t.id = e.transaction_id
         JOIN postings p ON p.transfer_id = t.transfer_id
         JOIN accounts a ON a.id = p.account_id AND a.kind = 'terminal_takings'
-        WHERE e.window_id = :w AND e.kind IN ('purchase', 'qr_purchase')
-        GROUP BY e.merchant_id) s
+        WHERE e.window_id = :w AND e.kind IN ('purchase', 'qr_purchase'))
+    SELECT account_id, -SUM(amount) AS amount FROM swept GROUP BY account_id
+    UNION ALL
+    SELECT m.id, s.total
+    FROM (SELECT merchant_id, SUM(amount) AS total FROM swept GROUP BY merchant_id) s
     JOIN accounts m ON m.code = 'merchant:' || s.merchant_id
 """
 

@@ -46,8 +46,7 @@ def events(ctx: CtxDep,
            target_id: Annotated[str | None, Query(max_length=64)] = None,
            before_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[AuditEvent]:
-    while service.seal(ctx.db) == service.SEAL_BATCH:  # the newest rows are readable at once
-        pass
+    service.seal_pending(ctx.db)  # the newest rows are readable at once
     q = select(AuditEvent)
     if action:
         q = q.where(AuditEvent.action == action)
@@ -70,8 +69,7 @@ def events(ctx: CtxDep,
 @router.get("/verify", response_model=VerifyOut, dependencies=[Depends(allow(*AUDIT_READERS))],
             summary="Check the hash chain; names the first broken row")
 def verify(ctx: CtxDep) -> VerifyOut:
-    while service.seal(ctx.db) == service.SEAL_BATCH:
-        pass
+    service.seal_pending(ctx.db)
     r = service.verify_chain(ctx.db)
     return VerifyOut(ok=r.ok, rows_checked=r.rows_checked, first_bad_id=r.first_bad_id,
                      problem=r.problem)

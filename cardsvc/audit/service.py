@@ -139,12 +139,22 @@ def seal(db: Session, *, wait: bool = True, limit: int = SEAL_BATCH) -> int:
     return len(rows)
 
 
-def seal_all(sessions: sessionmaker[Session]) -> int:
-    """Seal everything pending, a batch per transaction (readers and checks call this)."""
+def seal_pending(db: Session) -> int:
+    """Seal everything pending in the caller's transaction (a reader's, before it reads)."""
+    total = n = seal(db)
+    while n == SEAL_BATCH:
+        n = seal(db)
+        total += n
+    return total
+
+
+def seal_all(sessions: sessionmaker[Session], *, wait: bool = True) -> int:
+    """Seal everything pending, a batch per transaction. With `wait=False` it stops at once
+    when another appender holds the chain head (the sealer's way)."""
     total = 0
     while True:
         with transaction(sessions) as db:
-            n = seal(db)
+            n = seal(db, wait=wait)
         total += n
         if n < SEAL_BATCH:
             return total
@@ -171,11 +181,7 @@ class Sealer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                while True:
-                    with transaction(self.sessions) as db:
-                        n = seal(db, wait=False)
-                    if n < SEAL_BATCH:
-                        break
+                seal_all(self.sessions, wait=False)
             except Exception:  # the next round tries again; never let the thread die
                 log.exception("sealing the audit trail failed")
 
