@@ -48,9 +48,21 @@ from readers.protocol import PURPOSE_NAMES, KeyPurpose
 log = logging.getLogger("merchants.fastpath")
 
 CALL = "SELECT pos_fast_purchases(%s, %s, %s, %s, %s)"
+# Errors that undo a batch because of one purchase in it, or of its timing: the others are
+# booked one by one, and the one that fails alone goes the general way.
+_ONE_FAILED = (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected,
+               psycopg.errors.SerializationFailure)
 _CACHE_MAX = 200_000
 _created_at = TypeAdapter(dt.datetime)
 V = TypeVar("V")
+
+
+def call_args(items: list[dict[str, object]], hotlisted: str) -> tuple[object, ...]:
+    """The arguments of CALL for these purchases (the items as `FastPurchases` builds them),
+    booked now."""
+    now = dt.datetime.now(dt.UTC)
+    return (json.dumps(items), now, _created_at.dump_python(now, mode="json"),
+            now.astimezone(TAIPEI).date(), hotlisted)
 
 
 @dataclass(frozen=True)
@@ -236,14 +248,14 @@ class FastPurchases:
         try:
             try:
                 return await self._call(conn, items)
-            except psycopg.errors.UniqueViolation:
+            except _ONE_FAILED:
                 if len(items) == 1:
-                    return [None]  # a concurrent retry: the general path replays it
+                    return [None]  # e.g. a concurrent retry: the general path replays it
             out: list[str | None] = []
             for item in items:
                 try:
                     out += await self._call(conn, [item])
-                except psycopg.errors.UniqueViolation:
+                except _ONE_FAILED:
                     out.append(None)
             return out
         except psycopg.Error:
@@ -255,10 +267,7 @@ class FastPurchases:
 
     async def _call(self, conn: psycopg.AsyncConnection[tuple[object, ...]],
                     items: list[dict[str, object]]) -> list[str | None]:
-        now = dt.datetime.now(dt.UTC)
-        cur = await conn.execute(CALL, (json.dumps(items), now,
-                                        _created_at.dump_python(now, mode="json"),
-                                        now.astimezone(TAIPEI).date(), self.hotlisted))
+        cur = await conn.execute(CALL, call_args(items, self.hotlisted))
         row = await cur.fetchone()
         answers = list(row[0]) if row and row[0] is not None else []  # type: ignore[call-overload]
         if len(answers) != len(items):

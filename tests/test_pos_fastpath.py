@@ -12,20 +12,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from cardsvc import migrate
 from cardsvc.app import create_app
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
+from cardsvc.cards.models import Card
 from cardsvc.db import transaction
 from cardsvc.ledger.models import Account, IdempotencyRecord, Posting, Transfer
 from cardsvc.ledger.service import request_hash
 from cardsvc.runtime import Runtime
 from merchants import pos_schemas as ps
-from merchants.models import PosNonce, PosTransaction
+from merchants.fastpath import CALL, call_args
+from merchants.models import PosNonce, PosTransaction, Terminal
 from tests import factories as f
 from tests.conftest import (
     DEFAULT_PG,
@@ -34,7 +38,7 @@ from tests.conftest import (
     drop_pg_database,
     make_settings,
 )
-from tests.test_pos import Shop, open_shop
+from tests.test_pos import Shop, chip_card, open_shop
 
 
 @pytest.fixture
@@ -187,3 +191,70 @@ def test_the_sealer_chains_the_purchase_rows_within_seconds(shop: Shop) -> None:
         time.sleep(0.2)
     with transaction(shop.rt.sessions) as db:
         assert audit.verify_chain(db).ok
+
+
+def test_batches_sharing_accounts_queue_instead_of_deadlocking(shop: Shop) -> None:
+    """Two group-committed batches touching the same purses in opposite orders both book:
+    each locks all its accounts first, in id order (before, PostgreSQL found a deadlock after
+    a second and both batches fell back to the slow path)."""
+    cards = [chip_card(shop.clerk, 1_000) for _ in range(2)]
+    made = [shop.clerk.ok("POST", f"/merchants/{shop.terminal['merchant_id']}/terminals",
+                          {"label": f"Lane {i}"}, status=201) for i in range(4)]
+    with transaction(shop.rt.sessions) as db:
+        purse = {c["id"]: db.scalar(select(Account.id).where(Account.card_id == c["id"]))
+                 for c in cards}
+        chips = {c["id"]: db.get(Card, c["id"]) for c in cards}
+        lanes = [(db.get(Terminal, t["id"]), db.scalar(select(Account.id).where(
+            Account.code == f"terminal:{t['id']}"))) for t in made]
+        assert all(c is not None and c.load_key_version is not None for c in chips.values())
+        x, y = sorted(purse, key=purse.__getitem__)  # x's purse comes first in id order
+        assert max(purse.values()) < min(takings for _, takings in lanes)
+
+    def item(card_id: int, lane: int, counter: int) -> dict[str, object]:
+        terminal, takings = lanes[lane]
+        chip = chips[card_id]
+        assert terminal is not None and chip is not None
+        return {"t": terminal.id, "k": terminal.key_id, "n": f.key(), "ik": f"t{terminal.id}:"
+                f"{f.key()}", "rh": "-", "ir": f.key(), "c": chip.id, "cn": chip.card_number,
+                "u": chip.chip_uid, "v": chip.load_key_version, "a": 5, "cc": counter,
+                "b": 0, "s": counter, "ct": 0, "cert": "00" * 8, "pa": purse[card_id],
+                "ta": takings}
+
+    hotlisted = shop.client.app.state.fast_purchases.hotlisted  # type: ignore[attr-defined]
+    dsn = make_url(shop.rt.settings.database_url).set(drivername="postgresql") \
+        .render_as_string(hide_password=False)
+    answers: dict[str, object] = {}
+
+    def book(name: str, items: list[dict[str, object]]) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            try:
+                row = conn.execute(CALL, call_args(items, hotlisted)).fetchone()
+                answers[name] = row[0] if row else None
+            except psycopg.Error as e:
+                answers[name] = e
+
+    def waiting(conn: psycopg.Connection[Any], n: int) -> None:
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                           "'Lock' AND datname = current_database()").fetchone() != (n,):
+            assert time.monotonic() < deadline, f"expected {n} sessions waiting on a lock"
+            time.sleep(0.05)
+
+    with psycopg.connect(dsn, autocommit=True) as watch, psycopg.connect(dsn) as holder:
+        # A third transaction (a counter top-up, say) holds x's purse while both arrive.
+        holder.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (purse[x],))
+        first = threading.Thread(target=book, args=("first", [item(x, 0, 50), item(y, 1, 50)]))
+        first.start()
+        waiting(watch, 1)
+        second = threading.Thread(target=book, args=("second", [item(y, 2, 51),
+                                                                item(x, 3, 51)]))
+        second.start()
+        waiting(watch, 2)
+        holder.rollback()
+        first.join(30)
+        second.join(30)
+    for name in ("first", "second"):
+        got = answers[name]
+        assert isinstance(got, list) and len(got) == 2 and all(got), (name, got)
+    assert shop.clerk.ok("GET", f"/cards/{x}/purse")["balance"] == 990
+    assert shop.clerk.ok("GET", f"/cards/{y}/purse")["balance"] == 990
