@@ -129,3 +129,41 @@ def test_verify_while_others_append_is_not_a_false_alarm(clerk, rt) -> None:  # 
         stop.set()
         for t in threads:
             t.join()
+
+
+def test_pending_rows_are_sealed_in_order_with_their_content_intact(clerk, auditor, rt) -> None:  # type: ignore[no-untyped-def]
+    """What the POS purchase path leaves unchained is chained oldest first, byte for byte,
+    whatever the text holds (quotes, backslashes, line breaks, Chinese, empty and absent
+    fields), and the chain then verifies."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from cardsvc.audit.models import AuditPending
+    from cardsvc.db import transaction
+    busy_day(clerk)
+    at = dt.datetime(2026, 11, 29, 4, 5, 6, 789012, tzinfo=dt.UTC)
+    odd = ['"quoted" \\ back', "line\nbreak\ttab", "金門縣民卡", "", "\u2028 \x01"]
+    rows = [{"at": at + dt.timedelta(microseconds=i), "actor": f"terminal:{i}",
+             "actor_role": "terminal", "action": "money.purchase",
+             "purpose": None if i % 2 else odd[i % len(odd)],
+             "target_type": "transfer", "target_id": None if i % 3 == 0 else str(i),
+             "detail": audit.canonical({"i": i, "note": odd[i % len(odd)]})}
+            for i in range(120)]
+    with transaction(rt.sessions) as db:
+        before = audit.count_events(db)
+        db.execute(insert(AuditPending), rows)
+    with transaction(rt.sessions) as db:
+        assert audit.pending_count(db) == 120
+        assert audit.seal(db, limit=100) == 100  # a batch at a time, oldest first
+        assert audit.seal_pending(db) == 20
+    with rt.sessions() as db:
+        sealed = db.scalars(select(AuditEvent).where(AuditEvent.id > before)
+                            .order_by(AuditEvent.id)).all()
+        assert audit.pending_count(db) == 0
+    got = [{"at": e.at, "actor": e.actor, "actor_role": e.actor_role, "action": e.action,
+            "purpose": e.purpose, "target_type": e.target_type, "target_id": e.target_id,
+            "detail": e.detail} for e in sealed]
+    assert got == rows
+    v = auditor.ok("GET", "/audit/verify")
+    assert v["ok"] and v["rows_checked"] == before + 120, v

@@ -18,9 +18,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import Table, delete, event, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.audit.models import AuditEvent, AuditHead, AuditPending
@@ -106,9 +106,24 @@ def append_rows(db: Session, rows: list[_Pending], head: AuditHead | None = None
                        "target_type": p.target_type, "target_id": p.target_id,
                        "detail": p.detail, "prev_hash": last_hash, "hash": h})
         last_hash = h
-    if values:
-        db.execute(insert(AuditEvent), values)  # one statement for many rows (the sealer's)
+    if len(values) > 1 and db.get_bind().dialect.name == "postgresql":
+        # The sealer's thousands: one JSON document is far cheaper to send than a statement
+        # per row, and the sealer's CPU is taken from the API process it runs in.
+        db.execute(_INSERT_JSON, {"rows": json.dumps(
+            [{**v, "at": p.at.astimezone(dt.UTC).isoformat()} for v, p in zip(
+                values, rows, strict=True)])})
+    elif values:
+        db.execute(insert(_EVENTS), values)
     head.last_id, head.last_hash = last_id, last_hash
+
+
+_EVENTS = cast(Table, AuditEvent.__table__)
+_PENDING_ROWS = cast(Table, AuditPending.__table__)
+_INSERT_JSON = text(
+    "INSERT INTO audit_events (id, at, actor, actor_role, action, purpose, target_type, "
+    "target_id, detail, prev_hash, hash) SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS x(id bigint, at timestamptz, actor text, actor_role text, action text, purpose text, "
+    "target_type text, target_id text, detail text, prev_hash text, hash text)")
 
 
 SEAL_BATCH = 5_000
@@ -125,14 +140,13 @@ def seal(db: Session, *, wait: bool = True, limit: int = SEAL_BATCH) -> int:
     head = _lock_head(db, wait)
     if head is None:
         return 0
-    p = AuditPending
-    rows = db.execute(select(p.id, p.at, p.actor, p.actor_role, p.action, p.purpose,
-                             p.target_type, p.target_id, p.detail)
-                      .order_by(p.id).limit(limit)).all()
+    p = _PENDING_ROWS
+    oldest = select(p.c.id).order_by(p.c.id).limit(limit).scalar_subquery()
+    rows = sorted(db.execute(delete(p).where(p.c.id.in_(oldest)).returning(
+        p.c.id, p.c.at, p.c.actor, p.c.actor_role, p.c.action, p.c.purpose, p.c.target_type,
+        p.c.target_id, p.c.detail)).all())
     if not rows:
         return 0
-    db.execute(delete(p).where(p.id.in_([r.id for r in rows])),
-               execution_options={"synchronize_session": False})
     append_rows(db, [_Pending(r.at, Actor(None, r.actor, r.actor_role), r.action, r.purpose,
                               r.target_type, r.target_id, r.detail) for r in rows], head)
     db.flush()
