@@ -144,6 +144,13 @@ def main() -> None:
                     help="server processes (one uvicorn worker each, on its own port; the "
                          "clients are spread over them in turn, as a load balancer would)")
     args = ap.parse_args()
+    if args.cards < args.clients:
+        ap.error("--cards must be at least --clients (a card is at one terminal at a time)")
+    share = args.cards // args.clients
+
+    def card_of(client: int, step: int) -> int:
+        """The card a terminal's purchase uses: its own share of the cards, in turn."""
+        return client + args.clients * (step % share)
 
     name = f"cardsvc_posbench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
@@ -186,17 +193,16 @@ def main() -> None:
                          for cid, _, uid in card_rows}
         rt.close()
 
-        # Purchases with valid certificates, NT$1 each, spread over the cards.
+        # Purchases with valid certificates, NT$1 each. A card is in one place at a time:
+        # each terminal takes its own share of the cards, in turn (the raw baseline too).
         per_client = args.purchases // args.clients
         counters = dict.fromkeys(load_keys, 1)  # the top-up was a chip counter step too
         jobs: list[list[dict[str, object]]] = []
-        k = 0
         when = int(time.time())
         for c in range(args.clients):
             batch = []
             for s in range(per_client):
-                cid, number, uid = card_rows[k % len(card_rows)]
-                k += 1
+                cid, number, uid = card_rows[card_of(c, s)]
                 counters[cid] += 1
                 balance = 10_000 - (counters[cid] - 1)
                 cert = crypto.mac8(load_keys[cid], p.certificate_input(
@@ -279,7 +285,7 @@ def main() -> None:
             till, terminal = takings[creds[c].id], creds[c].id
             with raw_engine.connect() as conn:
                 for i in range(per_client):
-                    purse, card_id = purses[(c * per_client + i) % len(purses)]
+                    purse, card_id = purses[card_of(c, i)]
                     t = time.perf_counter()
                     with conn.begin():
                         tid = conn.execute(text(
