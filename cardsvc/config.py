@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     pos_fast_path: bool = True
     pos_fast_pool_size: int = Field(default=8, ge=1, le=100)
     # Database calls of that path at once per process; purchases arriving meanwhile go
-    # together in the next call (one commit for several).
-    pos_fast_batches: int = Field(default=2, ge=1, le=100)
+    # together in the next call (one commit for several). One measured faster than two.
+    pos_fast_batches: int = Field(default=1, ge=1, le=100)
     # How long a mobile card's QR payment token stays valid.
     qr_token_ttl_seconds: int = Field(default=60, ge=5, le=600)
 
