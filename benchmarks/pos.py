@@ -1,13 +1,13 @@
 """Card-present purchases per second through the signed POS API on PostgreSQL.
 
-A real server (uvicorn, `--workers`) on a fresh PostgreSQL database; N client threads, each a
-terminal with its own credentials and its own share of the cards (a card is at one terminal
-at a time), submit purchases whose certificates are valid (computed with the card keys, as
-the cards would). Nothing is warmed up: the run includes each process's first requests. Every request is signed, checked (signature, clock,
-nonce, hotlist, expiry, limit, certificate, replay), booked in the ledger with its audit row
-and idempotency record. The clients speak HTTP/1.1 over kept-alive sockets with little code:
-they share the machine's cores with the server and the database, and a heavier client would
-measure itself.
+A real server (uvicorn, one process per port) on a fresh PostgreSQL database; N client
+threads, each a terminal with its own credentials and its own share of the cards (a card is
+at one terminal at a time), submit purchases whose certificates are valid (computed with the
+card keys, as the cards would). Nothing is warmed up: the run includes each process's first
+requests. Every request is signed, checked (signature, clock, nonce, hotlist, expiry, limit,
+certificate, replay), booked in the ledger with its audit row and idempotency record. The
+clients speak HTTP/1.1 over kept-alive sockets with little code: they share the machine's
+cores with the server and the database, and a heavier client would measure itself.
 
 Baseline in the same run: the same ledger writes (transfer, two postings, two balance updates,
 the transaction row) as raw SQL from N threads, one statement at a time, without any checks.

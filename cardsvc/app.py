@@ -81,7 +81,9 @@ class Guard:
                  (time.perf_counter() - started) * 1000)
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
+    """The API on this runtime. `serving`: this process exists to serve it (uvicorn's worker),
+    which lets startup tune the process (tests and tools that build apps leave it off)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         postgres = runtime.engine.dialect.name == "postgresql"
@@ -94,11 +96,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             from merchants.fastpath import FastPurchases  # psycopg: PostgreSQL only
             fast = FastPurchases(runtime.settings, runtime.keys)
         app.state.fast_purchases = fast
-        # What was built to start (modules, the app, its schemas) lives as long as the
-        # process: keep it out of the collector's full passes, which would otherwise stop
-        # every request in flight for a tenth of a second now and then.
-        gc.collect()
-        gc.freeze()
+        if serving:
+            # What was built to start (modules, the app, its schemas) lives as long as the
+            # process: keep it out of the collector's full passes, which would otherwise stop
+            # every request in flight for a tenth of a second now and then.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

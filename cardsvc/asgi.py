@@ -10,4 +10,4 @@ from cardsvc.app import create_app
 from cardsvc.bootstrap import bootstrap
 from cardsvc.config import get_settings
 
-app = create_app(bootstrap(get_settings()).runtime)
+app = create_app(bootstrap(get_settings()).runtime, serving=True)

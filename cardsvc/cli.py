@@ -94,7 +94,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's own access log prints query strings; the app logs requests itself, without
     # them (cardsvc.app.access_log), so no personal data reaches the log.
-    uvicorn.run(create_app(rt), host=h, port=p, log_level="info", access_log=False)
+    uvicorn.run(create_app(rt, serving=True), host=h, port=p, log_level="info", access_log=False)
 
 
 @db_app.command("upgrade")
