@@ -71,7 +71,8 @@ def luhn_check_digit(partial: str) -> str:
 
 
 def luhn_valid(number: str) -> bool:
-    return number.isdigit() and len(number) >= 2 and luhn_check_digit(number[:-1]) == number[-1]
+    return (number.isascii() and number.isdigit() and len(number) >= 2
+            and luhn_check_digit(number[:-1]) == number[-1])
 
 
 # Issuer prefix of the county's cards, then one digit for the product, then a random body.

@@ -70,7 +70,7 @@ def parse_payment_token(token: str) -> PaymentToken | None:
         if data.get("v") != 1:
             return None
         card, tid, iat, exp = data["card"], data["tid"], int(data["iat"]), int(data["exp"])
-        if not (isinstance(card, str) and len(card) == 16 and card.isdigit()
+        if not (isinstance(card, str) and len(card) == 16 and card.isascii() and card.isdigit()
                 and isinstance(tid, str) and 8 <= len(tid) <= 64):
             return None
         return PaymentToken(card, tid, iat, exp, f"{prefix}.{payload}".encode(), _unb64(sig))

@@ -97,7 +97,7 @@ class SelectInfo:
 
 
 def encode_card_number(number: str) -> bytes:
-    if len(number) != 16 or not number.isdigit():
+    if len(number) != 16 or not (number.isascii() and number.isdigit()):
         raise ValueError("card number must be 16 digits")
     return bytes.fromhex(number)  # packed BCD
 

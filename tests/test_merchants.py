@@ -30,8 +30,9 @@ def pos(app_client, terminal) -> PosClient:  # type: ignore[no-untyped-def]
 def test_register_merchant_validates_tax_id_and_encrypts_the_account(clerk, rt) -> None:  # type: ignore[no-untyped-def]
     m = clerk.ok("POST", "/merchants", MERCHANT, status=201)
     assert m["bank_account_masked"] == "*" * 11 + "9012"  # 15 digits, last 4 shown
-    bad = clerk.post("/merchants", dict(MERCHANT, tax_id="53212538"))
-    assert bad.status_code == 422 and bad.json()["field"] == "tax_id"
+    for wrong in ("53212538", "５３２１２５３９", "5321253²"):  # checksum, full-width, superscript
+        bad = clerk.post("/merchants", dict(MERCHANT, tax_id=wrong))
+        assert bad.status_code == 422 and bad.json()["field"] == "tax_id", (wrong, bad.text)
     dup = clerk.post("/merchants", MERCHANT)
     assert dup.status_code == 409
     with rt.engine.connect() as conn:
