@@ -341,4 +341,11 @@ def test_malformed_or_mistyped_purchase_bodies(shop: Shop) -> None:
     assert r.status_code == 422 and ["body", "extra"] in [e["loc"] for e in r.json()["errors"]]
     missing = shop.pos.request("POST", "/pos/v1/purchases", shop.tap(10))  # no key
     assert missing.status_code == 422 and missing.json()["code"] == "invalid_input"
+    # Who is asking comes first: a malformed body with a bad signature is refused as such.
+    headers = shop.pos.signed_headers("POST", "/pos/v1/purchases", b"{}",
+                                      idempotency_key=f.key())
+    for bad in (raw, b"{}"):
+        r = shop.client.post("/pos/v1/purchases", content=bad,
+                             headers={**headers, "X-Signature": "A" * 43})
+        assert r.status_code == 401 and r.json()["code"] == "bad_signature", r.text
     assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == 1_000
