@@ -166,13 +166,15 @@ def render(r: object, console_: Console | None = None) -> None:
     w = r.window
     table = Table(title=f"Clearing {w.business_date} ({w.status}, {w.records:,} records, "
                   "NT$)", show_footer=True)
-    cols = ("sales", "gross", "refunds", "fees", "net", "payout")
+    # Each row adds up: net = gross - refunds - fees - collections + brought forward.
+    cols = ("sales", "gross", "refunds", "fees", "collections", "b/f", "net", "payout")
     table.add_column("merchant", footer="total")
     sums = dict.fromkeys(cols, 0)
     rows = []
     for s, name in r.statements:
         values = {"sales": s.sales_count, "gross": s.gross, "refunds": s.refunds,
-                  "fees": s.fees, "net": s.net, "payout": s.payout}
+                  "fees": s.fees, "collections": s.collections, "b/f": s.brought_forward,
+                  "net": s.net, "payout": s.payout}
         for k in cols:
             sums[k] += values[k]
         rows.append((f"{name} (#{s.merchant_id})", values))

@@ -408,6 +408,15 @@ def test_water_bills_through_clearing_remittance_and_reconciliation(town: Town) 
     by_name = {name: s for s, name in report.statements}
     bus = by_name[MERCHANTS["bus"][0]]
     assert (bus.gross, bus.collections, bus.net) == (500, 420, 80)  # cash owed to the plant
+    # The printed report shows why the bus company's net is 80: the cash it collected.
+    from rich.console import Console
+
+    from settlement.cli import render
+    out = Console(width=200, record=True)
+    render(report, out)
+    line = next(x for x in out.export_text().splitlines() if f"#{bus.merchant_id})" in x)
+    assert [c.strip() for c in line.split("│")[2:]][:8] == \
+        ["1", "500", "0", "0", "420", "0", "80", "80"], line
     # The shop took the bill payment at its terminal: not a sale of the shop's.
     shop = by_name[MERCHANTS["shop"][0]]
     assert (shop.sales_count, shop.gross, shop.payout) == (0, 0, 0)
