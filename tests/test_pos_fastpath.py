@@ -4,11 +4,13 @@ also when what it cached has changed since."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from cardsvc.ledger.models import Account, IdempotencyRecord, Posting, Transfer
 from cardsvc.ledger.service import request_hash
 from cardsvc.runtime import Runtime
 from merchants import pos_schemas as ps
-from merchants.fastpath import CALL, call_args
+from merchants.fastpath import CALL, FastPurchases, call_args
 from merchants.models import PosNonce, PosTransaction, Terminal
 from tests import factories as f
 from tests.conftest import (
@@ -193,10 +195,44 @@ def test_the_sealer_chains_the_purchase_rows_within_seconds(shop: Shop) -> None:
         assert audit.verify_chain(db).ok
 
 
-def test_batches_sharing_accounts_queue_instead_of_deadlocking(shop: Shop) -> None:
-    """Two group-committed batches touching the same purses in opposite orders both book:
-    each locks all its accounts first, in id order (before, PostgreSQL found a deadlock after
-    a second and both batches fell back to the slow path)."""
+@dataclass
+class Lanes:
+    """Two cards and four more terminals of the shop, for calling the batch function
+    directly (its items are what `FastPurchases` builds; certificates are checked before)."""
+
+    shop: Shop
+    purse: dict[int, int]
+    chips: dict[int, Card]
+    lanes: list[tuple[Terminal, int]]
+    x: int  # the card whose purse comes first in id order
+    y: int
+    dsn: str
+
+    def item(self, card_id: int, lane: int, counter: int) -> dict[str, object]:
+        terminal, takings = self.lanes[lane]
+        chip = self.chips[card_id]
+        return {"t": terminal.id, "k": terminal.key_id, "n": f.key(),
+                "ik": f"t{terminal.id}:{f.key()}", "rh": "-", "ir": f.key(), "c": chip.id,
+                "cn": chip.card_number, "u": chip.chip_uid, "v": chip.load_key_version,
+                "a": 5, "cc": counter, "b": 0, "s": counter, "ct": 0, "cert": "00" * 8,
+                "pa": self.purse[card_id], "ta": takings}
+
+    def waiting(self, conn: psycopg.Connection[Any], n: int,
+                unless: Callable[[], bool] = lambda: False) -> None:
+        """Until n sessions of this database wait for a lock (or `unless` is true)."""
+        deadline = time.monotonic() + 10
+        while not unless() and conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()").fetchone() != (n,):
+            assert time.monotonic() < deadline, f"expected {n} sessions waiting on a lock"
+            time.sleep(0.05)
+
+    def balance(self, card_id: int) -> int:
+        return int(self.shop.clerk.ok("GET", f"/cards/{card_id}/purse")["balance"])
+
+
+@pytest.fixture
+def lanes(shop: Shop) -> Lanes:
     cards = [chip_card(shop.clerk, 1_000) for _ in range(2)]
     made = [shop.clerk.ok("POST", f"/merchants/{shop.terminal['merchant_id']}/terminals",
                           {"label": f"Lane {i}"}, status=201) for i in range(4)]
@@ -206,55 +242,84 @@ def test_batches_sharing_accounts_queue_instead_of_deadlocking(shop: Shop) -> No
         chips = {c["id"]: db.get(Card, c["id"]) for c in cards}
         lanes = [(db.get(Terminal, t["id"]), db.scalar(select(Account.id).where(
             Account.code == f"terminal:{t['id']}"))) for t in made]
-        assert all(c is not None and c.load_key_version is not None for c in chips.values())
-        x, y = sorted(purse, key=purse.__getitem__)  # x's purse comes first in id order
-        assert max(purse.values()) < min(takings for _, takings in lanes)
-
-    def item(card_id: int, lane: int, counter: int) -> dict[str, object]:
-        terminal, takings = lanes[lane]
-        chip = chips[card_id]
-        assert terminal is not None and chip is not None
-        return {"t": terminal.id, "k": terminal.key_id, "n": f.key(), "ik": f"t{terminal.id}:"
-                f"{f.key()}", "rh": "-", "ir": f.key(), "c": chip.id, "cn": chip.card_number,
-                "u": chip.chip_uid, "v": chip.load_key_version, "a": 5, "cc": counter,
-                "b": 0, "s": counter, "ct": 0, "cert": "00" * 8, "pa": purse[card_id],
-                "ta": takings}
-
-    hotlisted = shop.client.app.state.fast_purchases.hotlisted  # type: ignore[attr-defined]
+        db.expunge_all()
+    assert all(c is not None and c.load_key_version is not None for c in chips.values())
+    assert max(purse.values()) < min(takings for _, takings in lanes)
+    x, y = sorted(purse, key=purse.__getitem__)
     dsn = make_url(shop.rt.settings.database_url).set(drivername="postgresql") \
         .render_as_string(hide_password=False)
+    return Lanes(shop, purse, chips, lanes, x, y, dsn)  # type: ignore[arg-type]
+
+
+def test_batches_sharing_accounts_queue_instead_of_deadlocking(shop: Shop,
+                                                                lanes: Lanes) -> None:
+    """Two group-committed batches touching the same purses in opposite orders both book:
+    each locks all its accounts first, in id order (before, PostgreSQL found a deadlock after
+    a second and both batches fell back to the slow path)."""
+    hotlisted = shop.client.app.state.fast_purchases.hotlisted  # type: ignore[attr-defined]
     answers: dict[str, object] = {}
+    x, y = lanes.x, lanes.y
 
     def book(name: str, items: list[dict[str, object]]) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(lanes.dsn, autocommit=True) as conn:
             try:
                 row = conn.execute(CALL, call_args(items, hotlisted)).fetchone()
                 answers[name] = row[0] if row else None
             except psycopg.Error as e:
                 answers[name] = e
 
-    def waiting(conn: psycopg.Connection[Any], n: int) -> None:
-        deadline = time.monotonic() + 10
-        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                           "'Lock' AND datname = current_database()").fetchone() != (n,):
-            assert time.monotonic() < deadline, f"expected {n} sessions waiting on a lock"
-            time.sleep(0.05)
-
-    with psycopg.connect(dsn, autocommit=True) as watch, psycopg.connect(dsn) as holder:
+    with psycopg.connect(lanes.dsn, autocommit=True) as watch, \
+            psycopg.connect(lanes.dsn) as holder:
         # A third transaction (a counter top-up, say) holds x's purse while both arrive.
-        holder.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (purse[x],))
-        first = threading.Thread(target=book, args=("first", [item(x, 0, 50), item(y, 1, 50)]))
+        holder.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (lanes.purse[x],))
+        first = threading.Thread(target=book, args=(
+            "first", [lanes.item(x, 0, 50), lanes.item(y, 1, 50)]))
         first.start()
-        waiting(watch, 1)
-        second = threading.Thread(target=book, args=("second", [item(y, 2, 51),
-                                                                item(x, 3, 51)]))
+        lanes.waiting(watch, 1)
+        second = threading.Thread(target=book, args=(
+            "second", [lanes.item(y, 2, 51), lanes.item(x, 3, 51)]))
         second.start()
-        waiting(watch, 2)
+        lanes.waiting(watch, 2)
         holder.rollback()
         first.join(30)
         second.join(30)
     for name in ("first", "second"):
         got = answers[name]
         assert isinstance(got, list) and len(got) == 2 and all(got), (name, got)
-    assert shop.clerk.ok("GET", f"/cards/{x}/purse")["balance"] == 990
-    assert shop.clerk.ok("GET", f"/cards/{y}/purse")["balance"] == 990
+    assert lanes.balance(x) == lanes.balance(y) == 990
+
+
+def test_a_batch_undone_by_a_deadlock_is_booked_one_by_one(shop: Shop, lanes: Lanes) -> None:
+    """Another transaction that takes the same purses in the other order can still deadlock
+    with a batch; PostgreSQL undoes the batch, and the fast path books its purchases one by
+    one instead of sending them all the slow way."""
+    fast = FastPurchases(shop.rt.settings, shop.rt.keys)
+    answers: list[object] = []
+
+    def run() -> None:
+        async def go() -> None:
+            try:
+                answers.extend(await fast.book([lanes.item(lanes.x, 0, 60),
+                                                lanes.item(lanes.y, 1, 60)]))
+            except Exception as e:  # reported by the assertion below
+                answers.append(e)
+            finally:
+                await fast.close()
+        asyncio.run(go())
+
+    with psycopg.connect(lanes.dsn, autocommit=True) as watch, \
+            psycopg.connect(lanes.dsn) as other:
+        other.execute("SET deadlock_timeout = '30s'")  # the batch is the one to give way
+        other.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE",
+                      (lanes.purse[lanes.y],))
+        booking = threading.Thread(target=run)
+        booking.start()
+        lanes.waiting(watch, 1)  # the batch holds x's purse and waits for y's
+        other.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE",
+                      (lanes.purse[lanes.x],))  # returns once the batch was undone
+        # The first purchase, alone now, waits for x's purse (unless the batch gave up).
+        lanes.waiting(watch, 1, unless=lambda: not booking.is_alive())
+        other.rollback()
+        booking.join(30)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers), answers
+    assert lanes.balance(lanes.x) == lanes.balance(lanes.y) == 995

@@ -111,7 +111,7 @@ def append_rows(db: Session, rows: list[_Pending], head: AuditHead | None = None
         # per row, and the sealer's CPU is taken from the API process it runs in.
         db.execute(_INSERT_JSON, {"rows": json.dumps(
             [{**v, "at": p.at.astimezone(dt.UTC).isoformat()} for v, p in zip(
-                values, rows, strict=True)])})
+                values, rows, strict=True)], ensure_ascii=False)})
     elif values:
         db.execute(insert(_EVENTS), values)
     head.last_id, head.last_hash = last_id, last_hash
