@@ -224,6 +224,28 @@ def hotlist(ctx: Ctx, since: int) -> s.HotlistOut:
                           reason=r.reason) for r in rows])
 
 
+def token_card(ctx: Ctx, token: qr.PaymentToken) -> Card | None:
+    """The mobile card a payment token names (its signature is checked with the card's phone
+    key by the caller)."""
+    return ctx.db.scalar(select(Card).where(Card.card_number == token.card_number,
+                                            Card.form == "mobile"))
+
+
+def token_fresh(ctx: Ctx, token: qr.PaymentToken) -> bool:
+    """Not expired, issued for no longer than the configured life, not from the future
+    (30 s of clock difference allowed)."""
+    now = int(ctx.now.timestamp())
+    return (now < token.expires_at <= token.issued_at + ctx.settings.qr_token_ttl_seconds
+            and token.issued_at <= now + 30)
+
+
+def spend_token(ctx: Ctx, token: qr.PaymentToken, card: Card) -> bool:
+    """Mark the token used, in the caller's transaction; False if it was used before."""
+    return insert_if_absent(
+        ctx.db, QrTokenUse, {"token_id": token.token_id, "card_id": card.id,
+                             "used_at": ctx.now}, [QrTokenUse.token_id], QrTokenUse.id) is not None
+
+
 def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
                 idempotency_key: str) -> s.TransactionOut:
     """Online debit of a mobile card's account-held purse against the phone's token."""
@@ -235,27 +257,22 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
                          created_at=ctx.now)
     if token is None:
         raise _reject(ctx, rec, e.QrTokenInvalid("not a payment token"))
-    card = ctx.db.scalar(select(Card).where(Card.card_number == token.card_number,
-                                            Card.form == "mobile"))
+    card = token_card(ctx, token)
     if card is None or not card.device_public_key:
         raise _reject(ctx, rec, e.QrTokenInvalid("no mobile card with this number"))
     rec.card_id = card.id
     if not qr.signature_valid(card.device_public_key, token):
         raise _reject(ctx, rec, e.QrTokenInvalid("the token is not signed by the card's phone"))
-    now = int(ctx.now.timestamp())
-    ttl = ctx.settings.qr_token_ttl_seconds
-    if token.expires_at <= now or token.expires_at - token.issued_at > ttl \
-            or token.issued_at > now + 30:
+    if not token_fresh(ctx, token):
         raise _reject(ctx, rec, e.QrTokenExpired(
-            f"a payment token is valid for {ttl} s; show a new one"))
+            f"a payment token is valid for {ctx.settings.qr_token_ttl_seconds} s; show a new "
+            "one"))
     if card.status != "active" or card.expires_on < ctx.today:
         raise _reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
     if data.amount > ctx.settings.pos_purchase_limit:
         raise _reject(ctx, rec, e.AmountOverLimit(
             f"a purchase is at most NT${ctx.settings.pos_purchase_limit}"))
-    if insert_if_absent(ctx.db, QrTokenUse,
-                        {"token_id": token.token_id, "card_id": card.id, "used_at": ctx.now},
-                        [QrTokenUse.token_id], QrTokenUse.id) is None:
+    if not spend_token(ctx, token, card):
         raise _reject(ctx, rec, e.QrTokenSpent("this payment token was already used"))
     purse = ledger.purse_of(ctx, card.id)
     try:

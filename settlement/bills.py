@@ -426,24 +426,17 @@ def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key:
 def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
     """The resident pays from the mobile card's purse, authorised by a payment token signed
     with the phone's key (the same token a shop scans): single use, short-lived."""
-    from cardsvc.db_upsert import insert_if_absent
+    from merchants import pos, qr
     from merchants import pos_errors as e
-    from merchants import qr
-    from merchants.models import QrTokenUse
     bill = get_bill(ctx, bill_id, for_update=True)
     _check_payable(ctx, bill, None)
     token = qr.parse_payment_token(token_text)
-    card = None if token is None else ctx.db.scalar(select(Card).where(
-        Card.card_number == token.card_number, Card.form == "mobile"))
+    card = None if token is None else pos.token_card(ctx, token)
     if token is None or card is None or not card.device_public_key \
             or not qr.signature_valid(card.device_public_key, token):
         raise e.QrTokenInvalid("not a payment token signed by a mobile card's phone")
-    now = int(ctx.now.timestamp())
-    if token.expires_at <= now or token.expires_at - token.issued_at > \
-            ctx.settings.qr_token_ttl_seconds or token.issued_at > now + 30:
+    if not pos.token_fresh(ctx, token):
         raise e.QrTokenExpired("the payment token expired; show a new one")
-    if insert_if_absent(ctx.db, QrTokenUse, {"token_id": token.token_id, "card_id": card.id,
-                                             "used_at": ctx.now},
-                        [QrTokenUse.token_id], QrTokenUse.id) is None:
+    if not pos.spend_token(ctx, token, card):
         raise e.QrTokenSpent("this payment token was already used")
     return pay_from_purse(ctx, bill.id, card.id, "online")

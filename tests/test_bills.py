@@ -220,3 +220,49 @@ def test_bad_text_is_refused_not_a_crash(plant: Plant) -> None:
     for receipt in ("KMRC1.abc.éé", "KMRC1." + "a" * 500 + ".b", "..", ""):
         check = plant.client.get("/receipts/verify", params={"receipt": receipt})
         assert check.status_code in (200, 422) and check.json().get("valid") in (False, None)
+
+
+def test_a_resident_pays_online_with_the_phone_signed_token(plant: Plant) -> None:
+    """No login: the mobile card's payment token authorises the debit, once, while fresh."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from merchants.qr import make_payment_token
+    import_file(plant, GOOD)
+    water = {b["amount"]: b for acct in ("A1234567", "B7654321")
+             for b in plant.clerk.ok("GET", "/bills", account_number=acct)}
+    key, card = f.mobile_card(plant.clerk, "android-bills-0002", 2_000)
+
+    def pay(bill: dict[str, Any], token: str, idem: str | None = None) -> Any:
+        return plant.client.post(f"/bills/{bill['id']}/pay-online", json={"token": token},
+                                 headers={"Idempotency-Key": idem or f.key()})
+
+    def balance() -> int:
+        return int(plant.clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"])
+
+    thief = make_payment_token(ec.generate_private_key(ec.SECP256R1()), card["card_number"], 30)
+    for bad in (thief, "hello", make_payment_token(key, "8902000000000000", 30)):
+        r = pay(water[880], bad)
+        assert r.status_code == 422 and r.json()["code"] == "qr_token_invalid", r.text
+    stale = make_payment_token(key, card["card_number"], 30, now=time.time() - 60)
+    r = pay(water[880], stale)
+    assert r.status_code == 409 and r.json()["code"] == "qr_token_expired", r.text
+    assert balance() == 2_000
+
+    token, idem = make_payment_token(key, card["card_number"], 30), f.key()
+    paid = pay(water[880], token, idem)
+    assert paid.status_code == 200, paid.text
+    assert (paid.json()["amount"], paid.json()["channel"], paid.json()["purse_balance"]) == \
+        (880, "online", 1_120)
+    again = pay(water[880], token, idem)  # a retry: the stored answer, charged once
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == paid.json()
+    spent = pay(water[350], token)
+    assert spent.status_code == 409 and spent.json()["code"] == "qr_token_spent", spent.text
+    # A bill that cannot be paid leaves the token unspent: it pays another bill.
+    fresh = make_payment_token(key, card["card_number"], 30)
+    r = pay(water[880], fresh)
+    assert r.status_code == 409 and r.json()["code"] == "bill_already_paid", r.text
+    assert pay(water[420], fresh).status_code == 200
+    assert balance() == 1_120 - 420
+    assert plant.clerk.ok("GET", f"/bills/{water[350]['id']}")["status"] == "unpaid"
