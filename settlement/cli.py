@@ -166,14 +166,15 @@ def render(r: object, console_: Console | None = None) -> None:
     w = r.window
     table = Table(title=f"Clearing {w.business_date} ({w.status}, {w.records:,} records, "
                   "NT$)", show_footer=True)
-    # Each row adds up: net = gross - refunds - fees - collections + brought forward.
-    cols = ("sales", "gross", "refunds", "fees", "collections", "b/f", "net", "payout")
-    table.add_column("merchant", footer="total")
+    # Each row adds up: net = gross - refunds - fees - collected + b/f (brought forward):
+    # "collected" is bill money the merchant took in cash for a biller.
+    cols = ("sales", "gross", "refunds", "fees", "collected", "b/f", "net", "payout")
+    table.add_column("merchant", footer="total", overflow="fold")  # names wrap, never cut
     sums = dict.fromkeys(cols, 0)
     rows = []
     for s, name in r.statements:
         values = {"sales": s.sales_count, "gross": s.gross, "refunds": s.refunds,
-                  "fees": s.fees, "collections": s.collections, "b/f": s.brought_forward,
+                  "fees": s.fees, "collected": s.collections, "b/f": s.brought_forward,
                   "net": s.net, "payout": s.payout}
         for k in cols:
             sums[k] += values[k]
@@ -185,8 +186,9 @@ def render(r: object, console_: Console | None = None) -> None:
     by_reason: dict[str, int] = {}
     for x in r.exceptions:
         by_reason[x.reason] = by_reason.get(x.reason, 0) + 1
-    table.caption = ("exceptions: " + (", ".join(f"{k} {v}" for k, v in sorted(
-        by_reason.items())) or "none") + f" · summary sha256 {(w.summary_hash or '')[:16]}…")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())) or "none"
+    table.caption = (f"b/f: brought forward · exceptions: {reasons} · summary sha256 "
+                     f"{(w.summary_hash or '')[:16]}…")
     (console_ or console).print(table)
     if r.remittances:
         billers = Table(title="Remitted to billers (NT$)")
