@@ -174,7 +174,7 @@ class FastPurchases:
         if self._pool is None or self._batcher is None or self._loop is not loop:
             # A new event loop (a test client's) cannot use the old loop's connections.
             self._pool, self._loop = _Pool(self.conninfo, self.settings.pos_fast_pool_size), loop
-            self._batcher = _Batcher(self, max(1, self.settings.pos_fast_batches))
+            self._batcher = _Batcher(self, self.settings.pos_fast_batches)
         return self._pool, self._batcher
 
     async def close(self) -> None:
