@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 from cardsvc.config import Settings
-from cardsvc.errors import CardNotPresented, ReaderUnavailable
+from cardsvc.errors import CardNotPresented, ReaderBusy, ReaderUnavailable
 from readers.base import Reader
+from readers.errors import ReaderBusy as ReaderBusyError
 from readers.errors import ReaderError
+from readers.locks import LockedReader, SessionLock, lock_path_for_reader
 
 
 class CounterReader(Protocol):
@@ -29,13 +31,16 @@ class CounterReader(Protocol):
         """The reader with a card on it: the card with `chip_uid`, or a blank card to
         personalise when None (a simulated blank card is made with the transport key
         `transport_key_for(uid)`, as its supplier would). Raises CardNotPresented when no card
-        comes."""
+        comes, ReaderBusy when another card session holds the reader (or the card) longer
+        than the reader timeout. The session ends, and the reader is free again, when the
+        returned reader is closed."""
         ...
 
 
 class SimulatedCounter:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, timeout: float = 15.0) -> None:
         self.directory = Path(directory)
+        self.timeout = timeout
         self.description = f"simulated cards in {self.directory}"
 
     def present(self, chip_uid: str | None = None,
@@ -43,19 +48,35 @@ class SimulatedCounter:
         from readers.memory import InProcessReader
         from simulators.card import VirtualCard
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # The virtual cards hold their diversified keys: readable by this account only.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if chip_uid is None:
             uid = b"\x04" + secrets.token_bytes(6)
             path = self.directory / f"{uid.hex().upper()}.json"
-            if transport_key_for is None:
-                return InProcessReader(VirtualCard(uid, path), name="simulated counter reader")
-            return InProcessReader(VirtualCard(uid, path, transport_key=transport_key_for(uid)),
-                                   name="simulated counter reader")
+            key = transport_key_for(uid) if transport_key_for is not None else None
+            lock = self._lock(uid.hex().upper())
+            card = (VirtualCard(uid, path) if key is None
+                    else VirtualCard(uid, path, transport_key=key))
+            return LockedReader(InProcessReader(card, name="simulated counter reader"), lock)
         path = self.directory / f"{chip_uid.upper()}.json"
         if not path.exists():
             raise CardNotPresented(f"card {chip_uid} is not on the (simulated) reader")
-        return InProcessReader(VirtualCard(bytes.fromhex(chip_uid), path),
-                               name="simulated counter reader")
+        # The card's state is read only once the session holds the card: a session that
+        # started earlier has written all it will write.
+        lock = self._lock(chip_uid.upper())
+        try:
+            card = VirtualCard(bytes.fromhex(chip_uid), path)
+        except BaseException:
+            lock.release()
+            raise
+        return LockedReader(InProcessReader(card, name="simulated counter reader"), lock)
+
+    def _lock(self, uid_hex: str) -> SessionLock:
+        try:
+            return SessionLock(self.directory / f"{uid_hex}.lock",
+                               f"simulated card {uid_hex}").acquire(self.timeout)
+        except ReaderBusyError as exc:
+            raise ReaderBusy(f"{exc}; try again when it is done") from None
 
 
 class PcscCounter:
@@ -70,9 +91,17 @@ class PcscCounter:
             reader = PcscReader(self.name_contains)
         except (ReaderError, ImportError) as exc:
             raise ReaderUnavailable(f"card reader unavailable: {exc}") from None
+        # One session on the reader at a time, from any thread or process of this host.
+        try:
+            lock = SessionLock(lock_path_for_reader(reader.name),
+                               f"reader {reader.name}").acquire(self.timeout)
+        except ReaderBusyError as exc:
+            raise ReaderBusy(f"{exc}; try again when it is done") from None
         if not reader.wait_for_card(self.timeout):
+            reader.close()
+            lock.release()
             raise CardNotPresented(f"no card on {reader.name} within {self.timeout:.0f} s")
-        return reader
+        return LockedReader(reader, lock)
 
 
 class NoReader:
@@ -86,7 +115,7 @@ class NoReader:
 def make_counter_reader(settings: Settings) -> CounterReader:
     spec = settings.reader.strip()
     if spec == "sim":
-        return SimulatedCounter(settings.sim_cards_dir)
+        return SimulatedCounter(settings.sim_cards_dir, settings.reader_timeout_seconds)
     if spec == "pcsc" or spec.startswith("pcsc:"):
         return PcscCounter(spec[5:], settings.reader_timeout_seconds)
     if spec == "none":

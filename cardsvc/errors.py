@@ -145,6 +145,11 @@ class ReaderUnavailable(DomainError):
     title = "Card reader unavailable"
 
 
+class ReaderBusy(Conflict):
+    code = "reader_busy"
+    title = "The card reader is busy"
+
+
 class CardNotPresented(Conflict):
     code = "card_not_presented"
     title = "No card on the reader"

@@ -17,6 +17,10 @@ class NoCard(ReaderError):
     """No card arrived within the timeout."""
 
 
+class ReaderBusy(ReaderError):
+    """Another card session holds the reader (or the simulated card) and did not end in time."""
+
+
 class ProtocolError(Exception):
     """The card answered something the protocol does not allow (e.g. a bad response MAC)."""
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.cards import eligibility
@@ -30,6 +31,7 @@ from cardsvc.errors import (
 from cardsvc.holders import service as holders
 from cardsvc.keystore.service import KeyStore
 from readers import protocol as p
+from readers.base import Reader
 from readers.errors import CardError, CardRemoved, NoCard, ProtocolError, ReaderError
 from readers.protocol import KeyPurpose
 from readers.session import CardSession, personalise
@@ -119,7 +121,8 @@ class LoadOutcome:
 def pending_loads(ctx: Ctx, card_id: int) -> list[CardLoad]:
     return list(ctx.db.scalars(select(CardLoad).where(CardLoad.card_id == card_id,
                                                       CardLoad.status == "pending")
-                               .order_by(CardLoad.id)))
+                               .order_by(CardLoad.id)
+                               .execution_options(populate_existing=True)))
 
 
 def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
@@ -127,85 +130,138 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
     """Put every pending load of this card onto its chip (the card must be on the reader).
 
     `commit` is called after recording the counter a load is authorised for and before the
-    LOAD reaches the chip: that write-ahead fact must survive whatever happens next."""
-    card = cards.get(ctx, card_id, for_update=True)
+    LOAD reaches the chip: that write-ahead fact must survive whatever happens next. It is
+    also called once before the reader is taken, so no transaction stays open while this
+    waits for another session to finish with the card (on SQLite an open transaction holds
+    the write lock that session needs to commit)."""
+    card = cards.get(ctx, card_id)
     if card.chip_uid is None or card.load_key_version is None:
         raise InvalidInput("this card's purse is held in the account, not on a chip")
-    loads = pending_loads(ctx, card.id)
-    if not loads:
+    if not pending_loads(ctx, card.id):
         return []
-    store = keystore(ctx)
-    reader = counter.present(card.chip_uid)
-    session = CardSession(reader, store.system_id)
-    outcomes = []
+    chip_uid = card.chip_uid
+    commit()
+    # One session per card at a time, on either database: row locks end at the commits
+    # below, and SQLite has none. The reader is held until the `finally`.
+    reader = counter.present(chip_uid)
+    outcomes: list[LoadOutcome] = []
+    loads: list[CardLoad] = []
     try:
-        sel = session.select()
-        if sel.uid.hex().upper() != card.chip_uid:
-            raise WrongCardOnReader(f"the card on the reader is not card {card.card_number}")
-        # The load key, which terminals never hold: the counter and records the card reports
-        # in this session are the card's own, not a card emulator's.
-        load_masters = store.masters(KeyPurpose.LOAD)
-        for load in loads:
-            auth = session.authenticate_with_master(KeyPurpose.LOAD, load_masters)
-            if auth.info is None or auth.info.card_number != card.card_number:
-                raise WrongCardOnReader("the chip carries another card number")
-            counter_now = auth.purse.counter
-            if load.authorised_counter is None:
-                load.authorised_counter = counter_now
-                commit()
-            elif counter_now != load.authorised_counter:
-                # An earlier attempt may have reached the chip before it left the reader.
-                done = [r for r in session.read_records()
-                        if r.tx_type == p.TxType.LOAD and r.terminal_seq == load.id]
-                if done:
-                    _mark_delivered(ctx, card, load, done[0], recovered=True)
-                    outcomes.append(LoadOutcome(load.id, load.amount, "delivered",
-                                                done[0].balance_after, done[0].counter, True))
-                    session.select()
-                    continue
-                if not 0 < counter_now - load.authorised_counter <= p.RECORDS_KEPT:
-                    load.status = "review"  # cannot prove either way: a supervisor decides
-                    audit.record(ctx, "card.load_review", target_type="card",
-                                 target_id=card.id, detail={"load_id": load.id})
-                    outcomes.append(LoadOutcome(load.id, load.amount, "review", None, None))
-                    session.select()
-                    continue
-                load.authorised_counter = counter_now
-                commit()
-            mac = store.load_authorisation(sel.uid, card.card_number, counter_now,
-                                           load.amount, load.id, card.load_key_version)
-            when = int(ctx.now.timestamp())
-            result = session.load(load.amount, load.id, terminal_id, when, mac)
-            rec = result.record
-            if not store.verify_certificate(sel.uid, card.card_number, rec,
-                                            card.load_key_version):
-                raise ChipRefused("the card's load certificate does not verify")
-            _mark_delivered(ctx, card, load, rec, result.recovered)
-            outcomes.append(LoadOutcome(load.id, load.amount, "delivered", rec.balance_after,
-                                        rec.counter, result.recovered))
-            session.select()
+        # Read under the session: what an earlier session delivered is committed by now.
+        card = cards.get(ctx, card_id, for_update=True)
+        loads = pending_loads(ctx, card.id)
+        if loads:
+            _deliver(ctx, card, loads, reader, commit, terminal_id, outcomes)
     except CHIP_ERRORS as exc:
         if not outcomes:
             raise _chip_error(exc, "the load") from None
         # Some loads reached the chip: keep those facts; the rest stay pending.
     finally:
         reader.close()
-    delivered = {o.load_id for o in outcomes}
+    done = {o.load_id for o in outcomes}
     outcomes += [LoadOutcome(ld.id, ld.amount, ld.status, None, None) for ld in loads
-                 if ld.id not in delivered and ld.status != "review"]
+                 if ld.id not in done and ld.status != "review"]
     return outcomes
 
 
-def _mark_delivered(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord,
-                    recovered: bool) -> None:
-    load.status = "delivered"
-    load.delivered_at = ctx.now
-    load.card_counter = rec.counter
-    load.card_balance = rec.balance_after
-    load.certificate = rec.certificate.hex()
+def _deliver(ctx: Ctx, card: Card, loads: list[CardLoad], reader: Reader,
+             commit: Callable[[], None], terminal_id: int, outcomes: list[LoadOutcome]) -> None:
+    version = card.load_key_version
+    if version is None:  # checked by the caller; narrows the type
+        raise InvalidInput("this card's purse is held in the account, not on a chip")
+    store = keystore(ctx)
+    session = CardSession(reader, store.system_id)
+    sel = session.select()
+    if sel.uid.hex().upper() != card.chip_uid:
+        raise WrongCardOnReader(f"the card on the reader is not card {card.card_number}")
+    # The load key, which terminals never hold: the counter and records the card reports in
+    # this session are the card's own, not a card emulator's.
+    load_masters = store.masters(KeyPurpose.LOAD)
+    for load in loads:
+        auth = session.authenticate_with_master(KeyPurpose.LOAD, load_masters)
+        if auth.info is None or auth.info.card_number != card.card_number:
+            raise WrongCardOnReader("the chip carries another card number")
+        counter_now = auth.purse.counter
+        if load.authorised_counter is None:
+            load.authorised_counter = counter_now
+            commit()
+        elif counter_now != load.authorised_counter:
+            # An earlier attempt may have reached the chip before it left the reader.
+            done = [r for r in session.read_records()
+                    if r.tx_type == p.TxType.LOAD and r.terminal_seq == load.id]
+            if done:
+                rec = done[0]
+                fits = rec.amount == load.amount and rec.counter > load.authorised_counter
+                if not (fits and _record_delivery(ctx, card, load, rec, recovered=True)):
+                    outcomes.append(_to_review(ctx, card, load, rec, "recovered record "
+                                               "does not fit the load"))
+                    return
+                outcomes.append(LoadOutcome(load.id, load.amount, "delivered",
+                                            rec.balance_after, rec.counter, True))
+                session.select()
+                continue
+            if not 0 < counter_now - load.authorised_counter <= p.RECORDS_KEPT:
+                # Cannot prove either way: a supervisor decides.
+                outcomes.append(_to_review(ctx, card, load, None, "the chip's records no "
+                                           "longer show whether the load was applied"))
+                session.select()
+                continue
+            load.authorised_counter = counter_now
+            commit()
+        mac = store.load_authorisation(sel.uid, card.card_number, counter_now,
+                                       load.amount, load.id, version)
+        when = int(ctx.now.timestamp())
+        result = session.load(load.amount, load.id, terminal_id, when, mac)
+        rec = result.record
+        if not store.verify_certificate(sel.uid, card.card_number, rec, version):
+            raise ChipRefused("the card's load certificate does not verify")
+        # The card applies a load at the counter it was authorised for, one step on; an
+        # answer at any other counter, or at one already recorded, is not this delivery.
+        fits = (rec.amount == load.amount and rec.terminal_seq == load.id
+                and (result.recovered or rec.counter == counter_now + 1))
+        if not (fits and _record_delivery(ctx, card, load, rec, result.recovered)):
+            outcomes.append(_to_review(ctx, card, load, rec, "the chip answered at a "
+                                       "counter that is not this load's"))
+            return  # the chip's state is in doubt: nothing more is loaded onto it now
+        outcomes.append(LoadOutcome(load.id, load.amount, "delivered", rec.balance_after,
+                                    rec.counter, result.recovered))
+        session.select()
+
+
+def _record_delivery(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord,
+                     recovered: bool) -> bool:
+    """Mark `load` delivered by the chip's record `rec`; False (nothing written) when another
+    delivery of this card already holds that chip counter."""
+    taken = ctx.db.scalar(select(CardLoad.id).where(
+        CardLoad.card_id == card.id, CardLoad.card_counter == rec.counter,
+        CardLoad.status == "delivered", CardLoad.id != load.id).limit(1))
+    if taken is not None:
+        return False
+    try:
+        # The unique index is the guarantee; the look-up above gives the clear path.
+        with ctx.db.begin_nested():
+            load.status = "delivered"
+            load.delivered_at = ctx.now
+            load.card_counter = rec.counter
+            load.card_balance = rec.balance_after
+            load.certificate = rec.certificate.hex()
+            ctx.db.flush()
+    except IntegrityError:
+        ctx.db.refresh(load)
+        return False
     audit.record(ctx, "card.load_delivered", target_type="card", target_id=card.id,
                  detail={"load_id": load.id, "amount": load.amount,
                          "card_counter": rec.counter, "recovered": recovered})
+    return True
+
+
+def _to_review(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord | None,
+               why: str) -> LoadOutcome:
+    load.status = "review"
+    audit.record(ctx, "card.load_review", target_type="card", target_id=card.id,
+                 detail={"load_id": load.id, "why": why,
+                         "card_counter": rec.counter if rec is not None else None})
+    return LoadOutcome(load.id, load.amount, "review", None, None)
 
 
 def verify_certificate(ctx: Ctx, card_id: int, record: p.TxRecord) -> bool:
@@ -233,29 +289,38 @@ def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_
                    counter: CounterReader) -> dict[str, object]:
     """After a committed top-up (or replacement): carry the value to the chip if asked. A card
     that is not on the reader leaves the load pending, and the answer says so; the money
-    movement stands."""
+    movement stands.
+
+    The answer's `card_loads` always shows what became of this request's own load, also when
+    the request is a retry or another session delivered it, followed by any other loads this
+    session delivered."""
     load_id = result_body.get("card_load_id")
-    if load_id is None or not load_now:
+    if not isinstance(load_id, int):
         return result_body
     ctx.db.commit()  # the ledger entry exists before the chip is touched
-    try:
-        outcomes = deliver_loads(ctx, card_id, counter, commit=ctx.db.commit)
-        loads = [o.__dict__ for o in outcomes]
-        note = None
-    except DomainError as exc:
-        ctx.db.rollback()
-        loads = [o.__dict__ for o in outcome_pending(ctx, card_id)]
-        note = f"{exc.detail} — the value stays pending and is loaded at the next tap"
+    outcomes: list[LoadOutcome] = []
+    note = None
+    own = ctx.db.get(CardLoad, load_id, populate_existing=True)
+    if load_now and own is not None and own.status == "pending":
+        try:
+            outcomes = deliver_loads(ctx, card_id, counter, commit=ctx.db.commit)
+        except DomainError as exc:
+            ctx.db.rollback()
+            note = f"{exc.detail} — the value stays pending and is loaded at the next tap"
+    reported = {o.load_id for o in outcomes}
+    if load_id not in reported:
+        own = ctx.db.get(CardLoad, load_id, populate_existing=True)
+        if own is not None:
+            outcomes.insert(0, load_outcome(own))
     body = dict(result_body)
-    body["card_loads"] = loads
+    body["card_loads"] = [o.__dict__ for o in outcomes]
     if note:
         body["card_load_note"] = note
     return body
 
 
-def outcome_pending(ctx: Ctx, card_id: int) -> list[LoadOutcome]:
-    return [LoadOutcome(ld.id, ld.amount, ld.status, None, None)
-            for ld in pending_loads(ctx, card_id)]
+def load_outcome(load: CardLoad) -> LoadOutcome:
+    return LoadOutcome(load.id, load.amount, load.status, load.card_balance, load.card_counter)
 
 
 def loads_of(ctx: Ctx, card_id: int) -> list[CardLoad]:

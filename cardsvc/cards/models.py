@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
@@ -104,6 +104,13 @@ class CardLoad(Base):
     """
 
     __tablename__ = "card_loads"
+    # A chip counter value is one transaction of the card: two deliveries never share one
+    # (a chip answering with a counter already recorded is not a delivery).
+    __table_args__ = (
+        Index("uq_card_loads_delivered_counter", "card_id", "card_counter", unique=True,
+              sqlite_where=text("status = 'delivered'"),
+              postgresql_where=text("status = 'delivered'")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)

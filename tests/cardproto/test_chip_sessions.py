@@ -1,0 +1,172 @@
+"""One chip session per card and per reader at a time: concurrent top-ups of one chip card
+each reach the chip exactly once, and the backend never takes a chip answer that repeats a
+counter as a delivery. Runs on the database the suite runs on (SQLite, and PostgreSQL in CI's
+second pass), with real threads, connections and commits through the API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cardsvc.app import create_app
+from cardsvc.cards.models import CardLoad
+from cardsvc.db import transaction
+from tests import factories as f
+from tests.conftest import PASSWORD, Api
+
+TOPUPS = 20
+AMOUNT = 400
+
+
+@pytest.fixture
+def counter(runtime_factory, tmp_path: Path) -> Iterator[tuple]:  # type: ignore[no-untyped-def, type-arg]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt)) as client:
+        r = client.post("/auth/login", json={"username": "t.clerk", "password": PASSWORD})
+        yield rt, Api(client, r.json()["access_token"]), tmp_path / "cards"
+
+
+def chip_card(api: Api) -> dict:  # type: ignore[type-arg]
+    h = f.holder(api)
+    app = api.ok("POST", "/cards/applications", {"cardholder_id": h["id"], "product": "general"},
+                 status=201)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    return api.ok("POST", f"/cards/{card['id']}/activate")
+
+
+def chip_state(cards_dir: Path, card: dict) -> dict:  # type: ignore[type-arg]
+    return json.loads((cards_dir / f"{card['chip_uid']}.json").read_text())
+
+
+def test_concurrent_topups_of_one_chip_card_all_reach_the_chip(counter) -> None:  # type: ignore[no-untyped-def]
+    rt, api, cards_dir = counter
+    card = chip_card(api)
+    barrier = threading.Barrier(TOPUPS)
+
+    def topup(_: int) -> dict:  # type: ignore[type-arg]
+        barrier.wait()
+        return api.ok("POST", f"/cards/{card['id']}/topups", {"amount": AMOUNT}, key=f.key())
+
+    with ThreadPoolExecutor(TOPUPS) as pool:
+        answers = list(pool.map(topup, range(TOPUPS)))
+
+    assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == TOPUPS * AMOUNT
+    state = chip_state(cards_dir, card)
+    assert state["purse"]["balance"] == TOPUPS * AMOUNT  # nothing the ledger holds is lost
+    assert state["purse"]["counter"] == TOPUPS
+    with transaction(rt.sessions) as db:
+        loads = db.scalars(select(CardLoad).where(CardLoad.card_id == card["id"])).all()
+    assert [ld.status for ld in loads] == ["delivered"] * TOPUPS
+    assert sorted(ld.card_counter for ld in loads) == list(range(1, TOPUPS + 1))
+    # Every counter is told what became of its own load, whichever session delivered it.
+    for answer in answers:
+        own = [ld for ld in answer["card_loads"] if ld["load_id"] == answer["card_load_id"]]
+        assert own and own[0]["status"] == "delivered", answer
+
+
+def test_a_replayed_topup_tells_what_became_of_its_load(counter) -> None:  # type: ignore[no-untyped-def]
+    _rt, api, _ = counter
+    card = chip_card(api)
+    key = f.key()
+    first = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 300}, key=key)
+    r = api.post(f"/cards/{card['id']}/topups", {"amount": 300}, key=key)
+    assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+    again = r.json()
+    assert again["transfer_id"] == first["transfer_id"]
+    assert again["card_loads"] == first["card_loads"]
+    assert again["card_loads"][0]["status"] == "delivered"
+    assert again["card_loads"][0]["card_balance"] == 300
+
+
+def test_a_replay_delivers_a_load_the_first_attempt_left_pending(counter) -> None:  # type: ignore[no-untyped-def]
+    _rt, api, cards_dir = counter
+    card = chip_card(api)
+    key = f.key()
+    first = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 250, "load_card": False},
+                   key=key)
+    assert [ld["status"] for ld in first["card_loads"]] == ["pending"]
+    # The same request again, as a counter retries it: the value is not booked twice.
+    again = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 250, "load_card": False},
+                   key=key)
+    assert again["card_loads"][0]["status"] == "pending"
+    delivered = api.ok("POST", f"/cards/{card['id']}/card-loads/deliver")
+    assert [d["status"] for d in delivered] == ["delivered"]
+    assert chip_state(cards_dir, card)["purse"]["balance"] == 250
+    assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 250
+
+
+def test_a_chip_answer_repeating_a_counter_is_not_a_delivery(counter) -> None:  # type: ignore[no-untyped-def]
+    """A card whose state was rolled back (a copied chip file, a card emulator replaying an
+    old state) answers the next load with a counter the backend already recorded: the load
+    goes to review, it is not marked delivered."""
+    _rt, api, cards_dir = counter
+    card = chip_card(api)
+    path = cards_dir / f"{card['chip_uid']}.json"
+    before = path.read_text()
+    api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 100}, key=f.key())
+    path.write_text(before)  # the chip forgets that load: counter 0 again
+    out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 200}, key=f.key())
+    own = [ld for ld in out["card_loads"] if ld["load_id"] == out["card_load_id"]]
+    assert own[0]["status"] == "review"
+    loads = api.ok("GET", f"/cards/{card['id']}/card-loads")
+    assert sorted(ld["status"] for ld in loads) == ["delivered", "review"]
+    counters = [ld["card_counter"] for ld in loads if ld["status"] == "delivered"]
+    assert counters == [1]
+
+
+def test_a_reader_held_by_another_process_is_busy_until_it_lets_go(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from readers.errors import ReaderBusy
+    from readers.locks import SessionLock
+
+    path = tmp_path / "reader.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from pathlib import Path\n"
+         "from readers.locks import SessionLock\n"
+         f"lock = SessionLock(Path({str(path)!r}), 'reader').acquire(5)\n"
+         "print('held', flush=True)\n"
+         "sys.stdin.readline()\n"
+         "lock.release()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(ReaderBusy):
+            SessionLock(path, "reader").acquire(0.2)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(10)
+    SessionLock(path, "reader").acquire(1).release()
+
+
+def test_a_topup_while_the_card_is_busy_stays_pending_and_says_why(runtime_factory,
+                                                                   tmp_path: Path) -> None:
+    from readers.locks import SessionLock
+
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards",
+                         reader_timeout_seconds=0.3)
+    with TestClient(create_app(rt)) as client:
+        r = client.post("/auth/login", json={"username": "t.clerk", "password": PASSWORD})
+        api = Api(client, r.json()["access_token"])
+        card = chip_card(api)
+        lock = SessionLock(tmp_path / "cards" / f"{card['chip_uid']}.lock", "card").acquire(1)
+        try:
+            out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 150}, key=f.key())
+        finally:
+            lock.release()
+        assert out["balance"] == 150  # the money movement stands
+        assert [ld["status"] for ld in out["card_loads"]] == ["pending"]
+        assert "in use" in out["card_load_note"]
+        r = api.post(f"/cards/{card['id']}/card-loads/deliver")
+        assert [d["status"] for d in r.json()] == ["delivered"]
