@@ -108,7 +108,13 @@ def render_qr(payload: str, fmt: str) -> bytes:
 
     factory = (qrcode.image.svg.SvgPathImage if fmt == "svg"
                else qrcode.image.pure.PyPNGImage)
-    img = qrcode.make(payload, image_factory=factory, box_size=10, border=4)
+    code = qrcode.QRCode(box_size=10, border=4, image_factory=factory)
+    # One byte-mode segment: the library's segment optimiser fails on some texts (a long run
+    # of digits, e.g. a location of 150 zeros, ends in "glog(0)"), and a URL gains little from
+    # numeric segments anyway.
+    code.add_data(payload, optimize=0)
+    code.make(fit=True)
+    img = code.make_image()
     buf = io.BytesIO()
     img.save(buf)
     return buf.getvalue()

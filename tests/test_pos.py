@@ -295,6 +295,17 @@ def test_merchant_static_qr(shop: Shop) -> None:
     assert merchant_qr_payload(mid, 3, "金城鎮").startswith(f"kinmencard://merchant/{mid}/terminal/3?loc=")
 
 
+@pytest.mark.parametrize("location", ["0" * 150, "0" * 200, "1234567890" * 20, "A" * 200,
+                                      "金" * 200, "%" * 200, "0" * 99 + "金" + "0" * 100])
+def test_merchant_static_qr_for_any_location_text(shop: Shop, location: str) -> None:
+    mid = shop.terminal["merchant_id"]
+    for fmt in ("png", "svg"):
+        r = shop.clerk.req("GET", f"/merchants/{mid}/qr.{fmt}", location=location,
+                           terminal_id=2**62)
+        assert r.status_code == 200, r.text
+        assert r.content.startswith(b"\x89PNG" if fmt == "png" else b"<?xml")
+
+
 def test_pos_simulator_online_offline_and_hotlist(shop: Shop, tmp_path: Path) -> None:
     from simulators.pos import SimulatedPos, TerminalRefusal
     with transaction(shop.rt.sessions) as db:
