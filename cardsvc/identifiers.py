@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 
 # Letter -> two-digit area code, in the order the household registration system assigns them
 # (I, O, W, X, Y, Z were added later and so are out of alphabetical order).
@@ -20,7 +21,10 @@ _OLD_RESIDENT = re.compile(r"[A-Z][A-D][0-9]{8}")  # resident certificate, pre-2
 
 
 def normalize_person_id(value: str) -> str:
-    return value.strip().upper()
+    """A national ID as a counter types it: full-width characters (a Chinese input method's
+    default) become ASCII, lower case becomes upper, spaces go. Every route that takes a
+    national ID reads it through here, so registration and search agree."""
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
 
 
 def _checksum_ok(letter: str, second: int, rest: str) -> bool:

@@ -81,6 +81,33 @@ def test_lookup_by_national_id_uses_the_blind_index(clerk) -> None:  # type: ign
     assert [x["id"] for x in found] == [h["id"]]
 
 
+def full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) for c in text)
+
+
+def test_a_national_id_is_read_the_same_however_it_is_typed(clerk) -> None:  # type: ignore[no-untyped-def]
+    pid = f.new_person_id()
+    body = {"name": "全形輸入", "person_id": full_width(pid.lower()), "birth_date": "1970-05-05",
+            "township": "金沙鎮"}
+    h = clerk.ok("POST", "/cardholders", body, status=201)
+    assert h["person_id_masked"] == pid[:3] + "****" + pid[-3:]
+    full = clerk.ok("GET", f"/cardholders/{h['id']}", purpose="check", reveal="true")
+    assert full["person_id"] == pid
+    for typed in (pid, pid.lower(), full_width(pid), full_width(pid.lower()), f" {pid} "):
+        found = clerk.ok("POST", "/cardholders/search", {"purpose": "lookup", "person_id": typed})
+        assert [x["id"] for x in found] == [h["id"]], typed
+    again = clerk.post("/cardholders", dict(body, person_id=pid))
+    assert again.status_code == 409 and again.json()["code"] == "duplicate_cardholder"
+
+
+def test_a_search_by_a_mistyped_national_id_is_told_so(clerk) -> None:  # type: ignore[no-untyped-def]
+    pid = f.new_person_id()
+    wrong = pid[:-1] + str((int(pid[-1]) + 1) % 10)
+    r = clerk.post("/cardholders/search", {"purpose": "lookup", "person_id": wrong})
+    assert r.status_code == 422 and r.json()["field"] == "person_id"
+    assert wrong not in r.text
+
+
 def test_invalid_and_duplicate_national_ids(clerk) -> None:  # type: ignore[no-untyped-def]
     h = f.holder(clerk)
     body = {"name": "重複", "person_id": h["_person_id"], "birth_date": "1980-01-01",

@@ -19,8 +19,10 @@ def _township(v: str | None) -> str | None:
 class CardholderCreate(Model):
     name: str = Field(min_length=1, max_length=100, examples=["陳金門"])
     person_id: str = Field(min_length=10, max_length=10,
-                           description="National ID or resident certificate number",
-                           examples=["W100000014"])
+                           description="National ID or resident certificate number; the check "
+                           "digit is verified (422 invalid_input otherwise). Full-width and "
+                           "lower-case letters are read as their ASCII capitals.",
+                           examples=["A123456789"])
     birth_date: dt.date = Field(examples=["1958-03-02"])
     township: str | None = Field(examples=["金城鎮"])
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{6,18}[0-9]$",

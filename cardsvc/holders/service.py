@@ -29,12 +29,19 @@ def person_id_hash(ctx: Ctx, person_id: str) -> str:
     return ctx.keys.lookup_hash(PERSON_ID_NS, normalize_person_id(person_id))
 
 
-def register(ctx: Ctx, data: schemas.CardholderCreate) -> Cardholder:
-    pid = normalize_person_id(data.person_id)
+def valid_person_id(value: str) -> tuple[str, str]:
+    """(the normalised number, 'national' or 'resident'); 422 when it is not a valid one, so
+    a typo is told, not searched for in vain."""
+    pid = normalize_person_id(value)
     kind = person_id_kind(pid)
     if kind is None:
         raise InvalidInput("person_id is not a valid national ID or resident certificate "
                            "number (format or check digit)", field="person_id")
+    return pid, kind
+
+
+def register(ctx: Ctx, data: schemas.CardholderCreate) -> Cardholder:
+    pid, kind = valid_person_id(data.person_id)
     pii = ctx.keys.pii
     holder = Cardholder(
         name=data.name,
@@ -133,7 +140,8 @@ def search(ctx: Ctx, purpose: str, person_id: str | None, name: str | None,
         raise InvalidInput("give person_id or name to search by")
     q = select(Cardholder)
     if person_id:
-        q = q.where(Cardholder.person_id_hash == person_id_hash(ctx, person_id))
+        pid, _ = valid_person_id(person_id)
+        q = q.where(Cardholder.person_id_hash == person_id_hash(ctx, pid))
     if name:
         q = q.where(Cardholder.name.contains(name, autoescape=True))
     rows = ctx.db.scalars(q.order_by(Cardholder.id).limit(limit)).all()
