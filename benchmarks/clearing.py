@@ -25,7 +25,6 @@ import tempfile
 import time
 import uuid
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -33,6 +32,7 @@ from sqlalchemy.engine import make_url
 from cardsvc import migrate
 from cardsvc.bootstrap import bootstrap
 from cardsvc.config import Settings
+from cardsvc.console import make_console
 from cardsvc.context import TAIPEI
 from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
@@ -41,7 +41,7 @@ from readers import protocol as p
 from readers.protocol import KeyPurpose
 from settlement import service, synthetic
 
-console = Console()
+console = make_console()
 
 
 def fresh_database(base: str) -> str:

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cardsvc.audit import service as audit
 from cardsvc.bootstrap import BootReport
 from cardsvc.config import Settings, get_settings
+from cardsvc.console import make_console
 from cardsvc.context import Actor
 from cardsvc.errors import ConfigurationError, DomainError
 from cardsvc.stats.service import IssuanceReport
@@ -37,7 +37,7 @@ app.add_typer(cards_app, name="cards")
 app.add_typer(stats_app, name="stats")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sim_app, name="sim")
-console = Console()
+console = make_console()
 
 
 def cli_actor() -> Actor:

@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cardsvc.console import make_console
 from cardsvc.errors import DomainError
 from cardsvc.runtime import Runtime
 
 app = typer.Typer(help="Daily clearing and settlement.", no_args_is_help=True)
-console = Console()
+console = make_console()
 DateOpt = Annotated[dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"],
                                               help="Business day (Asia/Taipei)")]
 

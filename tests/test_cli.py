@@ -194,3 +194,16 @@ def test_settle_commands(tmp_path: Path) -> None:
     future = (dt.datetime.now(TAIPEI).date() + dt.timedelta(days=2)).isoformat()
     r = run(["settle", "close", "--date", future], tmp_path)
     assert r.returncode == 1 and "invalid_input" in r.stdout
+
+
+def test_messages_stay_one_line_when_nobody_reads_a_terminal(tmp_path: Path) -> None:
+    """A service log splits a wrapped line: the first start's password line among them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARDSVC_", "COLUMNS"))}
+    r = subprocess.run([*CLI, "staff", "list"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any("Generated keys in" in ln and "cannot be read." in ln for ln in lines), r.stdout
+    assert any(ln.startswith("  (shown once;") and ln.endswith("`cardsvc staff add`)")
+               for ln in lines), r.stdout
+    assert any(re.fullmatch(r"  password: \S{12,}", ln) for ln in lines), r.stdout
