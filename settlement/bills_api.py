@@ -12,7 +12,7 @@ from pydantic import Field
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.ledger.service import idempotent, replayable
-from cardsvc.schemas_common import IdPath, Model
+from cardsvc.schemas_common import IdField, IdPath, Model
 from cardsvc.staff.models import Role
 from merchants.api import PosCtx, _pos_key, _terminal
 from merchants.pos_schemas import CardPurchase
@@ -30,11 +30,11 @@ VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 
 
 class BillerCreate(Model):
-    merchant_id: int = Field(gt=0, le=2**62)
+    merchant_id: IdField
     code: str = Field(pattern=r"^[A-Z0-9_-]{2,16}$", examples=["KMWATER"])
     collection_code: str = Field(pattern=r"^[0-9A-Z]{3}$", examples=["KW1"],
                                  description="Printed in segment 1 of the biller's slips")
-    grace_days: int = Field(default=0, ge=0, le=365,
+    grace_days: int = Field(default=0, ge=0, le=365, strict=True,
                             description="Days after the due date a bill is still payable")
 
 
@@ -73,7 +73,7 @@ class SlipIn(Model):
 
 
 class PayIn(Model):
-    card_id: int = Field(gt=0, le=2**62)
+    card_id: IdField
     amount: int | None = Field(default=None, gt=0, le=999_999_999, strict=True,
                                description="If given, must be the bill's amount")
     channel: str = Field(default="counter", pattern="^(counter|online)$")

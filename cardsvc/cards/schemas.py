@@ -58,8 +58,9 @@ class CloseRequest(ReasonRequest):
 class TopUpRequest(Model):
     amount: Amount
     counter: str | None = Field(default=None, max_length=32)
-    load_card: bool = Field(default=True, description="Chip cards: load the value onto the "
-                            "card on the counter reader right away (else at the next tap)")
+    load_card: bool = Field(default=True, strict=True,
+                            description="Chip cards: load the value onto the card on the "
+                            "counter reader right away (else at the next tap)")
 
 
 class CardLoadOut(Model):
@@ -73,12 +74,13 @@ class CardLoadOut(Model):
 
 class CertificateCheck(Model):
     tx_type: Literal["debit", "load"]
-    counter: int = Field(ge=0, le=0xFFFFFF)
-    amount: int = Field(ge=0, le=1_000_000)
-    balance_after: int = Field(ge=0, le=1_000_000)
-    terminal_id: int = Field(ge=0, le=0xFFFFFFFF)
-    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF)
-    time: int = Field(ge=0, le=0xFFFFFFFF, description="Unix seconds, as the card recorded")
+    counter: int = Field(ge=0, le=0xFFFFFF, strict=True)
+    amount: int = Field(ge=0, le=1_000_000, strict=True)
+    balance_after: int = Field(ge=0, le=1_000_000, strict=True)
+    terminal_id: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
+    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
+    time: int = Field(ge=0, le=0xFFFFFFFF, strict=True,
+                      description="Unix seconds, as the card recorded")
     certificate: str = Field(pattern=r"^[0-9a-fA-F]{16}$")
 
 

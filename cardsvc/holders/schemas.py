@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from pydantic import EmailStr, Field, field_validator
 
-from cardsvc.config import BUSINESS_TZ, TOWNSHIPS
-from cardsvc.schemas_common import Model, Out, Purpose
+from cardsvc.config import TOWNSHIPS
+from cardsvc.schemas_common import (
+    IdField,
+    IsoDate,
+    Model,
+    Out,
+    ProofEnd,
+    Purpose,
+    business_today,
+)
 
 
 def _township(v: str | None) -> str | None:
@@ -23,7 +30,8 @@ class CardholderCreate(Model):
                            "digit is verified (422 invalid_input otherwise). Full-width and "
                            "lower-case letters are read as their ASCII capitals.",
                            examples=["A123456789"])
-    birth_date: dt.date = Field(examples=["1958-03-02"])
+    birth_date: IsoDate = Field(examples=["1958-03-02"],
+                                description="YYYY-MM-DD, from 1900-01-01 to today")
     township: str | None = Field(examples=["金城鎮"])
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{6,18}[0-9]$",
                               examples=["0912-345-678"])
@@ -34,8 +42,7 @@ class CardholderCreate(Model):
     @field_validator("birth_date")
     @classmethod
     def _plausible_birth(cls, v: dt.date) -> dt.date:
-        today = dt.datetime.now(ZoneInfo(BUSINESS_TZ)).date()
-        if v < dt.date(1900, 1, 1) or v > today:
+        if v < dt.date(1900, 1, 1) or v > business_today():
             raise ValueError("birth date must lie between 1900-01-01 and today")
         return v
 
@@ -45,7 +52,8 @@ class CardholderUpdate(Model):
     township: str | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 -]{6,18}[0-9]$")
     email: EmailStr | None = None
-    clear_township: bool = Field(default=False, description="Set when the household "
+    clear_township: bool = Field(default=False, strict=True,
+                                 description="Set when the household "
                                  "registration moved out of the county")
 
     _tw = field_validator("township")(_township)
@@ -53,7 +61,7 @@ class CardholderUpdate(Model):
 
 class EnrolmentCreate(Model):
     school: str = Field(min_length=1, max_length=100, examples=["國立金門大學"])
-    valid_until: dt.date
+    valid_until: ProofEnd
 
 
 class EnrolmentOut(Out):
@@ -64,9 +72,9 @@ class EnrolmentOut(Out):
 
 class DisabilityCertificateCreate(Model):
     certificate_no: str = Field(min_length=4, max_length=40)
-    valid_until: dt.date
-    companion_id: int | None = Field(default=None, gt=0, le=2**62,
-                                     description="Cardholder registered as companion (陪伴)")
+    valid_until: ProofEnd
+    companion_id: IdField | None = Field(default=None,
+                                         description="Cardholder registered as companion (陪伴)")
 
 
 class DisabilityCertificateOut(Out):
@@ -80,7 +88,7 @@ class CardholderSearch(Model):
     purpose: Purpose
     person_id: str | None = Field(default=None, max_length=10)
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1, le=100, strict=True)
 
 
 class CardholderSummary(Out):

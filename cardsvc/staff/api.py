@@ -49,7 +49,7 @@ class StaffCreate(Model):
 
 class StaffUpdate(Model):
     role: Role | None = None
-    active: bool | None = None
+    active: bool | None = Field(default=None, strict=True)
     display_name: str | None = Field(default=None, max_length=100)
 
 

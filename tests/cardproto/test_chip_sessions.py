@@ -182,9 +182,10 @@ def test_the_simulated_cards_are_private_and_never_committed(counter) -> None:  
     assert stat.S_IMODE(cards_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((cards_dir / f"{card['chip_uid']}.json").stat().st_mode) == 0o600
     repo = Path(__file__).resolve().parents[2]
-    if shutil.which("git") is None or not (repo / ".git").exists():
+    git = shutil.which("git")
+    if git is None or not (repo / ".git").exists():
         pytest.skip("not a git checkout")
     # The default place, in the working directory of a checkout: git must not pick it up.
-    r = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q",
+    r = subprocess.run([git, "-C", str(repo), "check-ignore", "-q",
                         f"sim-cards/{card['chip_uid']}.json"], check=False)
     assert r.returncode == 0, "sim-cards/ is not ignored by git"
