@@ -70,6 +70,16 @@ class StaffExists(Conflict):
     title = "Staff account already exists"
 
 
+class LastAdmin(Conflict):
+    code = "last_admin"
+    title = "The last administrator must stay"
+
+
+class OwnAccount(Conflict):
+    code = "own_account"
+    title = "Another administrator must do this"
+
+
 class IllegalTransition(Conflict):
     code = "illegal_transition"
     title = "Illegal card state transition"

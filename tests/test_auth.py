@@ -110,3 +110,53 @@ def test_a_password_change_ends_older_tokens(app_client, admin, rt) -> None:  # 
     time.sleep(1.1)  # tokens carry whole seconds
     admin.req("POST", f"/staff/{new['id']}/password", json={"password": "another-pass-4"})
     assert Api(app_client, token).get("/auth/me").status_code == 401
+
+
+def test_an_admin_cannot_demote_or_disable_themselves(admin, rt) -> None:  # type: ignore[no-untyped-def]
+    me = admin.ok("GET", "/auth/me")
+    for change in ({"role": "clerk"}, {"role": "auditor"}, {"active": False}):
+        r = admin.req("PATCH", f"/staff/{me['id']}", change)
+        assert r.status_code == 409 and r.json()["code"] == "own_account", change
+    assert admin.ok("GET", "/auth/me")["role"] == "admin"
+    # Changing one's own display name is fine.
+    assert admin.ok("PATCH", f"/staff/{me['id']}", {"display_name": "管理者"})["role"] == "admin"
+
+
+def test_the_last_active_admin_stays(admin, rt) -> None:  # type: ignore[no-untyped-def]
+    """Two admins demoting each other at once: the second finds itself demoted by the first
+    already (its role was checked when its request began) and must not leave no admin."""
+    import uuid
+
+    from cardsvc.context import Actor, Ctx
+    from cardsvc.db import transaction
+    from cardsvc.errors import LastAdmin
+    from cardsvc.staff import service
+
+    me = admin.ok("GET", "/auth/me")
+    other = admin.ok("POST", "/staff", {"username": f"adm.{uuid.uuid4().hex[:8]}",
+                                        "role": "admin", "password": "another-admin-1"},
+                     status=201)
+    with transaction(rt.sessions) as db:
+        others = db.scalars(select(Staff).where(Staff.role == "admin", Staff.active.is_(True),
+                                                Staff.id.not_in([me["id"], other["id"]]))).all()
+        for s in others:  # earlier tests' admins (PostgreSQL keeps staff between tests)
+            s.active = False
+    try:
+        admin.ok("PATCH", f"/staff/{other['id']}", {"role": "clerk"})  # me stays: fine
+        with transaction(rt.sessions) as db:
+            stale = Ctx(db, rt.settings, rt.keys, Actor(other["id"], other["username"], "admin"))
+            try:
+                service.update_staff(stale, me["id"], "clerk", None, None)
+                raise AssertionError("the last admin was demoted")
+            except LastAdmin as exc:
+                assert exc.code == "last_admin"
+            try:
+                service.update_staff(stale, me["id"], None, False, None)
+                raise AssertionError("the last admin was disabled")
+            except LastAdmin:
+                pass
+    finally:
+        with transaction(rt.sessions) as db:
+            for s in others:
+                db.get(Staff, s.id).active = True  # type: ignore[union-attr]
+    assert admin.ok("GET", "/auth/me")["role"] == "admin"

@@ -16,11 +16,12 @@ from cardsvc.audit import service as audit
 from cardsvc.context import Actor, Ctx
 from cardsvc.errors import (
     AuthenticationRequired,
-    Conflict,
     InvalidCredentials,
     InvalidInput,
+    LastAdmin,
     LoginThrottled,
     NotFound,
+    OwnAccount,
     StaffExists,
 )
 from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
@@ -63,18 +64,25 @@ def create_staff(
 
 def update_staff(ctx: Ctx, staff_id: int, role: str | None, active: bool | None,
                  display_name: str | None) -> Staff:
-    staff = ctx.db.get(Staff, staff_id)
+    staff = ctx.db.get(Staff, staff_id, with_for_update=True, populate_existing=True)
     if staff is None:
         raise NotFound(f"no staff account {staff_id}")
     changes: dict[str, object] = {}
+    if role is not None and role not in {r.value for r in Role}:
+        raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
+    own = staff.id == ctx.actor.staff_id
+    if own and role is not None and role != staff.role:
+        raise OwnAccount("you cannot change your own role; another administrator can")
+    if own and active is False:
+        raise OwnAccount("you cannot disable your own account; another administrator can")
+    stays_admin = (role or staff.role) == Role.ADMIN and (staff.active if active is None
+                                                           else active)
+    if staff.role == Role.ADMIN and staff.active and not stays_admin:
+        _keep_an_admin(ctx, staff)
     if role is not None:
-        if role not in {r.value for r in Role}:
-            raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
         changes["role"] = [staff.role, role]
         staff.role = role
     if active is not None:
-        if not active and staff.id == ctx.actor.staff_id:
-            raise Conflict("you cannot disable your own account")
         changes["active"] = [staff.active, active]
         staff.active = active
     if display_name is not None:
@@ -82,6 +90,17 @@ def update_staff(ctx: Ctx, staff_id: int, role: str | None, active: bool | None,
         changes["display_name"] = True
     audit.record(ctx, "staff.update", target_type="staff", target_id=staff.id, detail=changes)
     return staff
+
+
+def _keep_an_admin(ctx: Ctx, leaving: Staff) -> None:
+    """Refuse when `leaving` is the last active administrator. Every active admin row is
+    locked first, so two admins demoting each other at once cannot both pass."""
+    admins = ctx.db.scalars(select(Staff.id).where(Staff.role == Role.ADMIN,
+                                                   Staff.active.is_(True))
+                            .order_by(Staff.id).with_for_update()).all()
+    if not [i for i in admins if i != leaving.id]:
+        raise LastAdmin(f"{leaving.username} is the last active administrator: make another "
+                        "account admin first")
 
 
 def set_password(db: Session, actor: Actor, staff_id: int, password: str) -> None:
