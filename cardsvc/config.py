@@ -31,10 +31,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    # Staff sessions and login throttling.
+    # Staff sessions and login throttling (cardsvc/staff/throttle.py). Failures count per
+    # account *and source address*, so a stranger elsewhere cannot lock a clerk out of the
+    # counter; a source trying many accounts is slowed down too.
     token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
-    login_max_failures: int = Field(default=5, ge=1)
-    login_lock_seconds: int = Field(default=300, ge=1)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_source_max_failures: int = Field(default=20, ge=1, le=100_000)
+    login_lock_seconds: int = Field(default=30, ge=1, le=86_400)
+    login_lock_max_seconds: int = Field(default=3600, ge=1, le=86_400)
+    login_failure_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
     # Purse rules. National e-ticket rules cap a stored-value purse at NT$10,000.
     purse_max_balance: int = Field(default=10_000, ge=1)

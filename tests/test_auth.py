@@ -56,6 +56,54 @@ def test_failed_logins_are_throttled_and_audited(app_client, rt) -> None:  # typ
     assert "auth.login_throttled" in actions
 
 
+def client_at(rt, address: str):  # type: ignore[no-untyped-def]
+    """The API as seen from another machine on the network."""
+    from fastapi.testclient import TestClient
+
+    from cardsvc.app import create_app
+    return TestClient(create_app(rt), client=(address, 40000), raise_server_exceptions=False)
+
+
+def test_a_stranger_cannot_lock_a_clerk_out_of_the_counter(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    with client_at(rt, "198.51.100.7") as stranger:
+        for _ in range(rt.settings.login_max_failures + 3):
+            login(stranger, "t.clerk", "wrong-password!")
+        r = login(stranger, "t.clerk", PASSWORD)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    # The clerk at the counter is not affected.
+    r = login(app_client, "t.clerk", PASSWORD)
+    assert r.status_code == 200, r.text
+
+
+def test_the_first_delay_is_short_and_grows(rt) -> None:  # type: ignore[no-untyped-def]
+    waits = []
+    with client_at(rt, "198.51.100.8") as stranger:
+        for _ in range(rt.settings.login_max_failures):
+            assert login(stranger, "t.auditor", "wrong-password!").status_code == 401
+        waits.append(int(login(stranger, "t.auditor", PASSWORD).headers["Retry-After"]))
+        with rt.sessions.begin() as db:  # the lock has passed
+            from sqlalchemy import update
+
+            from cardsvc.staff.models import LoginThrottle
+            db.execute(update(LoginThrottle).values(locked_until=None))
+        assert login(stranger, "t.auditor", "wrong-again!!").status_code == 401
+        waits.append(int(login(stranger, "t.auditor", PASSWORD).headers["Retry-After"]))
+        with rt.sessions.begin() as db:
+            db.execute(update(LoginThrottle).values(locked_until=None))
+        assert login(stranger, "t.auditor", PASSWORD).status_code == 200
+    assert waits[0] <= rt.settings.login_lock_seconds + 1
+    assert waits[1] > waits[0]
+
+
+def test_a_source_trying_many_accounts_is_slowed_down(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    with client_at(rt, "203.0.113.9") as sprayer:
+        for i in range(rt.settings.login_source_max_failures):
+            assert login(sprayer, f"guess.{i}", "Password123!").status_code == 401
+        r = login(sprayer, "t.supervisor", PASSWORD)
+        assert r.status_code == 429
+    assert login(app_client, "t.supervisor", PASSWORD).status_code == 200
+
+
 def test_unknown_user_gets_the_same_answer(app_client) -> None:  # type: ignore[no-untyped-def]
     r = login(app_client, "nobody", "whatever-password")
     assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
@@ -97,8 +145,9 @@ def test_concurrent_failed_logins_all_count(app_client, rt) -> None:  # type: ig
                               range(12)))
     assert set(codes) <= {401, 429}, codes
     from cardsvc.staff.models import LoginThrottle
+    from cardsvc.staff.throttle import account_key
     with rt.sessions() as db:
-        row = db.get(LoginThrottle, name)
+        row = db.get(LoginThrottle, account_key(name, "testclient"))
     assert row is not None and row.failures + codes.count(429) == 12
     assert login(app_client, name, PASSWORD).status_code == 429  # locked now
 

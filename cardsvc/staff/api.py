@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
 from cardsvc.context import Actor, Ctx
@@ -59,10 +59,14 @@ class PasswordSet(Model):
 
 @router.post("/auth/login", response_model=LoginResponse,
              summary="Log in with username and password; get a short-lived bearer token")
-def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)]) -> LoginResponse:
+def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)],
+          request: Request) -> LoginResponse:
     ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor(None, "anonymous",
                                                                       "anonymous"))
-    result = service.login(ctx, body.username, body.password)
+    # The client's address as the server sees it (behind the county's reverse proxy, run
+    # uvicorn with --forwarded-allow-ips for the proxy so this is the real client).
+    source = request.client.host if request.client else "unknown"
+    result = service.login(ctx, body.username, body.password, source)
     return LoginResponse(access_token=result.token, expires_at=result.expires_at,
                          username=result.staff.username, role=result.staff.role)
 

@@ -30,11 +30,12 @@ class Staff(Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counter per username (also for usernames that do not exist)."""
+    """Failed-login counters (`cardsvc/staff/throttle.py`): one per account and source address
+    (also for usernames that do not exist), one per source address."""
 
     __tablename__ = "login_throttle"
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

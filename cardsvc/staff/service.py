@@ -7,9 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cardsvc.audit import service as audit
@@ -25,7 +23,8 @@ from cardsvc.errors import (
     StaffExists,
 )
 from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
-from cardsvc.staff.models import LoginThrottle, Role, Staff
+from cardsvc.staff import throttle
+from cardsvc.staff.models import Role, Staff
 
 USERNAME_RE = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 MIN_PASSWORD = 10
@@ -121,18 +120,6 @@ def find_by_username(db: Session, username: str) -> Staff | None:
     return db.scalar(select(Staff).where(Staff.username == username.strip().lower()))
 
 
-def _count_failure(db: Session, uname: str, now: dt.datetime) -> int:
-    """One atomic upsert: concurrent failed logins for one name each count."""
-    dialect = db.get_bind().dialect.name
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert_fn(LoginThrottle).values(username=uname, failures=1, last_failure_at=now)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[LoginThrottle.username],
-        set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
-    ).returning(LoginThrottle.failures)
-    return int(db.execute(upsert).scalar_one())
-
-
 @dataclass(frozen=True)
 class LoginResult:
     token: str
@@ -140,21 +127,22 @@ class LoginResult:
     staff: Staff
 
 
-def login(ctx: Ctx, username: str, password: str) -> LoginResult:
-    """Check a password; throttle and audit failures.
+def login(ctx: Ctx, username: str, password: str, source: str = "unknown") -> LoginResult:
+    """Check a password; throttle and audit failures (`cardsvc.staff.throttle`): `source` is
+    the client's address.
 
     Failures raise errors marked `keep_writes`, so the failure counter and its audit row are
     committed even though the request fails.
     """
     db, now = ctx.db, ctx.now
     uname = username.strip().lower()[:64]
-    throttle = db.get(LoginThrottle, uname)
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        wait = int((throttle.locked_until - now).total_seconds()) + 1
-        audit.record_for(db, Actor(None, uname, "anonymous"), "auth.login_throttled",
-                         target_type="staff", target_id=uname)
-        raise LoginThrottled(f"too many failed logins; try again in {wait} s",
-                             retry_after=wait, keep_writes=True)
+    anonymous = Actor(None, uname, "anonymous")
+    lock = throttle.active_lock(db, uname, source, now)
+    if lock is not None:
+        audit.record_for(db, anonymous, "auth.login_throttled", target_type="staff",
+                         target_id=uname, detail={"source": source})
+        raise LoginThrottled(f"too many failed logins from this address; try again in "
+                             f"{lock.seconds} s", retry_after=lock.seconds, keep_writes=True)
     staff = find_by_username(db, uname)
     ok = False
     if staff is None:
@@ -162,22 +150,14 @@ def login(ctx: Ctx, username: str, password: str) -> LoginResult:
     else:
         ok = verify_password(password, staff.password_hash) and staff.active
     if not ok:
-        failures = _count_failure(db, uname, now)
-        locked = failures >= ctx.settings.login_max_failures
-        if locked:
-            # Each further lock doubles, up to a day.
-            extra = min(failures - ctx.settings.login_max_failures, 20)
-            seconds = min(ctx.settings.login_lock_seconds * (2**extra), 86_400)
-            db.execute(update(LoginThrottle).where(LoginThrottle.username == uname)
-                       .values(locked_until=now + dt.timedelta(seconds=seconds)))
-        audit.record_for(db, Actor(None, uname, "anonymous"), "auth.login_failed",
-                         target_type="staff", target_id=uname,
-                         detail={"failures": failures, "locked": locked})
+        counts = throttle.record_failure(db, ctx.settings, uname, source, now)
+        audit.record_for(db, anonymous, "auth.login_failed", target_type="staff",
+                         target_id=uname, detail={"source": source, **counts})
         raise InvalidCredentials("username or password is wrong, or the account is disabled",
                                  keep_writes=True)
     if staff is None:  # pragma: no cover - ok is False without a staff row
         raise InvalidCredentials("username or password is wrong")
-    db.execute(delete(LoginThrottle).where(LoginThrottle.username == uname))
+    throttle.record_success(db, uname, source)
     token, claims = ctx.keys.tokens.issue(staff.id, now.timestamp())
     audit.record_for(db, Actor(staff.id, staff.username, staff.role), "auth.login",
                      target_type="staff", target_id=staff.id)
