@@ -6,7 +6,6 @@ IDs and phone numbers, and error bodies end up in logs.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +15,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardsvc.errors import DomainError, problem_body
 
-log = logging.getLogger("cardsvc")
 PROBLEM = "application/problem+json"
 
 
@@ -54,13 +52,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # The body could not be read as JSON: not UTF-8, nested past the parser's depth,
+            # a number of thousands of digits (FastAPI wraps what json.loads raised).
+            return problem(400, "malformed_json", "Malformed JSON",
+                           "the request body is not valid JSON")
+        if exc.status_code == 413:
+            response = problem(413, "body_too_large", "Request body too large", str(exc.detail))
+            response.headers["Connection"] = "close"
+            return response
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        # Engines run with hide_parameters=True, so database errors in this trace carry no
-        # bound values (no personal data) into the log.
-        log.error("unexpected error", exc_info=exc)
-        return problem(500, "internal_error", "Internal error",
-                       "the request failed and nothing was changed; it is safe to retry")
+    # Errors nothing here handles are answered (and logged once) by cardsvc.guard.Guard.

@@ -79,22 +79,28 @@ def _runtime(settings: Settings | None = None) -> BootReport:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64,
+                                         help="API processes (one per core)")] = 1,
 ) -> None:
     """Run the counter API. First start creates the database, keys and an admin account."""
-    import uvicorn
-
     from cardsvc.app import create_app
+    from cardsvc.server import serve as run_server
 
     settings = get_settings()
     rt = _runtime(settings).runtime
     h, p = host or settings.host, port or settings.port
     console.print(f"Counter API on http://{h}:{p}  (API docs: http://{h}:{p}/docs)  "
-                  f"database: {rt.engine.dialect.name}")
+                  f"database: {rt.engine.dialect.name}"
+                  + (f"  workers: {workers}" if workers > 1 else ""))
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's own access log prints query strings; the app logs requests itself, without
-    # them (cardsvc.app.access_log), so no personal data reaches the log.
-    uvicorn.run(create_app(rt, serving=True), host=h, port=p, log_level="info", access_log=False)
+    # them (cardsvc.guard), so no personal data reaches the log.
+    app_or_path: object = "cardsvc.asgi:app" if workers > 1 else create_app(rt, serving=True)
+    if workers > 1:
+        rt.close()  # each worker builds its own (cardsvc.asgi)
+    run_server(app_or_path, host=h, port=p, head_limit=settings.max_header_bytes,
+               workers=workers, log_level="info", access_log=False)
 
 
 @db_app.command("upgrade")

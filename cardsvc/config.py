@@ -30,6 +30,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Requests are refused before anything reads them whole (cardsvc/guard.py): the request
+    # line and headers, any body, and the body of an upload (a CSV bill file) from staff.
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    max_body_bytes: int = Field(default=1_048_576, ge=4096, le=64 * 1_048_576)
+    max_upload_bytes: int = Field(default=32 * 1_048_576, ge=4096, le=1024 * 1_048_576)
 
     # Staff sessions and login throttling (cardsvc/staff/throttle.py). Failures count per
     # account *and source address*, so a stranger elsewhere cannot lock a clerk out of the
