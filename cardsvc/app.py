@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import gc
+import importlib.resources
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from cardsvc import __version__, api_errors
 from cardsvc.audit.api import router as audit_router
@@ -45,6 +53,38 @@ PUBLIC_PATHS = frozenset({"/auth/login", "/health", "/openapi.json", "/docs",
                           "/receipts/verify", "/bills/{bill_id}/pay-online"})
 
 
+DOCS_ASSETS = "/docs/assets"
+
+
+def _api_docs(app: FastAPI) -> None:
+    """/docs and /redoc with their scripts, styles and icon served from the installed package,
+    not from a public CDN (a data centre without internet showed a blank page)."""
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    title = app.title
+    favicon = f"{DOCS_ASSETS}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{title}: API docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css", swagger_favicon_url=favicon,
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            # The online validator badge would call out to the internet on every load.
+            swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{title}: API reference",
+                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=favicon, with_google_fonts=False)
+
+
 def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
     """The API on this runtime. `serving`: this process exists to serve it (uvicorn's worker),
     which lets startup tune the process (tests and tools that build apps leave it off)."""
@@ -76,8 +116,9 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
                 sealer.stop()
 
     app = FastAPI(title="Resident card system: counter API", version=__version__,
-                  description=DESCRIPTION, lifespan=lifespan)
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
+    _api_docs(app)
     api_errors.install(app)
 
     def staff_token_ok(token: str) -> bool:
