@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install dev serve demo test test-pg lint types migrations check
+.PHONY: install dev serve demo test test-pg contract lint types migrations check
 
 install:
 	python3 -m venv $(VENV) && $(PY)/pip install -e .
@@ -22,6 +22,9 @@ test:
 
 test-pg:
 	CARDSVC_TEST_DATABASE_URL=$(PG_URL) $(PY)/pytest
+
+contract:  # the API contract run: schemathesis against the app's own OpenAPI schema
+	$(PY)/pytest -m contract tests/contract
 
 lint:
 	$(PY)/ruff check .

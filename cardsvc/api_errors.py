@@ -47,8 +47,10 @@ def install(app: FastAPI) -> None:
         if any(e["type"] == "json_invalid" for e in errors):
             return problem(400, "malformed_json", "Malformed JSON",
                            "the request body is not valid JSON", errors=errors)
+        fields = {e["loc"][-1] for e in errors if e["loc"]}
+        extra = {"field": fields.pop()} if len(fields) == 1 else {}
         return problem(422, "invalid_input", "Invalid input",
-                       "the request does not match the expected shape", errors=errors)
+                       "the request does not match the expected shape", errors=errors, **extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -62,6 +64,9 @@ def install(app: FastAPI) -> None:
             response.headers["Connection"] = "close"
             return response
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+        response = problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+        for name, value in (exc.headers or {}).items():  # a 405's Allow, for one
+            response.headers[name] = value
+        return response
 
     # Errors nothing here handles are answered (and logged once) by cardsvc.guard.Guard.

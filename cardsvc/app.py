@@ -6,6 +6,7 @@ import gc
 import importlib.resources
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import (
@@ -16,18 +17,20 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from cardsvc import __version__, api_errors
+from cardsvc import __version__, api_errors, openapi
 from cardsvc.audit.api import router as audit_router
 from cardsvc.audit.service import Sealer
 from cardsvc.cards.api import router as cards_router
+from cardsvc.deps import RoleGuard
 from cardsvc.errors import DomainError
 from cardsvc.guard import Guard
 from cardsvc.holders.api import router as holders_router
 from cardsvc.runtime import Runtime
 from cardsvc.staff.api import router as staff_router
 from cardsvc.stats.api import router as stats_router
-from merchants.api import FAST_ROUTES, pos_router
+from merchants.api import FAST_ROUTES, SignedRequest, TerminalAuth, pos_router
 from merchants.api import router as merchants_router
+from merchants.signing import HEADERS as SIGNING_HEADER_NAMES
 from settlement.bills_api import UPLOAD_PATHS, pos_bills_router, public_router
 from settlement.bills_api import router as bills_router
 
@@ -143,4 +146,14 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
     for router in (*POS_ROUTERS, *ROUTERS):
         app.include_router(router)
     app.router.routes[0:0] = FAST_ROUTES
+
+    def contract() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi.build(
+                app, is_staff=lambda call: isinstance(call, RoleGuard),
+                is_terminal=lambda call: isinstance(call, TerminalAuth | SignedRequest),
+                public_paths=PUBLIC_PATHS, terminal_headers=SIGNING_HEADER_NAMES)
+        return app.openapi_schema
+
+    app.openapi = contract  # type: ignore[method-assign]
     return app

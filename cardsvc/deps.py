@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.errors import AuthenticationRequired, DomainError, Forbidden
+from cardsvc.ledger.service import IDEMPOTENCY_KEY_PATTERN
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.models import Role
@@ -98,10 +99,11 @@ def ctx_dep(
 CtxDep = Annotated[Ctx, Depends(ctx_dep)]
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Required on every request that moves money. "
-           "Same key and body: the same result; same key, different body: 409.",
-           max_length=200),
+    str,
+    Header(alias="Idempotency-Key", description="Required on every request that moves money "
+           "(8-100 letters, digits, _ . : -). Same key and body: the same answer again, with "
+           "Idempotent-Replayed: true; same key, another body: 409 idempotency_key_reused.",
+           pattern=IDEMPOTENCY_KEY_PATTERN),
 ]
 
 CLERKS = (Role.CLERK, Role.SUPERVISOR)

@@ -13,9 +13,28 @@ from pydantic_core import PydanticCustomError
 
 from cardsvc.config import BUSINESS_TZ, TOWNSHIPS
 
+
+def _json_integer(value: Any) -> Any:
+    # JSON has one kind of number: 5 and 5.0 are the same integer (JSON Schema says so too,
+    # and the API's schema is what clients are told). But true is not 1, and "5" is text.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError("int_from_float", "Input should be a whole number")
+        return int(value)
+    return value
+
+
+# A whole number as JSON writes it (lax pydantic would take true for 1 and "1" for 1). With
+# constraints, put them before it, `Annotated[int, Field(ge=0), WHOLE]`: after it, they
+# would not reach the JSON schema (it would read "gt", "le" instead of the keywords).
+WHOLE = BeforeValidator(_json_integer)
+Integer = Annotated[int, WHOLE]
+
 # Whole NT dollars. The upper bound keeps absurd values out long before BIGINT overflows.
-Amount = Annotated[int, Field(gt=0, le=1_000_000, strict=True,
-                              description="Whole NT dollars", examples=[500])]
+Amount = Annotated[int, Field(gt=0, le=1_000_000,
+                              description="Whole NT dollars", examples=[500]), WHOLE]
 Purpose = Annotated[str, Field(min_length=3, max_length=200,
                                description="Why personal data is read; kept in the audit trail",
                                examples=["counter service: card application"])]
@@ -23,8 +42,7 @@ Township = Annotated[str, Field(json_schema_extra={"enum": list(TOWNSHIPS)})]
 
 
 MAX_ID = 2**62  # every id fits a signed 64-bit column with room to spare
-# Strict: a JSON true is not the id 1 (pydantic's lax mode takes booleans for integers).
-IdField = Annotated[int, Field(gt=0, le=MAX_ID, strict=True)]
+IdField = Annotated[int, Field(gt=0, le=MAX_ID), WHOLE]
 IdPath = Annotated[int, Path(gt=0, le=MAX_ID)]
 IdQuery = Annotated[int, Query(gt=0, le=MAX_ID)]
 
@@ -79,8 +97,59 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+# What `Model` trims from text before checking it: Unicode White_Space (pydantic trims with
+# Rust's `str::trim`; Python's \s would also count U+001C-U+001F, which it keeps).
+_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE, _SOLID, _ANY = f"[{_WS}]", f"[^{_WS}\x00]", "[^\x00]"
+
+
+def text_pattern(min_length: int = 0, max_length: int | None = None) -> str:
+    """A JSON-schema pattern for what `Model` takes as text: no NUL character, and
+    `min_length` to `max_length` characters once the surrounding white space is trimmed."""
+    low = max(min_length, 1)
+    top = "" if max_length is None else str(max_length - 2)
+    if max_length == 1:
+        core = _SOLID
+    elif low == 1:
+        core = f"{_SOLID}(?:{_ANY}{{0,{top}}}{_SOLID})?"
+    else:
+        core = f"{_SOLID}{_ANY}{{{low - 2},{top}}}{_SOLID}"
+    if min_length <= 0:
+        core = f"(?:{core})?"
+    return f"^{_SPACE}*{core}{_SPACE}*$"
+
+
+def _state_text_rules(node: Any) -> None:
+    if not isinstance(node, dict):
+        return
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in node.get(key, ()):
+            _state_text_rules(sub)
+    _state_text_rules(node.get("items"))
+    if node.get("type") != "string" or any(
+            k in node for k in ("format", "enum", "const", "contentMediaType")):
+        return
+    own = node.get("pattern")
+    if own is not None:
+        # The field's own pattern is matched after trimming too.
+        inner = own.removeprefix("^").removesuffix("$")
+        node["pattern"] = f"^{_SPACE}*(?:{inner}){_SPACE}*$"
+        node.pop("minLength", None)
+        node.pop("maxLength", None)
+        return
+    node["pattern"] = text_pattern(int(node.pop("minLength", 0)), node.pop("maxLength", None))
+
+
+def _schema_states_the_rules(schema: dict[str, Any]) -> None:
+    # Text is trimmed before its length is checked, and NUL is refused: say so, so that a
+    # request the schema calls valid is one this API takes.
+    for prop in schema.get("properties", {}).values():
+        _state_text_rules(prop)
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              json_schema_extra=_schema_states_the_rules)
 
     @model_validator(mode="before")
     @classmethod

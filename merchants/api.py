@@ -14,7 +14,12 @@ from starlette.routing import Route
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow, unit_of_work
-from cardsvc.ledger.service import idempotent, replayable, validate_key
+from cardsvc.ledger.service import (
+    IDEMPOTENCY_KEY_PATTERN,
+    idempotent,
+    replayable,
+    validate_key,
+)
 from cardsvc.runtime import Runtime
 from cardsvc.schemas_common import IdPath, Model
 from cardsvc.staff.models import Role
@@ -51,19 +56,19 @@ def list_merchants(ctx: CtxDep) -> list[s.MerchantOut]:
     return [service.merchant_out(ctx, m) for m in service.list_merchants(ctx)]
 
 
-@router.get("/{merchant_id}", response_model=s.MerchantOut,
+@router.get("/{merchant_id:int}", response_model=s.MerchantOut,
             dependencies=[Depends(allow(*VIEWERS))])
 def get_merchant(merchant_id: IdPath, ctx: CtxDep) -> s.MerchantOut:
     return service.merchant_out(ctx, service.get_merchant(ctx, merchant_id))
 
 
-@router.patch("/{merchant_id}", response_model=s.MerchantOut,
+@router.patch("/{merchant_id:int}", response_model=s.MerchantOut,
               dependencies=[Depends(allow(*MANAGERS))])
 def update_merchant(merchant_id: IdPath, body: s.MerchantUpdate, ctx: CtxDep) -> s.MerchantOut:
     return service.merchant_out(ctx, service.update_merchant(ctx, merchant_id, body))
 
 
-@router.post("/{merchant_id}/terminals", response_model=s.TerminalCredentials, status_code=201,
+@router.post("/{merchant_id:int}/terminals", response_model=s.TerminalCredentials, status_code=201,
              dependencies=[Depends(allow(*MANAGERS))],
              summary="Add a terminal; its signing secret is shown in this answer only")
 def create_terminal(merchant_id: IdPath, body: s.TerminalCreate,
@@ -71,20 +76,20 @@ def create_terminal(merchant_id: IdPath, body: s.TerminalCreate,
     return service.create_terminal(ctx, merchant_id, body)
 
 
-@router.get("/{merchant_id}/terminals", response_model=list[s.TerminalOut],
+@router.get("/{merchant_id:int}/terminals", response_model=list[s.TerminalOut],
             dependencies=[Depends(allow(*VIEWERS))])
 def list_terminals(merchant_id: IdPath, ctx: CtxDep) -> list[s.TerminalOut]:
     return [service.terminal_out(t) for t in service.list_terminals(ctx, merchant_id)]
 
 
-@router.post("/terminals/{terminal_id}/rotate", response_model=s.TerminalCredentials,
+@router.post("/terminals/{terminal_id:int}/rotate", response_model=s.TerminalCredentials,
              dependencies=[Depends(allow(*MANAGERS))],
              summary="New key id and secret; the old ones stop working at once")
 def rotate_terminal(terminal_id: IdPath, ctx: CtxDep) -> s.TerminalCredentials:
     return service.rotate_terminal(ctx, terminal_id)
 
 
-@router.post("/terminals/{terminal_id}/revoke", response_model=s.TerminalOut,
+@router.post("/terminals/{terminal_id:int}/revoke", response_model=s.TerminalOut,
              dependencies=[Depends(allow(*MANAGERS))])
 def revoke_terminal(terminal_id: IdPath, body: RevokeRequest, ctx: CtxDep) -> s.TerminalOut:
     return service.terminal_out(service.revoke_terminal(ctx, terminal_id, body.reason))
@@ -158,15 +163,17 @@ class SignedRequest:
 
 
 SIGNING_HEADERS = [
-    {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
-     "description": text_}
-    for name, text_ in (("X-Terminal-Key", "the terminal's key id"),
-                        ("X-Timestamp", "Unix seconds when the request was made"),
-                        ("X-Nonce", "16-64 characters, never reused by the terminal"),
-                        ("X-Signature", "hex HMAC-SHA256 of the canonical request"))
+    {"name": name, "in": "header", "required": True,
+     "schema": {"type": "string", "maxLength": LIMITS[limit]}, "description": text_}
+    for name, limit, text_ in (
+        ("X-Terminal-Key", "key_id", "the terminal's key id"),
+        ("X-Timestamp", "timestamp", "Unix seconds when the request was made"),
+        ("X-Nonce", "nonce", "16-64 characters, never reused by the terminal"),
+        ("X-Signature", "signature", "hex HMAC-SHA256 of the canonical request"))
 ] + [{"name": "Idempotency-Key", "in": "header", "required": True,
-      "schema": {"type": "string"}, "description": "8-100 characters; a retry sends the same "
-      "key and body and gets the same answer"}]
+      "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+      "description": "8-100 letters, digits, _ . : -; a retry sends the same key and body and "
+                     "gets the same answer"}]
 
 
 def _body(model: type[M], raw: bytes) -> M:
@@ -277,7 +284,7 @@ def _purchase(rt: Runtime, method: str, path: str, raw: bytes, signed: SignedHea
 @pos_router.post("/refunds", response_model=ps.TransactionOut,
                  summary="Refund all or part of a purchase (never more than is left)")
 def pos_refund(body: ps.RefundRequest, ctx: PosCtx,
-               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+               idempotency_key: IdempotencyKey) -> JSONResponse:
     terminal = _terminal(ctx)
     return replayable(idempotent(
         ctx, _pos_key(ctx, idempotency_key), "pos.refund", body.model_dump(),
@@ -287,14 +294,14 @@ def pos_refund(body: ps.RefundRequest, ctx: PosCtx,
 @pos_router.post("/voids", response_model=ps.TransactionOut,
                  summary="Void the terminal's last purchase of the day")
 def pos_void(body: ps.VoidRequest, ctx: PosCtx,
-             idempotency_key: IdempotencyKey = None) -> JSONResponse:
+             idempotency_key: IdempotencyKey) -> JSONResponse:
     terminal = _terminal(ctx)
     return replayable(idempotent(
         ctx, _pos_key(ctx, idempotency_key), "pos.void", body.model_dump(),
         lambda: pos.void(ctx, terminal, body)))
 
 
-@pos_router.get("/transactions/{transaction_id}", response_model=ps.TransactionOut,
+@pos_router.get("/transactions/{transaction_id:int}", response_model=ps.TransactionOut,
                 summary="Status of one of this merchant's transactions")
 def pos_status(transaction_id: IdPath, ctx: PosCtx) -> ps.TransactionOut:
     return pos.status(ctx, _terminal(ctx), transaction_id)
@@ -312,7 +319,7 @@ def pos_hotlist(ctx: PosCtx, since: Annotated[int, Query(ge=0, le=2**62)] = 0) -
                                                  "insufficient_funds, card_hotlisted"},
                             422: {"description": "qr_token_invalid, amount_over_limit"}})
 def pos_qr_purchase(body: ps.QrPurchase, ctx: PosCtx,
-                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                    idempotency_key: IdempotencyKey) -> JSONResponse:
     terminal = _terminal(ctx)
     return replayable(idempotent(
         ctx, _pos_key(ctx, idempotency_key), "pos.qr_purchase", body.model_dump(),
@@ -325,7 +332,7 @@ def pos_batch(body: ps.OfflineBatch, ctx: PosCtx) -> ps.BatchOut:
     return pos.upload_batch(ctx, _terminal(ctx), body)
 
 
-@router.get("/{merchant_id}/qr.{fmt}", dependencies=[Depends(allow(*VIEWERS))],
+@router.get("/{merchant_id:int}/qr.{fmt}", dependencies=[Depends(allow(*VIEWERS))],
             response_class=Response, summary="The shop's static QR code (PNG or SVG)",
             responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
 def merchant_qr(merchant_id: IdPath, fmt: Annotated[str, Path(pattern="^(png|svg)$")],

@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import Field
 
-from cardsvc.schemas_common import IdField, Model
+from cardsvc.schemas_common import IdField, Integer, Model
 
 
 class CardPurchase(Model):
@@ -12,18 +12,18 @@ class CardPurchase(Model):
 
     card_number: str = Field(pattern=r"^[0-9]{16}$")
     chip_uid: str = Field(pattern=r"^[0-9A-Fa-f]{8,20}$")
-    amount: int = Field(gt=0, le=1_000_000, strict=True)
-    card_counter: int = Field(ge=1, le=0xFFFFFF, strict=True)
-    balance_after: int = Field(ge=0, le=1_000_000, strict=True)
-    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
-    time: int = Field(ge=0, le=0xFFFFFFFF, strict=True, description="Unix seconds, as the card "
+    amount: Integer = Field(gt=0, le=1_000_000)
+    card_counter: Integer = Field(ge=1, le=0xFFFFFF)
+    balance_after: Integer = Field(ge=0, le=1_000_000)
+    terminal_seq: Integer = Field(ge=0, le=0xFFFFFFFF)
+    time: Integer = Field(ge=0, le=0xFFFFFFFF, description="Unix seconds, as the card "
                       "recorded it")
     certificate: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
 
 
 class RefundRequest(Model):
     original_transaction_id: IdField
-    amount: int = Field(gt=0, le=1_000_000, strict=True)
+    amount: Integer = Field(gt=0, le=1_000_000)
 
 
 class VoidRequest(Model):
@@ -61,7 +61,7 @@ class HotlistOut(Model):
 
 class QrPurchase(Model):
     token: str = Field(min_length=10, max_length=2000, description="The phone's KMQR1 token")
-    amount: int = Field(gt=0, le=1_000_000, strict=True)
+    amount: Integer = Field(gt=0, le=1_000_000)
 
 
 class OfflineBatch(Model):

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from pydantic import Field
 
-from cardsvc.schemas_common import Model
+from cardsvc.schemas_common import WHOLE, Integer, Model
 from merchants.models import MerchantCategory
 
 
@@ -12,7 +13,7 @@ class MerchantCreate(Model):
     legal_name: str = Field(min_length=1, max_length=200, examples=["金門縣自來水廠"])
     tax_id: str = Field(min_length=8, max_length=8, description="統一編號", examples=["53212539"])
     category: MerchantCategory
-    fee_bps: int = Field(ge=0, le=10_000, strict=True,
+    fee_bps: Integer = Field(ge=0, le=10_000,
                          description="Fee in basis points of each sale; 0 for county venues")
     bank_account: str = Field(pattern=r"^[0-9][0-9-]{8,30}[0-9]$",
                               description="Settlement account, encrypted at rest",
@@ -21,7 +22,7 @@ class MerchantCreate(Model):
 
 class MerchantUpdate(Model):
     legal_name: str | None = Field(default=None, min_length=1, max_length=200)
-    fee_bps: int | None = Field(default=None, ge=0, le=10_000, strict=True)
+    fee_bps: Annotated[int, Field(ge=0, le=10_000), WHOLE] | None = None
     bank_account: str | None = Field(default=None, pattern=r"^[0-9][0-9-]{8,30}[0-9]$")
     status: str | None = Field(default=None, pattern=r"^(active|suspended)$")
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.ledger.service import idempotent, replayable
-from cardsvc.schemas_common import IdField, IdPath, Model
+from cardsvc.schemas_common import WHOLE, IdField, IdPath, Integer, Model
 from cardsvc.staff.models import Role
 from merchants.api import PosCtx, _pos_key, _terminal
 from merchants.pos_schemas import CardPurchase
@@ -36,7 +36,7 @@ class BillerCreate(Model):
     code: str = Field(pattern=r"^[A-Z0-9_-]{2,16}$", examples=["KMWATER"])
     collection_code: str = Field(pattern=r"^[0-9A-Z]{3}$", examples=["KW1"],
                                  description="Printed in segment 1 of the biller's slips")
-    grace_days: int = Field(default=0, ge=0, le=365, strict=True,
+    grace_days: Integer = Field(default=0, ge=0, le=365,
                             description="Days after the due date a bill is still payable")
 
 
@@ -76,8 +76,9 @@ class SlipIn(Model):
 
 class PayIn(Model):
     card_id: IdField
-    amount: int | None = Field(default=None, gt=0, le=999_999_999, strict=True,
-                               description="If given, must be the bill's amount")
+    amount: Annotated[int, Field(gt=0, le=999_999_999,
+                                 description="If given, must be the bill's amount"),
+                      WHOLE] | None = None
     channel: str = Field(default="counter", pattern="^(counter|online)$")
 
 
@@ -91,7 +92,7 @@ class PosBillPayment(SlipIn, CardPurchase):
 
 
 class CollectIn(SlipIn):
-    amount: int = Field(gt=0, le=999_999_999, strict=True)
+    amount: Integer = Field(gt=0, le=999_999_999)
 
 
 class PaymentOut(Model):
@@ -132,14 +133,14 @@ def create_biller(body: BillerCreate, ctx: CtxDep) -> BillerOut:
     return BillerOut.model_validate(b, from_attributes=True)
 
 
-@router.post("/billers/{biller_id}/bills/import", response_model=ImportOut,
+@router.post("/billers/{biller_id:int}/bills/import", response_model=ImportOut,
              dependencies=[Depends(allow(*MANAGERS))],
              responses={422: {"description": "bill_import_refused: every error with its line "
                                              "number in `errors`; nothing was imported"}},
              summary="Import bills from CSV (account_number, bill_number, period, amount, "
                      "due_date, payer_name)")
 def import_bills(biller_id: IdPath, ctx: CtxDep,
-                 content: Annotated[bytes, Body(media_type="text/csv",
+                 content: Annotated[bytes, Body(media_type="text/csv", min_length=1,
                                                 max_length=50_000_000)]) -> ImportOut:
     r = bills.import_bills(ctx, biller_id, content)
     return ImportOut(import_id=r.import_id, rows=r.rows, amount=r.amount, duplicate=r.duplicate)
@@ -161,12 +162,12 @@ def lookup(body: SlipIn, ctx: CtxDep) -> BillOut:
     return bill_out(bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3))
 
 
-@router.get("/bills/{bill_id}", response_model=BillOut, dependencies=[Depends(allow(*VIEWERS))])
+@router.get("/bills/{bill_id:int}", response_model=BillOut, dependencies=[Depends(allow(*VIEWERS))])
 def get_bill(bill_id: IdPath, ctx: CtxDep) -> BillOut:
     return bill_out(bills.get_bill(ctx, bill_id))
 
 
-@router.get("/bills/{bill_id}/barcode-{segment}.svg", dependencies=[Depends(allow(*VIEWERS))],
+@router.get("/bills/{bill_id:int}/barcode-{segment}.svg", dependencies=[Depends(allow(*VIEWERS))],
             response_class=Response, summary="A slip barcode (Code 39) for printing")
 def barcode_svg(bill_id: IdPath, segment: Annotated[int, Field(ge=1, le=3)],
                 ctx: CtxDep) -> Response:
@@ -175,21 +176,21 @@ def barcode_svg(bill_id: IdPath, segment: Annotated[int, Field(ge=1, le=3)],
     return Response(barcodes.svg(value), media_type="image/svg+xml")
 
 
-@router.post("/bills/{bill_id}/payments", response_model=PaymentOut,
+@router.post("/bills/{bill_id:int}/payments", response_model=PaymentOut,
              dependencies=[Depends(allow(*CLERKS))],
              responses={409: {"description": "bill_already_paid, bill_overdue, "
                                              "insufficient_funds, chip_purse"},
                         422: {"description": "partial_payment"}},
              summary="Pay a bill from an account-held purse (counter or online)")
 def pay(bill_id: IdPath, body: PayIn, ctx: CtxDep,
-        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+        idempotency_key: IdempotencyKey) -> JSONResponse:
     return replayable(idempotent(
         ctx, idempotency_key, "bills.pay", {"bill": bill_id, **body.model_dump()},
         lambda: payment_out(bills.pay_from_purse(ctx, bill_id, body.card_id, body.channel,
                                                  body.amount))))
 
 
-@public_router.post("/bills/{bill_id}/pay-online", response_model=PaymentOut,
+@public_router.post("/bills/{bill_id:int}/pay-online", response_model=PaymentOut,
                     responses={409: {"description": "bill_already_paid, bill_overdue, "
                                                     "qr_token_spent, qr_token_expired, "
                                                     "insufficient_funds"},
@@ -198,13 +199,13 @@ def pay(bill_id: IdPath, body: PayIn, ctx: CtxDep,
                             "phone-signed payment token authorises it)")
 def pay_online(bill_id: IdPath, body: OnlinePayIn,
                ctx: Annotated[Ctx, Depends(_public_ctx)],
-               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+               idempotency_key: IdempotencyKey) -> JSONResponse:
     return replayable(idempotent(
         ctx, idempotency_key, "bills.pay_online", {"bill": bill_id, **body.model_dump()},
         lambda: payment_out(bills.pay_online(ctx, bill_id, body.token))))
 
 
-@router.get("/bills/{bill_id}/receipt.png", dependencies=[Depends(allow(*VIEWERS))],
+@router.get("/bills/{bill_id:int}/receipt.png", dependencies=[Depends(allow(*VIEWERS))],
             response_class=Response, summary="The payment receipt as a QR code")
 def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
     from sqlalchemy import select
@@ -240,7 +241,7 @@ def pos_lookup(body: SlipIn, ctx: PosCtx) -> BillOut:
                                                        "bad_certificate"}},
                        summary="A bill paid with a chip card at the terminal")
 def pos_pay(body: PosBillPayment, ctx: PosCtx,
-            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+            idempotency_key: IdempotencyKey) -> JSONResponse:
     terminal = _terminal(ctx)
     debit = CardPurchase.model_validate(body.model_dump(exclude={"segment1", "segment2",
                                                                  "segment3"}))
@@ -258,7 +259,7 @@ def pos_pay(body: PosBillPayment, ctx: PosCtx,
                                   422: {"description": "bad_barcode, partial_payment"}},
                        summary="Cash taken against a payment slip (convenience stores)")
 def collect(body: CollectIn, ctx: PosCtx,
-            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+            idempotency_key: IdempotencyKey) -> JSONResponse:
     terminal = _terminal(ctx)
 
     def work() -> Any:
@@ -277,7 +278,7 @@ class ReconciliationOut(Model):
     duplicate: bool = Field(description="This file was read before: nothing was added")
 
 
-@router.post("/billers/{biller_id}/confirmations", response_model=ReconciliationOut,
+@router.post("/billers/{biller_id:int}/confirmations", response_model=ReconciliationOut,
              dependencies=[Depends(allow(*MANAGERS))],
              responses={409: {"description": "window_not_ready"},
                         422: {"description": "confirmation_refused"}},
@@ -285,7 +286,7 @@ class ReconciliationOut(Model):
                      "with a window's remittance; differences go to the exceptions report")
 def confirm(biller_id: IdPath, ctx: CtxDep,
             date: Annotated[dt.date, Query(description="The window's business day")],
-            content: Annotated[bytes, Body(media_type="text/csv",
+            content: Annotated[bytes, Body(media_type="text/csv", min_length=1,
                                            max_length=50_000_000)]) -> ReconciliationOut:
     from settlement.reconcile import reconcile
     r = reconcile(ctx, date, biller_id, content)

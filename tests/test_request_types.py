@@ -16,7 +16,7 @@ from cardsvc.app import POS_ROUTERS, ROUTERS
 from tests import factories as f
 
 WRONG: dict[type, tuple[object, ...]] = {
-    int: (True, 1.0, "1"),
+    int: (True, 1.5, "1"),
     bool: (0, 1, "true", None),
     dt.date: (0, 1_700_000_000, "1700000000", "2024-01-01T00:00:00", True),
 }

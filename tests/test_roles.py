@@ -32,17 +32,17 @@ def all_routes(rt) -> list[tuple[str, str, frozenset[str]]]:  # type: ignore[no-
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     served = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
     pos = [r for router in POS_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
-    walked = {(m, r.path) for r in routes + pos for m in r.methods}
+    walked = {(m, r.path_format) for r in routes + pos for m in r.methods}
     assert served - walked <= {("GET", "/health")}, served - walked
     out = []
     for route in routes:
         guard = guard_of(route)
-        if route.path in PUBLIC_PATHS:
-            assert guard is None, f"{route.path} is public but has a guard"
+        if route.path_format in PUBLIC_PATHS:
+            assert guard is None, f"{route.path_format} is public but has a guard"
             continue
-        assert guard is not None, f"{route.path} declares no roles"
+        assert guard is not None, f"{route.path_format} declares no roles"
         for method in route.methods:
-            out.append((method, route.path, guard.roles))
+            out.append((method, route.path_format, guard.roles))
     return out
 
 
@@ -85,9 +85,9 @@ def test_pos_routes_take_signed_requests_only(app_client, tokens) -> None:  # ty
     for route in pos:
         assert any(isinstance(d.call, TerminalAuth | SignedRequest)
                    for d in route.dependant.dependencies), \
-            route.path
+            route.path_format
         for method in route.methods:
-            url = concrete(route.path)
+            url = concrete(route.path_format)
             anon = app_client.request(method, url, json={})
             assert anon.status_code == 401 and anon.json()["code"] == "bad_signature"
             staff = Api(app_client, tokens["admin"]).req(method, url, json={})

@@ -66,61 +66,61 @@ def by_number(card_number: Annotated[str, Path(pattern=r"^[0-9]{16}$")],
     return service.card_out(service.by_number(ctx, card_number))
 
 
-@router.get("/{card_id}", response_model=s.CardOut, dependencies=[Depends(allow(*READERS))])
+@router.get("/{card_id:int}", response_model=s.CardOut, dependencies=[Depends(allow(*READERS))])
 def get_card(card_id: CardId, ctx: CtxDep) -> s.CardOut:
     return service.card_out(service.get(ctx, card_id))
 
 
-@router.get("/{card_id}/events", response_model=list[s.CardEventOut],
+@router.get("/{card_id:int}/events", response_model=list[s.CardEventOut],
             dependencies=[Depends(allow(*READERS))], summary="Lifecycle history: who, when, why")
 def card_events(card_id: CardId, ctx: CtxDep) -> list[s.CardEventOut]:
     return [s.CardEventOut.model_validate(e) for e in service.events(ctx, card_id)]
 
 
-@router.post("/{card_id}/issue", response_model=s.CardOut, dependencies=[Depends(allow(*CLERKS))],
+@router.post("/{card_id:int}/issue", response_model=s.CardOut, dependencies=[Depends(allow(*CLERKS))],
              summary="Issue: personalise a blank chip on the counter reader (or bind a bureau "
                      "chip's UID); eligibility re-checked on the issue date")
 def issue(card_id: CardId, body: s.IssueRequest, ctx: CtxDep, rt: RuntimeDep) -> s.CardOut:
     return service.card_out(chip.issue(ctx, card_id, body.chip_uid, rt.counter))
 
 
-@router.post("/{card_id}/activate", response_model=s.CardOut,
+@router.post("/{card_id:int}/activate", response_model=s.CardOut,
              dependencies=[Depends(allow(*CLERKS))], summary="Hand the card over: active")
 def activate(card_id: CardId, ctx: CtxDep) -> s.CardOut:
     return service.card_out(service.simple_transition(ctx, card_id, "activate",
                                                       "handed over at the counter"))
 
 
-@router.post("/{card_id}/suspend", response_model=s.CardOut,
+@router.post("/{card_id:int}/suspend", response_model=s.CardOut,
              dependencies=[Depends(allow(*CLERKS))], summary="Report lost or stolen")
 def suspend(card_id: CardId, body: s.SuspendRequest, ctx: CtxDep) -> s.CardOut:
     return service.card_out(service.simple_transition(ctx, card_id, "suspend",
                                                       f"{body.kind}: {body.reason}"))
 
 
-@router.post("/{card_id}/reinstate", response_model=s.CardOut,
+@router.post("/{card_id:int}/reinstate", response_model=s.CardOut,
              dependencies=[Depends(allow(*CLERKS))], summary="A lost card was found")
 def reinstate(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
     return service.card_out(service.simple_transition(ctx, card_id, "reinstate", body.reason))
 
 
-@router.post("/{card_id}/block", response_model=s.CardOut,
+@router.post("/{card_id:int}/block", response_model=s.CardOut,
              dependencies=[Depends(allow(*SUPERVISORS))])
 def block(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
     return service.card_out(service.simple_transition(ctx, card_id, "block", body.reason))
 
 
-@router.post("/{card_id}/unblock", response_model=s.CardOut,
+@router.post("/{card_id:int}/unblock", response_model=s.CardOut,
              dependencies=[Depends(allow(*SUPERVISORS))])
 def unblock(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
     return service.card_out(service.simple_transition(ctx, card_id, "unblock", body.reason))
 
 
-@router.post("/{card_id}/replace", response_model=s.ReplaceResult,
+@router.post("/{card_id:int}/replace", response_model=s.ReplaceResult,
              dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
              summary="Replace or renew: new card, balance carried over, optional fee")
 def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep,
-            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+            idempotency_key: IdempotencyKey) -> JSONResponse:
     result = idempotent(
         ctx, idempotency_key, "card.replace", {"card_id": card_id, **body.model_dump()},
         lambda: service.replace(ctx, card_id, body, chip.personaliser(ctx, rt.counter)))
@@ -129,28 +129,28 @@ def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep
     return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 
-@router.post("/{card_id}/close", response_model=s.CloseResult,
+@router.post("/{card_id:int}/close", response_model=s.CloseResult,
              dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
              summary="Close the card and refund its balance in cash")
 def close(card_id: CardId, body: s.CloseRequest, ctx: CtxDep,
-          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+          idempotency_key: IdempotencyKey) -> JSONResponse:
     return replayable(idempotent(
         ctx, idempotency_key, "card.close", {"card_id": card_id, **body.model_dump()},
         lambda: service.close(ctx, card_id, body)))
 
 
-@router.get("/{card_id}/purse", response_model=s.PurseOut,
+@router.get("/{card_id:int}/purse", response_model=s.PurseOut,
             dependencies=[Depends(allow(*READERS))])
 def purse(card_id: CardId, ctx: CtxDep,
           limit: Annotated[int, Query(ge=1, le=200)] = 20) -> s.PurseOut:
     return service.purse(ctx, card_id, limit)
 
 
-@router.post("/{card_id}/topups", response_model=s.MoneyResult,
+@router.post("/{card_id:int}/topups", response_model=s.MoneyResult,
              dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
              summary="Cash top-up at the counter")
 def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
-          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+          idempotency_key: IdempotencyKey) -> JSONResponse:
     result = idempotent(
         ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
         lambda: service.topup(ctx, card_id, body))
@@ -158,7 +158,7 @@ def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
     return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 
-@router.get("/{card_id}/card-loads", response_model=list[s.CardLoadOut],
+@router.get("/{card_id:int}/card-loads", response_model=list[s.CardLoadOut],
             dependencies=[Depends(allow(*READERS))],
             summary="Value authorised for the chip, and whether it reached it")
 def card_loads(card_id: CardId, ctx: CtxDep) -> list[s.CardLoadOut]:
@@ -167,7 +167,7 @@ def card_loads(card_id: CardId, ctx: CtxDep) -> list[s.CardLoadOut]:
             for ld in chip.loads_of(ctx, card_id)]
 
 
-@router.post("/{card_id}/card-loads/deliver", response_model=list[s.CardLoadOut],
+@router.post("/{card_id:int}/card-loads/deliver", response_model=list[s.CardLoadOut],
              dependencies=[Depends(allow(*CLERKS))],
              summary="Card on the reader: load every pending value onto the chip")
 def deliver(card_id: CardId, ctx: CtxDep, rt: RuntimeDep) -> list[s.CardLoadOut]:
@@ -175,7 +175,7 @@ def deliver(card_id: CardId, ctx: CtxDep, rt: RuntimeDep) -> list[s.CardLoadOut]
             for o in chip.deliver_loads(ctx, card_id, rt.counter, commit=ctx.db.commit)]
 
 
-@router.post("/{card_id}/certificates/verify", response_model=s.CertificateResult,
+@router.post("/{card_id:int}/certificates/verify", response_model=s.CertificateResult,
              dependencies=[Depends(allow(*READERS))],
              summary="Check a transaction certificate the card produced (disputes, audits)")
 def verify_certificate(card_id: CardId, body: s.CertificateCheck,
@@ -186,11 +186,11 @@ def verify_certificate(card_id: CardId, body: s.CertificateCheck,
     return s.CertificateResult(valid=chip.verify_certificate(ctx, card_id, record))
 
 
-@router.post("/{card_id}/charges", response_model=s.MoneyResult,
+@router.post("/{card_id:int}/charges", response_model=s.MoneyResult,
              dependencies=[Depends(allow(*CLERKS))], responses=_money_responses(),
              summary="Pay a county fee from the purse at the counter (online debit)")
 def charge(card_id: CardId, body: s.ChargeRequest, ctx: CtxDep,
-           idempotency_key: IdempotencyKey = None) -> JSONResponse:
+           idempotency_key: IdempotencyKey) -> JSONResponse:
     return replayable(idempotent(
         ctx, idempotency_key, "purse.charge", {"card_id": card_id, **body.model_dump()},
         lambda: service.charge(ctx, card_id, body)))

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from cardsvc.cards.models import Product
-from cardsvc.schemas_common import Amount, IdField, Model, Out
+from cardsvc.schemas_common import Amount, IdField, Integer, Model, Out
 
 
 class CardApplication(Model):
@@ -74,12 +74,12 @@ class CardLoadOut(Model):
 
 class CertificateCheck(Model):
     tx_type: Literal["debit", "load"]
-    counter: int = Field(ge=0, le=0xFFFFFF, strict=True)
-    amount: int = Field(ge=0, le=1_000_000, strict=True)
-    balance_after: int = Field(ge=0, le=1_000_000, strict=True)
-    terminal_id: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
-    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF, strict=True)
-    time: int = Field(ge=0, le=0xFFFFFFFF, strict=True,
+    counter: Integer = Field(ge=0, le=0xFFFFFF)
+    amount: Integer = Field(ge=0, le=1_000_000)
+    balance_after: Integer = Field(ge=0, le=1_000_000)
+    terminal_id: Integer = Field(ge=0, le=0xFFFFFFFF)
+    terminal_seq: Integer = Field(ge=0, le=0xFFFFFFFF)
+    time: Integer = Field(ge=0, le=0xFFFFFFFF,
                       description="Unix seconds, as the card recorded")
     certificate: str = Field(pattern=r"^[0-9a-fA-F]{16}$")
 

@@ -31,7 +31,7 @@ def search(body: schemas.CardholderSearch, ctx: CtxDep) -> list[schemas.Cardhold
     return service.search(ctx, body.purpose, body.person_id, body.name, body.limit)
 
 
-@router.get("/{holder_id}", response_model=schemas.CardholderOut,
+@router.get("/{holder_id:int}", response_model=schemas.CardholderOut,
             dependencies=[Depends(allow(*READERS))],
             summary="Read a whole cardholder record for a stated purpose (audited)")
 def read(holder_id: IdPath, ctx: CtxDep, purpose: PurposeQ,
@@ -41,21 +41,21 @@ def read(holder_id: IdPath, ctx: CtxDep, purpose: PurposeQ,
     return service.read_full(ctx, holder_id, purpose, reveal)
 
 
-@router.patch("/{holder_id}", response_model=schemas.CardholderSummary,
+@router.patch("/{holder_id:int}", response_model=schemas.CardholderSummary,
               dependencies=[Depends(allow(*CLERKS))])
 def update(holder_id: IdPath, body: schemas.CardholderUpdate,
            ctx: CtxDep) -> schemas.CardholderSummary:
     return service.summary(ctx, service.update(ctx, holder_id, body))
 
 
-@router.post("/{holder_id}/enrolments", response_model=schemas.EnrolmentOut, status_code=201,
+@router.post("/{holder_id:int}/enrolments", response_model=schemas.EnrolmentOut, status_code=201,
              dependencies=[Depends(allow(*CLERKS))],
              summary="Record a student enrolment (proof for the student card)")
 def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep) -> Enrolment:
     return service.add_enrolment(ctx, holder_id, body)
 
 
-@router.post("/{holder_id}/disability-certificates",
+@router.post("/{holder_id:int}/disability-certificates",
              response_model=schemas.DisabilityCertificateOut, status_code=201,
              dependencies=[Depends(allow(*CLERKS))],
              summary="Record a disability certificate (proof for the 愛心 concession)")
@@ -64,7 +64,7 @@ def add_certificate(holder_id: IdPath, body: schemas.DisabilityCertificateCreate
     return service.add_disability_certificate(ctx, holder_id, body)
 
 
-@router.get("/{holder_id}/cards", response_model=list[card_schemas.CardOut],
+@router.get("/{holder_id:int}/cards", response_model=list[card_schemas.CardOut],
             dependencies=[Depends(allow(*READERS))])
 def holder_cards(holder_id: IdPath, ctx: CtxDep) -> list[card_schemas.CardOut]:
     return [cards.card_out(c) for c in cards.list_for_holder(ctx, holder_id)]

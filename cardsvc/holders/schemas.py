@@ -7,6 +7,7 @@ from pydantic import EmailStr, Field, field_validator
 from cardsvc.config import TOWNSHIPS
 from cardsvc.schemas_common import (
     IdField,
+    Integer,
     IsoDate,
     Model,
     Out,
@@ -88,7 +89,7 @@ class CardholderSearch(Model):
     purpose: Purpose
     person_id: str | None = Field(default=None, max_length=10)
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    limit: int = Field(default=20, ge=1, le=100, strict=True)
+    limit: Integer = Field(default=20, ge=1, le=100)
 
 
 class CardholderSummary(Out):

@@ -34,7 +34,8 @@ from cardsvc.errors import (
 )
 from cardsvc.ledger.models import Account, AccountKind, IdempotencyRecord, Posting, Transfer
 
-IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{8,100}")
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,100}$"
+IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def purse_code(card_id: int) -> str:

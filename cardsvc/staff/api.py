@@ -41,7 +41,9 @@ class StaffOut(Out):
 
 
 class StaffCreate(Model):
-    username: str = Field(min_length=2, max_length=64, examples=["clerk.chen"])
+    username: str = Field(pattern=service.USERNAME_PATTERN, examples=["clerk.chen"],
+                          description="Letters, digits and . _ -, starting with a letter; "
+                          "stored in lower case")
     display_name: str | None = Field(default=None, max_length=100)
     role: Role
     password: str = Field(min_length=10, max_length=200)
@@ -58,6 +60,10 @@ class PasswordSet(Model):
 
 
 @router.post("/auth/login", response_model=LoginResponse,
+             responses={401: {"description": "`invalid_credentials`: the username or password "
+                                             "is wrong, or the account is disabled"},
+                        429: {"description": "`login_throttled`: too many failed logins from "
+                                             "this address; `Retry-After` says how long"}},
              summary="Log in with username and password; get a short-lived bearer token")
 def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)],
           request: Request) -> LoginResponse:
@@ -92,14 +98,14 @@ def create_staff(body: StaffCreate, ctx: CtxDep) -> Staff:
                                 body.password, body.display_name)
 
 
-@router.patch("/staff/{staff_id}", response_model=StaffOut,
+@router.patch("/staff/{staff_id:int}", response_model=StaffOut,
               dependencies=[Depends(allow(Role.ADMIN))])
 def update_staff(staff_id: IdPath, body: StaffUpdate, ctx: CtxDep) -> Staff:
     return service.update_staff(ctx, staff_id, body.role.value if body.role else None,
                                 body.active, body.display_name)
 
 
-@router.post("/staff/{staff_id}/password", status_code=204,
+@router.post("/staff/{staff_id:int}/password", status_code=204,
              dependencies=[Depends(allow(Role.ADMIN))])
 def set_password(staff_id: IdPath, body: PasswordSet, ctx: CtxDep) -> None:
     service.set_password(ctx.db, ctx.actor, staff_id, body.password)

@@ -26,6 +26,8 @@ from cardsvc.security.crypto import burn_password_check, hash_password, verify_p
 from cardsvc.staff import throttle
 from cardsvc.staff.models import Role, Staff
 
+# As typed: upper case is taken and stored in lower case.
+USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{1,63}$"
 USERNAME_RE = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 MIN_PASSWORD = 10
 
