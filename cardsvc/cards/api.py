@@ -77,7 +77,8 @@ def card_events(card_id: CardId, ctx: CtxDep) -> list[s.CardEventOut]:
     return [s.CardEventOut.model_validate(e) for e in service.events(ctx, card_id)]
 
 
-@router.post("/{card_id:int}/issue", response_model=s.CardOut, dependencies=[Depends(allow(*CLERKS))],
+@router.post("/{card_id:int}/issue", response_model=s.CardOut,
+             dependencies=[Depends(allow(*CLERKS))],
              summary="Issue: personalise a blank chip on the counter reader (or bind a bureau "
                      "chip's UID); eligibility re-checked on the issue date")
 def issue(card_id: CardId, body: s.IssueRequest, ctx: CtxDep, rt: RuntimeDep) -> s.CardOut:

@@ -133,7 +133,7 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
     LOAD reaches the chip: that write-ahead fact must survive whatever happens next. It is
     also called once before the reader is taken, so no transaction stays open while this
     waits for another session to finish with the card (on SQLite an open transaction holds
-    the write lock that session needs to commit)."""
+    the write lock that session needs to commit), and once before the reader is let go."""
     card = cards.get(ctx, card_id)
     if card.chip_uid is None or card.load_key_version is None:
         raise InvalidInput("this card's purse is held in the account, not on a chip")
@@ -147,15 +147,20 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
     outcomes: list[LoadOutcome] = []
     loads: list[CardLoad] = []
     try:
-        # Read under the session: what an earlier session delivered is committed by now.
-        card = cards.get(ctx, card_id, for_update=True)
-        loads = pending_loads(ctx, card.id)
-        if loads:
-            _deliver(ctx, card, loads, reader, commit, terminal_id, outcomes)
-    except CHIP_ERRORS as exc:
-        if not outcomes:
-            raise _chip_error(exc, "the load") from None
-        # Some loads reached the chip: keep those facts; the rest stay pending.
+        try:
+            # Read under the session: an earlier session committed what it delivered
+            # before it let go of the card (below).
+            card = cards.get(ctx, card_id, for_update=True)
+            loads = pending_loads(ctx, card.id)
+            if loads:
+                _deliver(ctx, card, loads, reader, commit, terminal_id, outcomes)
+        except CHIP_ERRORS as exc:
+            if not outcomes:
+                raise _chip_error(exc, "the load") from None
+            # Some loads reached the chip: keep those facts; the rest stay pending.
+        # What reached the chip is committed while the session still holds the card, so the
+        # next session never finds a delivered load pending.
+        commit()
     finally:
         reader.close()
     done = {o.load_id for o in outcomes}

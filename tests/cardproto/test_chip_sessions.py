@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cardsvc.app import create_app
+from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import CardLoad
 from cardsvc.db import transaction
 from tests import factories as f
@@ -45,10 +47,19 @@ def chip_state(cards_dir: Path, card: dict) -> dict:  # type: ignore[type-arg]
     return json.loads((cards_dir / f"{card['chip_uid']}.json").read_text())
 
 
-def test_concurrent_topups_of_one_chip_card_all_reach_the_chip(counter) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_topups_of_one_chip_card_all_reach_the_chip(counter, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from readers.locks import LockedReader
+
     rt, api, cards_dir = counter
     card = chip_card(api)
     barrier = threading.Barrier(TOPUPS)
+    close = LockedReader.close
+
+    def close_then_linger(self: LockedReader) -> None:
+        close(self)
+        time.sleep(0.02)  # whatever the request does after its card session, it does later
+
+    monkeypatch.setattr(LockedReader, "close", close_then_linger)
 
     def topup(_: int) -> dict:  # type: ignore[type-arg]
         barrier.wait()
@@ -63,8 +74,13 @@ def test_concurrent_topups_of_one_chip_card_all_reach_the_chip(counter) -> None:
     assert state["purse"]["counter"] == TOPUPS
     with transaction(rt.sessions) as db:
         loads = db.scalars(select(CardLoad).where(CardLoad.card_id == card["id"])).all()
+        delivered = db.scalars(select(AuditEvent.detail).where(
+            AuditEvent.action == "card.load_delivered")).all()
     assert [ld.status for ld in loads] == ["delivered"] * TOPUPS
     assert sorted(ld.card_counter for ld in loads) == list(range(1, TOPUPS + 1))
+    # Each delivery once in the audit trail: no session took another's delivered load for a
+    # pending one.
+    assert len(delivered) == TOPUPS
     # Every counter is told what became of its own load, whichever session delivered it.
     for answer in answers:
         own = [ld for ld in answer["card_loads"] if ld["load_id"] == answer["card_load_id"]]
@@ -85,7 +101,7 @@ def test_a_replayed_topup_tells_what_became_of_its_load(counter) -> None:  # typ
     assert again["card_loads"][0]["card_balance"] == 300
 
 
-def test_a_replay_delivers_a_load_the_first_attempt_left_pending(counter) -> None:  # type: ignore[no-untyped-def]
+def test_a_topup_left_for_the_next_tap_stays_pending_when_replayed(counter) -> None:  # type: ignore[no-untyped-def]
     _rt, api, cards_dir = counter
     card = chip_card(api)
     key = f.key()
@@ -100,6 +116,37 @@ def test_a_replay_delivers_a_load_the_first_attempt_left_pending(counter) -> Non
     assert [d["status"] for d in delivered] == ["delivered"]
     assert chip_state(cards_dir, card)["purse"]["balance"] == 250
     assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 250
+
+
+def test_a_replay_delivers_a_load_the_first_attempt_could_not(runtime_factory,
+                                                             tmp_path: Path) -> None:
+    """The first attempt finds the card busy (another session holds it) and leaves the value
+    pending; the counter retries the same request once the card is free, and the retry
+    loads it."""
+    from readers.locks import SessionLock
+
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards",
+                         reader_timeout_seconds=0.3)
+    with TestClient(create_app(rt)) as client:
+        r = client.post("/auth/login", json={"username": "t.clerk", "password": PASSWORD})
+        api = Api(client, r.json()["access_token"])
+        card = chip_card(api)
+        key = f.key()
+        lock = SessionLock(tmp_path / "cards" / f"{card['chip_uid']}.lock", "card").acquire(1)
+        try:
+            first = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 320}, key=key)
+        finally:
+            lock.release()
+        assert [ld["status"] for ld in first["card_loads"]] == ["pending"]
+        again = client.post(f"/cards/{card['id']}/topups", json={"amount": 320},
+                            headers={**api.headers, "Idempotency-Key": key})
+        assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+        body = again.json()
+        assert body["transfer_id"] == first["transfer_id"]  # booked once
+        assert [(ld["status"], ld["card_balance"]) for ld in body["card_loads"]] == [
+            ("delivered", 320)]
+        assert chip_state(tmp_path / "cards", card)["purse"]["balance"] == 320
+        assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 320
 
 
 def test_a_chip_answer_repeating_a_counter_is_not_a_delivery(counter) -> None:  # type: ignore[no-untyped-def]
