@@ -209,3 +209,34 @@ def test_the_last_active_admin_stays(admin, rt) -> None:  # type: ignore[no-unty
             for s in others:
                 db.get(Staff, s.id).active = True  # type: ignore[union-attr]
     assert admin.ok("GET", "/auth/me")["role"] == "admin"
+
+
+def test_two_admins_changing_each_other_at_once_never_fail(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    pair = []
+    for _ in range(2):
+        name = f"adm.{uuid.uuid4().hex[:8]}"
+        made = admin.ok("POST", "/staff", {"username": name, "role": "admin",
+                                           "password": "admin-pass-123"}, status=201)
+        token = login(app_client, name, "admin-pass-123").json()["access_token"]
+        pair.append((made["id"], Api(app_client, token)))
+    (a_id, a), (b_id, b) = pair
+    seen = set()
+    for _ in range(5):
+        barrier = threading.Barrier(2)
+
+        def change(who: Api, target: int) -> int:
+            barrier.wait()
+            return int(who.req("PATCH", f"/staff/{target}", {"role": "supervisor"}).status_code)
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = list(pool.map(lambda args: change(*args), [(a, b_id), (b, a_id)]))
+        seen.update(codes)
+        assert all(c in (200, 401, 403, 409) for c in codes), codes
+        for target in (a_id, b_id):
+            admin.ok("PATCH", f"/staff/{target}", {"role": "admin"})
+    assert 200 in seen
+    assert admin.ok("GET", "/auth/me")["role"] == "admin"

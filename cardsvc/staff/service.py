@@ -65,12 +65,18 @@ def create_staff(
 
 def update_staff(ctx: Ctx, staff_id: int, role: str | None, active: bool | None,
                  display_name: str | None) -> Staff:
+    if role is not None and role not in {r.value for r in Role}:
+        raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
+    admins: list[int] = []
+    if role is not None or active is not None:
+        # The active admins first, in id order, then the account: every change takes its
+        # locks in that order, so two admins changing each other queue instead of
+        # deadlocking.
+        admins = _lock_active_admins(ctx)
     staff = ctx.db.get(Staff, staff_id, with_for_update=True, populate_existing=True)
     if staff is None:
         raise NotFound(f"no staff account {staff_id}")
     changes: dict[str, object] = {}
-    if role is not None and role not in {r.value for r in Role}:
-        raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
     own = staff.id == ctx.actor.staff_id
     if own and role is not None and role != staff.role:
         raise OwnAccount("you cannot change your own role; another administrator can")
@@ -78,8 +84,9 @@ def update_staff(ctx: Ctx, staff_id: int, role: str | None, active: bool | None,
         raise OwnAccount("you cannot disable your own account; another administrator can")
     stays_admin = (role or staff.role) == Role.ADMIN and (staff.active if active is None
                                                            else active)
-    if staff.role == Role.ADMIN and staff.active and not stays_admin:
-        _keep_an_admin(ctx, staff)
+    if staff.id in admins and not stays_admin and not [i for i in admins if i != staff.id]:
+        raise LastAdmin(f"{staff.username} is the last active administrator: make another "
+                        "account admin first")
     if role is not None:
         changes["role"] = [staff.role, role]
         staff.role = role
@@ -93,15 +100,10 @@ def update_staff(ctx: Ctx, staff_id: int, role: str | None, active: bool | None,
     return staff
 
 
-def _keep_an_admin(ctx: Ctx, leaving: Staff) -> None:
-    """Refuse when `leaving` is the last active administrator. Every active admin row is
-    locked first, so two admins demoting each other at once cannot both pass."""
-    admins = ctx.db.scalars(select(Staff.id).where(Staff.role == Role.ADMIN,
-                                                   Staff.active.is_(True))
-                            .order_by(Staff.id).with_for_update()).all()
-    if not [i for i in admins if i != leaving.id]:
-        raise LastAdmin(f"{leaving.username} is the last active administrator: make another "
-                        "account admin first")
+def _lock_active_admins(ctx: Ctx) -> list[int]:
+    return list(ctx.db.scalars(select(Staff.id).where(Staff.role == Role.ADMIN,
+                                                      Staff.active.is_(True))
+                               .order_by(Staff.id).with_for_update()))
 
 
 def set_password(db: Session, actor: Actor, staff_id: int, password: str) -> None:
