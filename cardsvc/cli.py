@@ -92,15 +92,11 @@ def serve(
     console.print(f"Counter API on http://{h}:{p}  (API docs: http://{h}:{p}/docs)  "
                   f"database: {rt.engine.dialect.name}"
                   + (f"  workers: {workers}" if workers > 1 else ""))
-    import logging
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # uvicorn's own access log prints query strings; the app logs requests itself, without
-    # them (cardsvc.guard), so no personal data reaches the log.
     app_or_path: object = "cardsvc.asgi:app" if workers > 1 else create_app(rt, serving=True)
     if workers > 1:
         rt.close()  # each worker builds its own (cardsvc.asgi)
     run_server(app_or_path, host=h, port=p, head_limit=settings.max_header_bytes,
-               workers=workers, log_level="info", access_log=False)
+               workers=workers, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 @db_app.command("upgrade")

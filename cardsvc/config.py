@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses, or "*"):
+    # behind the county's proxy, name it, or every client looks like the proxy to the login
+    # throttle and the audit trail.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Requests are refused before anything reads them whole (cardsvc/guard.py): the request
     # line and headers, any body, and the body of an upload (a CSV bill file) from staff.
     max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
@@ -42,6 +46,8 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
     login_max_failures: int = Field(default=5, ge=1, le=1000)
     login_source_max_failures: int = Field(default=20, ge=1, le=100_000)
+    login_account_max_failures: int = Field(default=50, ge=1, le=1_000_000)
+    login_known_days: int = Field(default=90, ge=1, le=3650)
     login_lock_seconds: int = Field(default=30, ge=1, le=86_400)
     login_lock_max_seconds: int = Field(default=3600, ge=1, le=86_400)
     login_failure_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)

@@ -15,6 +15,25 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_HEAD_LIMIT = 16_384
 
+# The service's log: the app's own access log and errors (cardsvc, cardsvc.access) next to
+# uvicorn's, one format. Given to uvicorn as its log config, it reaches every worker process
+# (a logging.basicConfig in the parent would not).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": LOG_FORMAT}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                            "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "cardsvc": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        # The app writes its own access log, without query strings (they may hold personal
+        # data): uvicorn's stays off.
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
@@ -61,4 +80,4 @@ def serve(app: Any, *, host: str, port: int, head_limit: int, workers: int = 1,
 
     uvicorn.run(app, host=host, port=port, workers=workers if workers > 1 else None,
                 http=BoundedHttpToolsProtocol, h11_max_incomplete_event_size=head_limit,
-                **options)
+                log_config=LOGGING, access_log=False, **options)

@@ -104,6 +104,51 @@ def test_a_source_trying_many_accounts_is_slowed_down(app_client, rt) -> None:  
     assert login(app_client, "t.supervisor", PASSWORD).status_code == 200
 
 
+def test_guessing_one_account_from_many_addresses_is_slowed_down(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    """Each new address starts its own pair count; the account's count across addresses
+    catches up with them, but the clerk's own counter (it logged in there before) is let in."""
+    assert login(app_client, "t.auditor", PASSWORD).status_code == 200  # the counter: known
+    rotated = 0
+    for i in range(rt.settings.login_account_max_failures):
+        with client_at(rt, f"198.18.{i // 250}.{i % 250 + 1}") as stranger:
+            assert login(stranger, "t.auditor", "guess-guess-guess").status_code == 401
+            rotated += 1
+    with client_at(rt, "198.19.0.1") as fresh:
+        r = login(fresh, "t.auditor", PASSWORD)  # even the right password, from a new address
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert login(app_client, "t.auditor", PASSWORD).status_code == 200
+    assert rotated == rt.settings.login_account_max_failures
+
+
+def test_an_ipv6_host_counts_as_its_whole_network(rt) -> None:  # type: ignore[no-untyped-def]
+    for i in range(rt.settings.login_max_failures):
+        with client_at(rt, f"2001:db8:1:2::{i + 1:x}") as stranger:
+            assert login(stranger, "t.supervisor", "wrong-password!").status_code == 401
+    with client_at(rt, "2001:db8:1:2::ffff") as same_net:
+        assert login(same_net, "t.supervisor", PASSWORD).status_code == 429
+    with client_at(rt, "2001:db8:1:3::1") as other_net:
+        assert login(other_net, "t.supervisor", PASSWORD).status_code == 200
+
+
+def test_old_failures_and_forgotten_sources_are_purged(app_client, rt) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from sqlalchemy import func
+
+    from cardsvc.staff import throttle
+    from cardsvc.staff.models import LoginThrottle
+    for name in ("made.up.1", "made.up.2"):
+        login(app_client, name, "whatever-pass")
+    assert login(app_client, "t.clerk", PASSWORD).status_code == 200
+    with rt.sessions.begin() as db:
+        before = db.scalar(select(func.count()).select_from(LoginThrottle))
+        assert before >= 5  # pairs, the source, accounts, the clerk's known source
+        now = dt.datetime.now(dt.UTC)
+        assert throttle.purge(db, rt.settings, now) == 0  # nothing is old yet
+        later = now + dt.timedelta(days=rt.settings.login_known_days + 1)
+        assert throttle.purge(db, rt.settings, later) == before
+
+
 def test_unknown_user_gets_the_same_answer(app_client) -> None:  # type: ignore[no-untyped-def]
     r = login(app_client, "nobody", "whatever-password")
     assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
@@ -145,9 +190,9 @@ def test_concurrent_failed_logins_all_count(app_client, rt) -> None:  # type: ig
                               range(12)))
     assert set(codes) <= {401, 429}, codes
     from cardsvc.staff.models import LoginThrottle
-    from cardsvc.staff.throttle import account_key
+    from cardsvc.staff.throttle import pair_key
     with rt.sessions() as db:
-        row = db.get(LoginThrottle, account_key(name, "testclient"))
+        row = db.get(LoginThrottle, pair_key(name, "testclient"))
     assert row is not None and row.failures + codes.count(429) == 12
     assert login(app_client, name, PASSWORD).status_code == 429  # locked now
 
@@ -228,7 +273,7 @@ def test_two_admins_changing_each_other_at_once_never_fail(app_client, admin) ->
     for _ in range(5):
         barrier = threading.Barrier(2)
 
-        def change(who: Api, target: int) -> int:
+        def change(who: Api, target: int, barrier: threading.Barrier = barrier) -> int:
             barrier.wait()
             return int(who.req("PATCH", f"/staff/{target}", {"role": "supervisor"}).status_code)
 

@@ -201,3 +201,39 @@ def test_the_server_log_has_one_line_per_request_and_no_forged_ones(server) -> N
     assert "forged" in text
     assert not any(line.lstrip().startswith("2026-12-01 INFO forged")
                    for line in text.splitlines())
+
+
+def test_every_worker_writes_the_access_log(tmp_path: Path) -> None:
+    """`cardsvc serve --workers 2`: the log configuration reaches the worker processes."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "cardsvc.cli", "serve", "--port",
+                                 str(port), "--workers", "2"], cwd=tmp_path, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        answered = False
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    answered = _answer(sock).startswith(b"HTTP/1.1 200")
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert answered, log.read_text()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /nope%0Aforged HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            _answer(sock)
+        for _ in range(50):
+            text = log.read_text()
+            if "GET /nope" in text:
+                break
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    text = log.read_text()
+    assert "cardsvc.access GET /health 200" in text, text
+    assert "GET /nope\\x0aforged 404" in text, text

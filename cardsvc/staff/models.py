@@ -30,8 +30,8 @@ class Staff(Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counters (`cardsvc/staff/throttle.py`): one per account and source address
-    (also for usernames that do not exist), one per source address."""
+    """Failed-login counters and known sources (`cardsvc/staff/throttle.py`): per account and
+    source address (also for usernames that do not exist), per source, per account."""
 
     __tablename__ = "login_throttle"
 
@@ -39,3 +39,5 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Known sources: when this source last logged into the account.
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -141,12 +141,12 @@ def login(ctx: Ctx, username: str, password: str, source: str = "unknown") -> Lo
     db, now = ctx.db, ctx.now
     uname = username.strip().lower()[:64]
     anonymous = Actor(None, uname, "anonymous")
-    lock = throttle.active_lock(db, uname, source, now)
+    lock = throttle.active_lock(db, ctx.settings, uname, source, now)
     if lock is not None:
         audit.record_for(db, anonymous, "auth.login_throttled", target_type="staff",
-                         target_id=uname, detail={"source": source})
-        raise LoginThrottled(f"too many failed logins from this address; try again in "
-                             f"{lock.seconds} s", retry_after=lock.seconds, keep_writes=True)
+                         target_id=uname, detail={"source": source, "by": lock.key.split(":")[0]})
+        raise LoginThrottled(f"too many failed logins; try again in {lock.seconds} s",
+                             retry_after=lock.seconds, keep_writes=True)
     staff = find_by_username(db, uname)
     ok = False
     if staff is None:
@@ -161,7 +161,7 @@ def login(ctx: Ctx, username: str, password: str, source: str = "unknown") -> Lo
                                  keep_writes=True)
     if staff is None:  # pragma: no cover - ok is False without a staff row
         raise InvalidCredentials("username or password is wrong")
-    throttle.record_success(db, uname, source)
+    throttle.record_success(db, uname, source, now)
     token, claims = ctx.keys.tokens.issue(staff.id, now.timestamp())
     audit.record_for(db, Actor(staff.id, staff.username, staff.role), "auth.login",
                      target_type="staff", target_id=staff.id)

@@ -5,8 +5,9 @@ Revises: 0fc4be2547a2
 Create Date: 2026-12-01 21:41:00
 
 Failed logins were counted per username alone, so anyone could lock any account (admin
-included) with five wrong passwords. They are now counted per account and source address, and
-per source address (`cardsvc/staff/throttle.py`). The counters are short-lived state: the old
+included) with five wrong passwords. They are now counted per account and source address, per
+source and per account, and sources that logged into an account are remembered
+(`cardsvc/staff/throttle.py`). The counters are short-lived state: the old
 table is replaced, not converted (a lock in force ends with it).
 """
 
@@ -30,6 +31,8 @@ def _table(key: str, size: int) -> None:
         sa.Column('failures', sa.Integer(), nullable=False),
         sa.Column('locked_until', cardsvc.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column('last_failure_at', cardsvc.db.UTCDateTime(timezone=True), nullable=True),
+        *([sa.Column('last_success_at', cardsvc.db.UTCDateTime(timezone=True), nullable=True)]
+          if key == 'key' else []),
         sa.PrimaryKeyConstraint(key, name=op.f('pk_login_throttle')),
     )
 
