@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow, unit_of_work
+from cardsvc.errors import InvalidInput
 from cardsvc.ledger.service import (
     IDEMPOTENCY_KEY_PATTERN,
     idempotent,
@@ -342,4 +343,10 @@ def merchant_qr(merchant_id: IdPath, fmt: Annotated[str, Path(pattern="^(png|svg
     service.get_merchant(ctx, merchant_id)
     payload = qr.merchant_qr_payload(merchant_id, terminal_id, location)
     media = "image/svg+xml" if fmt == "svg" else "image/png"
-    return Response(qr.render_qr(payload, fmt), media_type=media)
+    try:
+        image = qr.render_qr(payload, fmt)
+    except qr.PayloadTooLong:
+        # Each character outside the BMP is 12 once percent-encoded: 200 of them overflow.
+        raise InvalidInput("the location is too long for a QR code once encoded; shorten it",
+                           field="location") from None
+    return Response(image, media_type=media)

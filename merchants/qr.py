@@ -101,8 +101,13 @@ def merchant_qr_payload(merchant_id: int, terminal_id: int | None, location: str
     return f"{target}?loc={quote(location)}" if location else target
 
 
+class PayloadTooLong(ValueError):
+    """More than the largest QR code holds."""
+
+
 def render_qr(payload: str, fmt: str) -> bytes:
     import qrcode
+    import qrcode.exceptions
     import qrcode.image.pure
     import qrcode.image.svg
 
@@ -113,7 +118,11 @@ def render_qr(payload: str, fmt: str) -> bytes:
     # of digits, e.g. a location of 150 zeros, ends in "glog(0)"), and a URL gains little from
     # numeric segments anyway.
     code.add_data(payload, optimize=0)
-    code.make(fit=True)
+    try:
+        code.make(fit=True)
+    except (qrcode.exceptions.DataOverflowError, ValueError):
+        # Past version 40: the library raises either, depending on how far past.
+        raise PayloadTooLong(f"{len(payload.encode())} bytes do not fit in a QR code") from None
     img = code.make_image()
     buf = io.BytesIO()
     img.save(buf)

@@ -306,6 +306,14 @@ def test_merchant_static_qr_for_any_location_text(shop: Shop, location: str) -> 
         assert r.content.startswith(b"\x89PNG" if fmt == "png" else b"<?xml")
 
 
+def test_a_location_too_long_for_a_qr_code_is_refused_clearly(shop: Shop) -> None:
+    mid = shop.terminal["merchant_id"]
+    r = shop.clerk.req("GET", f"/merchants/{mid}/qr.png", location="\U00020000" * 200)
+    assert r.status_code == 422 and r.json()["field"] == "location"
+    ok = shop.clerk.req("GET", f"/merchants/{mid}/qr.png", location="\U00020000" * 150)
+    assert ok.status_code == 200
+
+
 def test_pos_simulator_online_offline_and_hotlist(shop: Shop, tmp_path: Path) -> None:
     from simulators.pos import SimulatedPos, TerminalRefusal
     with transaction(shop.rt.sessions) as db:
