@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     reader: str = "sim"
     sim_cards_dir: Path = Path("sim-cards")
     reader_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    # Where card sessions take their lock on a PC/SC reader (one session per reader, across
+    # processes). None: a directory of this account's under the system's temporary one;
+    # services that share a reader must share this directory.
+    reader_lock_dir: Path | None = None
 
     # Daily clearing. A business day's window takes the records received before its cut-off
     # (Asia/Taipei); beat starts the run `clearing_start_delay_minutes` after it.

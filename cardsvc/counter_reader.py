@@ -80,8 +80,9 @@ class SimulatedCounter:
 
 
 class PcscCounter:
-    def __init__(self, name_contains: str, timeout: float) -> None:
-        self.name_contains, self.timeout = name_contains, timeout
+    def __init__(self, name_contains: str, timeout: float,
+                 lock_dir: Path | None = None) -> None:
+        self.name_contains, self.timeout, self.lock_dir = name_contains, timeout, lock_dir
         self.description = f"PC/SC reader {name_contains or '(first)'}"
 
     def present(self, chip_uid: str | None = None,
@@ -93,9 +94,10 @@ class PcscCounter:
             raise ReaderUnavailable(f"card reader unavailable: {exc}") from None
         # One session on the reader at a time, from any thread or process of this host.
         try:
-            lock = SessionLock(lock_path_for_reader(reader.name),
+            lock = SessionLock(lock_path_for_reader(reader.name, self.lock_dir),
                                f"reader {reader.name}").acquire(self.timeout)
         except ReaderBusyError as exc:
+            reader.close()
             raise ReaderBusy(f"{exc}; try again when it is done") from None
         if not reader.wait_for_card(self.timeout):
             reader.close()
@@ -117,7 +119,7 @@ def make_counter_reader(settings: Settings) -> CounterReader:
     if spec == "sim":
         return SimulatedCounter(settings.sim_cards_dir, settings.reader_timeout_seconds)
     if spec == "pcsc" or spec.startswith("pcsc:"):
-        return PcscCounter(spec[5:], settings.reader_timeout_seconds)
+        return PcscCounter(spec[5:], settings.reader_timeout_seconds, settings.reader_lock_dir)
     if spec == "none":
         return NoReader()
     raise ValueError(f"CARDSVC_READER must be sim, pcsc, pcsc:<name> or none, not {spec!r}")

@@ -35,10 +35,19 @@ def _thread_lock(path: Path) -> threading.Lock:
         return lock
 
 
-def lock_path_for_reader(reader_name: str) -> Path:
-    """A lock file per PC/SC reader name, shared by every process of this host."""
+def default_lock_dir() -> Path:
+    """This account's own directory under the system's temporary one (another account's
+    files there could not be opened). Processes that share a reader must share the directory:
+    under systemd's PrivateTmp each service has its own /tmp, so name one in the settings."""
+    return Path(tempfile.gettempdir()) / f"cardsvc-locks-{os.getuid()}"
+
+
+def lock_path_for_reader(reader_name: str, directory: Path | None = None) -> Path:
+    """A lock file per PC/SC reader name, shared by every process that uses `directory`."""
+    directory = directory or default_lock_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     digest = hashlib.sha256(reader_name.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"cardsvc-reader-{digest}.lock"
+    return directory / f"reader-{digest}.lock"
 
 
 class SessionLock:
@@ -56,7 +65,11 @@ class SessionLock:
         if not self._thread.acquire(timeout=max(timeout, 0)):
             raise ReaderBusy(f"{self.what} is in use by another card session")
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise ReaderBusy(f"{self.what}: cannot open its lock file ({exc.strerror})"
+                                 ) from None
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -236,3 +236,13 @@ def test_the_simulated_cards_are_private_and_never_committed(counter) -> None:  
     r = subprocess.run([git, "-C", str(repo), "check-ignore", "-q",
                         f"sim-cards/{card['chip_uid']}.json"], check=False)
     assert r.returncode == 0, "sim-cards/ is not ignored by git"
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_busy_reader_not_a_crash(tmp_path: Path) -> None:
+    from readers.errors import ReaderBusy
+    from readers.locks import SessionLock
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(ReaderBusy, match="lock file"):
+        SessionLock(blocker / "reader.lock", "reader").acquire(0.1)

@@ -227,3 +227,27 @@ def test_a_card_emulator_with_the_debit_key_cannot_take_a_load(sim_counter) -> N
     from readers.errors import SecurityStatusNotSatisfied
     with pytest.raises(SecurityStatusNotSatisfied):
         s.load(100, 1, 1, 1, bytes(8))
+
+
+def test_a_pcsc_reader_in_another_session_is_busy(runtime_factory, vpcd_slot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One card session per PC/SC reader: while another holds it (here, another process's
+    lock on the same reader), the counter answers reader_busy and leaves the card alone."""
+    from readers.locks import SessionLock, lock_path_for_reader
+    from tests.cardproto.conftest import pcsc_reader_name
+    rt = runtime_factory(reader=f"pcsc:{pcsc_reader_name()}", reader_timeout_seconds=0.5,
+                         reader_lock_dir=tmp_path / "locks")
+    chip = supplied_blank(rt, tmp_path / "chip.json")
+    vpcd_slot.insert(chip)
+    with TestClient(create_app(rt)) as client:
+        api = clerk_api(client)
+        app = new_application(api)
+        held = SessionLock(lock_path_for_reader(pcsc_reader_name(), tmp_path / "locks"),
+                           "reader").acquire(1)
+        try:
+            r = api.post(f"/cards/{app['id']}/issue", {})
+        finally:
+            held.release()
+        assert r.status_code == 409 and r.json()["code"] == "reader_busy"
+        assert not chip.state["personalised"]
+        card = api.ok("POST", f"/cards/{app['id']}/issue", {})  # free again: it goes through
+        assert card["chip_uid"] == chip.uid.hex().upper()
