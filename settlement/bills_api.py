@@ -12,7 +12,7 @@ from pydantic import Field
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.ledger.service import idempotent, replayable
-from cardsvc.schemas_common import WHOLE, IdField, IdPath, Integer, Model
+from cardsvc.schemas_common import WHOLE, IdField, IdPath, Integer, IsoDate, Model
 from cardsvc.staff.models import Role
 from merchants.api import PosCtx, _pos_key, _terminal
 from merchants.pos_schemas import CardPurchase
@@ -140,8 +140,8 @@ def create_biller(body: BillerCreate, ctx: CtxDep) -> BillerOut:
              summary="Import bills from CSV (account_number, bill_number, period, amount, "
                      "due_date, payer_name)")
 def import_bills(biller_id: IdPath, ctx: CtxDep,
-                 content: Annotated[bytes, Body(media_type="text/csv", min_length=1,
-                                                max_length=50_000_000)]) -> ImportOut:
+                 content: Annotated[bytes, Body(media_type="text/csv", min_length=1)]
+                 ) -> ImportOut:
     r = bills.import_bills(ctx, biller_id, content)
     return ImportOut(import_id=r.import_id, rows=r.rows, amount=r.amount, duplicate=r.duplicate)
 
@@ -285,9 +285,9 @@ class ReconciliationOut(Model):
              summary="Reconcile the biller's confirmation file (CSV: bill_number, amount) "
                      "with a window's remittance; differences go to the exceptions report")
 def confirm(biller_id: IdPath, ctx: CtxDep,
-            date: Annotated[dt.date, Query(description="The window's business day")],
-            content: Annotated[bytes, Body(media_type="text/csv", min_length=1,
-                                           max_length=50_000_000)]) -> ReconciliationOut:
+            date: Annotated[IsoDate, Query(description="The window's business day")],
+            content: Annotated[bytes, Body(media_type="text/csv", min_length=1)]
+            ) -> ReconciliationOut:
     from settlement.reconcile import reconcile
     r = reconcile(ctx, date, biller_id, content)
     return ReconciliationOut(matched=r.matched, missing=r.missing, extra=r.extra,

@@ -96,3 +96,25 @@ def test_a_boolean_is_not_an_id(clerk) -> None:  # type: ignore[no-untyped-def]
     f.holder(clerk)  # cardholder 1 exists: `true` must not be taken for it
     r = clerk.post("/cards/applications", {"cardholder_id": True, "product": "general"})
     assert r.status_code == 422
+
+
+def test_every_date_in_a_query_is_written_as_a_date(supervisor) -> None:  # type: ignore[no-untyped-def]
+    """Query parameters too: ?from=0 was read as 1970-01-01."""
+    import datetime as dt
+
+    from cardsvc.schemas_common import IsoDate
+    iso = typing.get_args(IsoDate)[1]
+    dated = 0
+    for route in (r for router in (*ROUTERS, *POS_ROUTERS) for r in router.routes):
+        if not isinstance(route, APIRoute):
+            continue
+        for param in route.dependant.query_params:
+            if param.field_info.annotation is dt.date:
+                assert iso in param.field_info.metadata, (route.path, param.name)
+                dated += 1
+    assert dated >= 3
+    for bad in ("0", "1700000000", "2026-01-01T00:00:00"):
+        r = supervisor.get("/stats/issuance", **{"from": bad, "to": "2026-01-31"})
+        assert r.status_code == 422 and r.json()["field"] == "from", bad
+    assert supervisor.get("/stats/issuance", **{"from": "2026-01-01",
+                                                "to": "2026-01-31"}).status_code == 200

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from cardsvc.deps import CtxDep, allow
+from cardsvc.schemas_common import IsoDate
 from cardsvc.staff.models import Role
 from cardsvc.stats import service
 
@@ -16,6 +16,6 @@ router = APIRouter(prefix="/stats", tags=["statistics"])
             dependencies=[Depends(allow(Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR))],
             summary="Cards issued by product, status and township between two business days")
 def issuance(ctx: CtxDep,
-             date_from: Annotated[dt.date, Query(alias="from")],
-             date_to: Annotated[dt.date, Query(alias="to")]) -> service.IssuanceReport:
+             date_from: Annotated[IsoDate, Query(alias="from")],
+             date_to: Annotated[IsoDate, Query(alias="to")]) -> service.IssuanceReport:
     return service.issuance(ctx, date_from, date_to)
