@@ -170,6 +170,11 @@ class WrongCardOnReader(Conflict):
     title = "The card on the reader is not the expected one"
 
 
+class LoadNotInReview(Conflict):
+    code = "load_not_in_review"
+    title = "Only a load in review is resolved"
+
+
 class ChipRefused(Conflict):
     code = "chip_refused"
     title = "The card refused the command"

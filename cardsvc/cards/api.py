@@ -176,6 +176,20 @@ def deliver(card_id: CardId, ctx: CtxDep, rt: RuntimeDep) -> list[s.CardLoadOut]
             for o in chip.deliver_loads(ctx, card_id, rt.counter, commit=ctx.db.commit)]
 
 
+@router.post("/{card_id:int}/card-loads/{load_id:int}/resolve", response_model=s.LoadResolved,
+             dependencies=[Depends(allow(*SUPERVISORS))],
+             responses={409: {"description": "`load_not_in_review`: only a load in review "
+                                             "is resolved; `insufficient_funds`: the purse no "
+                                             "longer holds the value to refund"}},
+             summary="Resolve a load in review: on the chip after all, or refunded in cash")
+def resolve_load(card_id: CardId, load_id: IdPath, body: s.LoadResolution, ctx: CtxDep,
+                 idempotency_key: IdempotencyKey) -> JSONResponse:
+    return replayable(idempotent(
+        ctx, idempotency_key, "card.load_resolve",
+        {"card_id": card_id, "load_id": load_id, **body.model_dump()},
+        lambda: chip.resolve_load(ctx, card_id, load_id, body)))
+
+
 @router.post("/{card_id:int}/certificates/verify", response_model=s.CertificateResult,
              dependencies=[Depends(allow(*READERS))],
              summary="Check a transaction certificate the card produced (disputes, audits)")

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.cards import eligibility
+from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card, CardLoad, Product
 from cardsvc.context import Ctx
@@ -25,11 +26,14 @@ from cardsvc.errors import (
     ChipRefused,
     DomainError,
     InvalidInput,
+    LoadNotInReview,
     NotFound,
     WrongCardOnReader,
 )
 from cardsvc.holders import service as holders
 from cardsvc.keystore.service import KeyStore
+from cardsvc.ledger import service as ledger
+from cardsvc.ledger.models import AccountKind
 from readers import protocol as p
 from readers.base import Reader
 from readers.errors import CardError, CardRemoved, NoCard, ProtocolError, ReaderError
@@ -283,7 +287,6 @@ def verify_certificate(ctx: Ctx, card_id: int, record: p.TxRecord) -> bool:
 def issue(ctx: Ctx, card_id: int, chip_uid: str | None, counter: CounterReader) -> Card:
     """Issue at the counter: personalise a blank chip on the reader, or bind the UID of a chip
     personalised elsewhere (card bureau); mobile cards have no chip."""
-    from cardsvc.cards import schemas as s
     card = cards.get(ctx, card_id)
     if card.form == "physical" and chip_uid is None:
         return personalise_and_issue(ctx, card_id, counter)
@@ -322,6 +325,37 @@ def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_
     if note:
         body["card_load_note"] = note
     return body
+
+
+def resolve_load(ctx: Ctx, card_id: int, load_id: int,
+                 data: s.LoadResolution) -> s.LoadResolved:
+    """A supervisor settles a load in review: the value is on the chip after all (marked
+    delivered; its counter stays unknown), or it is not and goes back to the resident in cash
+    (the purse in the ledger, which holds it, is debited)."""
+    card = cards.get(ctx, card_id, for_update=True)
+    load = ctx.db.get(CardLoad, load_id, with_for_update=True, populate_existing=True)
+    if load is None or load.card_id != card.id:
+        raise NotFound(f"card {card.card_number} has no load {load_id}")
+    if load.status != "review":
+        raise LoadNotInReview(f"load {load_id} is {load.status}; only a load in review is "
+                              "resolved", load_status=load.status)
+    transfer_id, refund = None, 0
+    if data.outcome == "on_chip":
+        load.status, load.delivered_at = "delivered", ctx.now
+    else:
+        counter = data.counter or ctx.settings.default_counter
+        purse = ledger.purse_of(ctx, card.id)
+        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter))
+        transfer_id = ledger.post(ctx, "load_refund", [ledger.Leg(purse, -load.amount),
+                                                        ledger.Leg(cash, load.amount)],
+                                  card_id=card.id, memo=f"load {load.id} refunded at "
+                                  f"{counter}: {data.reason}"[:200]).id
+        load.status, refund = "refunded", load.amount
+    audit.record(ctx, "card.load_resolved", target_type="card", target_id=card.id,
+                 detail={"load_id": load.id, "outcome": data.outcome, "reason": data.reason,
+                         "amount": load.amount})
+    return s.LoadResolved(load=s.CardLoadOut(**load_outcome(load).__dict__), refund_cash=refund,
+                          transfer_id=transfer_id, balance=ledger.purse_of(ctx, card.id).balance)
 
 
 def load_outcome(load: CardLoad) -> LoadOutcome:

@@ -66,10 +66,28 @@ class TopUpRequest(Model):
 class CardLoadOut(Model):
     load_id: int
     amount: int
-    status: str = Field(description="pending, delivered, or review")
+    status: str = Field(description="pending, delivered, review (the chip cannot show "
+                        "whether it took the value: a supervisor resolves it), or refunded")
     card_balance: int | None = None
     card_counter: int | None = None
     recovered: bool = False
+
+
+class LoadResolution(Model):
+    outcome: Literal["on_chip", "refund"] = Field(
+        description="on_chip: the value is on the chip (its balance or records were read); "
+                    "refund: it is not, and the resident gets it back in cash")
+    reason: str = Field(min_length=3, max_length=500,
+                        examples=["terminal read: chip balance includes this load"])
+    counter: str | None = Field(default=None, max_length=32,
+                                description="Cash drawer of a refund (default counter)")
+
+
+class LoadResolved(Model):
+    load: CardLoadOut
+    refund_cash: int = Field(description="Cash to pay out at the counter, whole NT dollars")
+    transfer_id: int | None = None
+    balance: int = Field(description="The purse's balance in the ledger afterwards")
 
 
 class CertificateCheck(Model):

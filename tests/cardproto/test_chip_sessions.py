@@ -35,6 +35,13 @@ def counter(runtime_factory, tmp_path: Path) -> Iterator[tuple]:  # type: ignore
         yield rt, Api(client, r.json()["access_token"]), tmp_path / "cards"
 
 
+@pytest.fixture
+def supervisor_api(counter) -> Api:  # type: ignore[no-untyped-def]
+    api: Api = counter[1]
+    r = api.client.post("/auth/login", json={"username": "t.supervisor", "password": PASSWORD})
+    return Api(api.client, r.json()["access_token"])
+
+
 def chip_card(api: Api) -> dict:  # type: ignore[type-arg]
     h = f.holder(api)
     app = api.ok("POST", "/cards/applications", {"cardholder_id": h["id"], "product": "general"},
@@ -246,3 +253,43 @@ def test_a_lock_file_that_cannot_be_opened_is_a_busy_reader_not_a_crash(tmp_path
     blocker.write_text("")
     with pytest.raises(ReaderBusy, match="lock file"):
         SessionLock(blocker / "reader.lock", "reader").acquire(0.1)
+
+
+def _load_in_review(api: Api, cards_dir: Path) -> tuple[dict, int]:  # type: ignore[type-arg]
+    card = chip_card(api)
+    path = cards_dir / f"{card['chip_uid']}.json"
+    before = path.read_text()
+    api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 100}, key=f.key())
+    path.write_text(before)
+    out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 200}, key=f.key())
+    return card, out["card_load_id"]
+
+
+def test_a_supervisor_resolves_a_load_in_review(counter, supervisor_api) -> None:  # type: ignore[no-untyped-def]
+    _rt, api, cards_dir = counter
+    card, load_id = _load_in_review(api, cards_dir)
+    url = f"/cards/{card['id']}/card-loads/{load_id}/resolve"
+    r = api.post(url, {"outcome": "refund", "reason": "not on the chip"}, key=f.key())
+    assert r.status_code == 403  # clerks do not settle reviews
+    key = f.key()
+    done = supervisor_api.ok("POST", url, {"outcome": "refund", "reason": "terminal read: "
+                                           "the chip holds NT$100, not 300"}, key=key)
+    assert done["load"]["status"] == "refunded" and done["refund_cash"] == 200
+    assert done["balance"] == 100  # what the chip holds
+    again = supervisor_api.ok("POST", url, {"outcome": "refund", "reason": "terminal read: "
+                                            "the chip holds NT$100, not 300"}, key=key)
+    assert again == done  # a retry refunds once
+    r = supervisor_api.post(url, {"outcome": "on_chip", "reason": "second thoughts"},
+                            key=f.key())
+    assert r.status_code == 409 and r.json()["code"] == "load_not_in_review"
+    assert api.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 100
+
+
+def test_a_load_in_review_found_on_the_chip(counter, supervisor_api) -> None:  # type: ignore[no-untyped-def]
+    _rt, api, cards_dir = counter
+    card, load_id = _load_in_review(api, cards_dir)
+    done = supervisor_api.ok("POST", f"/cards/{card['id']}/card-loads/{load_id}/resolve",
+                             {"outcome": "on_chip", "reason": "the resident's receipt and "
+                              "the chip balance agree"}, key=f.key())
+    assert done["load"]["status"] == "delivered" and done["refund_cash"] == 0
+    assert done["balance"] == 300
