@@ -29,17 +29,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cardsvc import migrate
-from cardsvc.bootstrap import bootstrap
+from cardsvc.app import migrate, synthetic
+from cardsvc.app.bootstrap import bootstrap
+from cardsvc.app.console import make_console
 from cardsvc.config import Settings
-from cardsvc.console import make_console
 from cardsvc.context import TAIPEI
 from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose
-from settlement import service, synthetic
+from settlement import service
 
 console = make_console()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cardsvc import migrate
+from cardsvc.app import migrate
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.config import Settings

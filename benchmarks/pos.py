@@ -37,8 +37,8 @@ import httpx
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
-from cardsvc import migrate
-from cardsvc.bootstrap import bootstrap
+from cardsvc.app import migrate
+from cardsvc.app.bootstrap import bootstrap
 from cardsvc.cards import schemas as cs
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card
@@ -223,7 +223,7 @@ def main() -> None:
                "CARDSVC_GENERATE_SECRETS": "false"}
         for port in ports:
             servers.append(subprocess.Popen(  # noqa: S603 - our own app, fixed arguments
-                [sys.executable, "-m", "uvicorn", "cardsvc.asgi:app", "--host", "127.0.0.1",
+                [sys.executable, "-m", "uvicorn", "cardsvc.app.asgi:app", "--host", "127.0.0.1",
                  "--port", str(port), "--no-access-log", "--log-level", "warning"],
                 env=env, cwd=workdir))
         for port in ports:

@@ -66,7 +66,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp()) / "bench-card.json"
     uid = prepare_card(state, masters)
     card_proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-m", "cardsvc.cli", "sim", "card", "--uid", uid.hex(), "--state",
+        [sys.executable, "-m", "cardsvc.app.cli", "sim", "card", "--uid", uid.hex(), "--state",
          str(state), "--vpcd", args.vpcd],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "CARDSVC_SECRETS_FILE": str(state.with_suffix(".secrets"))})

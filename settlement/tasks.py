@@ -10,14 +10,15 @@ idempotent, and safe to run twice or to be killed halfway: the database is the t
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from celery import chord, group
+from celery import chord, group, shared_task
+from celery.schedules import crontab
 from sqlalchemy.exc import OperationalError
 
-from cardsvc.config import get_settings
+from cardsvc.config import Settings, get_settings
 from cardsvc.runtime import Runtime
 from settlement import service
-from settlement.celery_app import app
 
 _runtime: Runtime | None = None
 
@@ -40,12 +41,12 @@ RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retri
          "acks_late": True, "reject_on_worker_lost": True}
 
 
-@app.task(name="settlement.tasks.verify_partition", **RETRY)
+@shared_task(name="settlement.tasks.verify_partition", **RETRY)
 def verify_partition(window_id: int, merchant_id: int) -> int:
     return service.run_partition(runtime(), window_id, merchant_id)
 
 
-@app.task(name="settlement.tasks.finalize", **RETRY)
+@shared_task(name="settlement.tasks.finalize", **RETRY)
 def finalize(window_id: int) -> str:
     return service.finish(runtime(), window_id)
 
@@ -58,7 +59,7 @@ def dispatch(window_id: int, merchants: list[int]) -> None:
         finalize.delay(window_id)
 
 
-@app.task(name="settlement.tasks.run_window", **RETRY)
+@shared_task(name="settlement.tasks.run_window", **RETRY)
 def run_window(day: str) -> int | None:
     """Close the window of `day` (YYYY-MM-DD) and start its run, unless one was started."""
     started = service.start(runtime(), dt.date.fromisoformat(day))
@@ -68,12 +69,12 @@ def run_window(day: str) -> int | None:
     return started.window_id
 
 
-@app.task(name="settlement.tasks.daily", **RETRY)
+@shared_task(name="settlement.tasks.daily", **RETRY)
 def daily() -> int | None:
     return run_window(service.due_day(runtime()).isoformat())
 
 
-@app.task(name="settlement.tasks.sweep", **RETRY)
+@shared_task(name="settlement.tasks.sweep", **RETRY)
 def sweep(stale_seconds: int | None = None) -> list[int]:
     """Dispatch again every run unfinished for longer than `stale_seconds`."""
     redone = []
@@ -81,3 +82,14 @@ def sweep(stale_seconds: int | None = None) -> list[int]:
         dispatch(started.window_id, started.pending)
         redone.append(started.window_id)
     return redone
+
+
+def beat(settings: Settings) -> dict[str, dict[str, Any]]:
+    """This domain's entries in the beat schedule (the worker collects them)."""
+    start = (dt.datetime.combine(dt.date(2000, 1, 1), settings.clearing_cutoff)
+             + dt.timedelta(minutes=settings.clearing_start_delay_minutes))
+    return {
+        "clear-the-business-day": {"task": "settlement.tasks.daily",
+                                   "schedule": crontab(hour=start.hour, minute=start.minute)},
+        "sweep-unfinished-runs": {"task": "settlement.tasks.sweep", "schedule": 300.0},
+    }

@@ -23,9 +23,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cardsvc import migrate
-from cardsvc.all_models import Base
-from cardsvc.app import create_app
+from cardsvc.app import migrate
+from cardsvc.app.bootstrap import build_runtime
+from cardsvc.app.http import create_app
+from cardsvc.app.models import Base
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import transaction
@@ -110,7 +111,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, secrets_file: Path) -> Ite
     url = os.environ.get("CARDSVC_TEST_DATABASE_URL", "").strip()
     if url.startswith("postgresql"):
         db_url = create_pg_database(url)
-        rt = Runtime.build(make_settings(db_url, secrets_file))
+        rt = build_runtime(make_settings(db_url, secrets_file))
         migrate.upgrade(rt.engine)
         _seed_staff(rt)
         rt.close()
@@ -118,7 +119,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, secrets_file: Path) -> Ite
         drop_pg_database(url, db_url)
         return
     template = tmp_path_factory.mktemp("db") / "template.db"
-    rt = Runtime.build(make_settings(f"sqlite:///{template}", secrets_file))
+    rt = build_runtime(make_settings(f"sqlite:///{template}", secrets_file))
     migrate.upgrade(rt.engine)
     _seed_staff(rt)
     rt.close()  # the last connection to close checkpoints the WAL into the file
@@ -155,7 +156,7 @@ def runtime_factory(backend: Backend, secrets_file: Path, tmp_path: Path
         url = backend.url
 
     def factory(**overrides: object) -> Runtime:
-        rt = Runtime.build(make_settings(url, secrets_file, **overrides))
+        rt = build_runtime(make_settings(url, secrets_file, **overrides))
         made.append(rt)
         return rt
 
@@ -258,7 +259,7 @@ def system_ctx(rt: Runtime) -> Iterator[Ctx]:
 def pg_runtime(secrets_file: Path) -> Iterator[Runtime]:
     base = os.environ.get("CARDSVC_TEST_PG_URL", DEFAULT_PG)
     url = create_pg_database(base)
-    rt = Runtime.build(make_settings(url, secrets_file))
+    rt = build_runtime(make_settings(url, secrets_file))
     migrate.upgrade(rt.engine)
     yield rt
     rt.close()

@@ -83,7 +83,7 @@ def test_cli_audit_verify_names_the_broken_row(clerk, rt, tmp_path) -> None:  # 
     busy_day(clerk)
     env = dict(os.environ, CARDSVC_DATABASE_URL=rt.settings.database_url,
                CARDSVC_SECRETS_FILE=str(rt.settings.secrets_file), COLUMNS="200")
-    cmd = [sys.executable, "-m", "cardsvc.cli", "audit", "verify"]
+    cmd = [sys.executable, "-m", "cardsvc.app.cli", "audit", "verify"]
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
     disable_guard(rt)

@@ -60,7 +60,7 @@ def client_at(rt, address: str):  # type: ignore[no-untyped-def]
     """The API as seen from another machine on the network."""
     from fastapi.testclient import TestClient
 
-    from cardsvc.app import create_app
+    from cardsvc.app.http import create_app
     return TestClient(create_app(rt), client=(address, 40000), raise_server_exceptions=False)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cardsvc.app import create_app
+from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
 from merchants.client import PosClient
 from settlement import barcodes

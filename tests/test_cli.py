@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-CLI = [sys.executable, "-m", "cardsvc.cli"]
+CLI = [sys.executable, "-m", "cardsvc.app.cli"]
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -168,10 +168,10 @@ def test_missing_secrets_in_production_mode_is_an_error(tmp_path: Path) -> None:
 
 
 def test_settle_commands(tmp_path: Path) -> None:
-    from cardsvc.bootstrap import bootstrap
+    from cardsvc.app import synthetic
+    from cardsvc.app.bootstrap import bootstrap
     from cardsvc.config import Settings
     from cardsvc.context import TAIPEI
-    from settlement import synthetic
     rt = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'cardsvc.db'}",
                             secrets_file=tmp_path / "cardsvc-secrets.json")).runtime
     synthetic.records(rt, synthetic.population(rt, 3, 40), 500)

@@ -33,7 +33,7 @@ def test_senior_the_day_before_the_65th_birthday_is_refused(clerk) -> None:  # t
 def test_senior_age_threshold_is_configurable(runtime_factory) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from cardsvc.app import create_app
+    from cardsvc.app.http import create_app
     from tests.conftest import PASSWORD, Api
     rt = runtime_factory(senior_min_age=60)
     with TestClient(create_app(rt)) as client:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cardsvc.app import create_app
+from cardsvc.app.http import create_app
 from tests.test_cli import free_port
 
 
@@ -101,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
     log = work / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cardsvc.cli", "serve", "--port",
+        proc = subprocess.Popen([sys.executable, "-m", "cardsvc.app.cli", "serve", "--port",
                                  str(port)], cwd=work, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     try:
@@ -209,7 +209,7 @@ def test_every_worker_writes_the_access_log(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
     log = tmp_path / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cardsvc.cli", "serve", "--port",
+        proc = subprocess.Popen([sys.executable, "-m", "cardsvc.app.cli", "serve", "--port",
                                  str(port), "--workers", "2"], cwd=tmp_path, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -7,7 +7,7 @@ import json
 from alembic import command
 from sqlalchemy import select, text, update
 
-from cardsvc import migrate
+from cardsvc.app import migrate
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards import schemas as s

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cardsvc.app import create_app
+from cardsvc.app.http import create_app
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
 from merchants.client import PosClient

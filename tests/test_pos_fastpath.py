@@ -20,15 +20,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from cardsvc import migrate
-from cardsvc.app import create_app
+from cardsvc.app import migrate
+from cardsvc.app.bootstrap import build_runtime
+from cardsvc.app.http import create_app
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import Card
 from cardsvc.db import transaction
 from cardsvc.ledger.models import Account, IdempotencyRecord, Posting, Transfer
 from cardsvc.ledger.service import request_hash
-from cardsvc.runtime import Runtime
 from merchants import pos_schemas as ps
 from merchants.fastpath import CALL, FastPurchases, call_args
 from merchants.models import PosNonce, PosTransaction, Terminal
@@ -47,7 +47,7 @@ from tests.test_pos import Shop, chip_card, open_shop
 def shop(secrets_file: Path, tmp_path: Path) -> Iterator[Shop]:
     base = os.environ.get("CARDSVC_TEST_PG_URL", DEFAULT_PG)
     url = create_pg_database(base)
-    rt = Runtime.build(make_settings(url, secrets_file, reader="sim",
+    rt = build_runtime(make_settings(url, secrets_file, reader="sim",
                                      sim_cards_dir=tmp_path / "cards"))
     try:
         migrate.upgrade(rt.engine)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from cardsvc.app import POS_ROUTERS, ROUTERS
+from cardsvc.app.http import POS_ROUTERS, ROUTERS
 from tests import factories as f
 
 WRONG: dict[type, tuple[object, ...]] = {

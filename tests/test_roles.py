@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.routing import APIRoute
 
-from cardsvc.app import POS_ROUTERS, PUBLIC_PATHS, ROUTERS, create_app
+from cardsvc.app.http import POS_ROUTERS, PUBLIC_PATHS, ROUTERS, create_app
 from cardsvc.deps import RoleGuard
 from merchants.api import SignedRequest, TerminalAuth
 from tests.conftest import ROLES, Api

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from cardsvc.app import create_app
+from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
@@ -316,7 +316,7 @@ def test_one_run_per_window_and_the_beat_schedule(town: Town) -> None:
     assert [s.window_id for s in stale] == [first.window_id]
     assert stale[0].pending == first.pending
 
-    from settlement.celery_app import make_app
+    from cardsvc.app.worker import make_app
     app = make_app(town.rt.settings.model_copy(update={
         "clearing_cutoff": dt.time(22, 30), "clearing_start_delay_minutes": 45}))
     daily = app.conf.beat_schedule["clear-the-business-day"]
@@ -411,9 +411,9 @@ def test_water_bills_through_clearing_remittance_and_reconciliation(town: Town) 
     # The printed report shows why the bus company's net is 80: the cash it collected.
     from rich.console import Console
 
-    from settlement.cli import render
+    from cardsvc.app.reports import print_clearing
     out = Console(width=200, record=True)
-    render(report, out)
+    print_clearing(report, out)
     line = next(x for x in out.export_text().splitlines() if f"#{bus.merchant_id})" in x)
     assert [c.strip() for c in line.split("│")[2:]][:8] == \
         ["1", "500", "0", "0", "420", "0", "80", "80"], line

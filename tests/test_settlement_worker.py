@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from cardsvc.app import synthetic
+from cardsvc.app.worker import make_app
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
 from cardsvc.runtime import Runtime
-from settlement import service, synthetic
-from settlement.celery_app import make_app
+from settlement import service
 from settlement.models import ClearingPartition, ClearingRun, ClearingWindow
 from tests.conftest import need_service
 
@@ -56,7 +57,7 @@ class Workers:
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "settlement.celery_app", "worker",
+            [sys.executable, "-m", "celery", "-A", "cardsvc.app.worker", "worker",
              "--pool", "solo", "--loglevel", "INFO", "--without-heartbeat",
              "--without-gossip", "--without-mingle", "-n", f"w{len(self.procs)}@%h"],
             env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -19,8 +19,8 @@ from cardsvc.cards import eligibility
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card, CardLoad, Product
+from cardsvc.cards.reader import CounterReader
 from cardsvc.context import Ctx
-from cardsvc.counter_reader import CounterReader
 from cardsvc.errors import (
     CardNotPresented,
     ChipRefused,

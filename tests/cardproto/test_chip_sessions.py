@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cardsvc.app import create_app
+from cardsvc.app.http import create_app
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import CardLoad
 from cardsvc.db import transaction

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cardsvc.app import create_app
+from cardsvc.app.http import create_app
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
 from readers.base import Reader

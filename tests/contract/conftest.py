@@ -20,8 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cardsvc import migrate
-from cardsvc.app import create_app
+from cardsvc.app import migrate
+from cardsvc.app.bootstrap import build_runtime
+from cardsvc.app.http import create_app
 from cardsvc.runtime import Runtime
 from cardsvc.staff.models import Staff
 from merchants.client import PosClient
@@ -71,7 +72,7 @@ def contract_rt(backend: Backend, secrets_file: Path,
     if backend.name == "postgresql":
         base = os.environ["CARDSVC_TEST_DATABASE_URL"]
         url = create_pg_database(base)
-        rt = Runtime.build(make_settings(url, secrets_file, **overrides))
+        rt = build_runtime(make_settings(url, secrets_file, **overrides))
         migrate.upgrade(rt.engine)
         _seed_staff(rt)
         yield rt
@@ -80,7 +81,7 @@ def contract_rt(backend: Backend, secrets_file: Path,
         return
     assert backend.template is not None
     shutil.copy(backend.template, work / "contract.db")
-    rt = Runtime.build(make_settings(f"sqlite:///{work / 'contract.db'}", secrets_file,
+    rt = build_runtime(make_settings(f"sqlite:///{work / 'contract.db'}", secrets_file,
                                      **overrides))
     yield rt
     rt.close()
@@ -170,7 +171,7 @@ def serving(rt: Runtime) -> Iterator[str]:
 
     import uvicorn
 
-    from cardsvc.server import BoundedHttpToolsProtocol
+    from cardsvc.app.server import BoundedHttpToolsProtocol
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

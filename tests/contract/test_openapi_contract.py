@@ -55,7 +55,7 @@ def _app_schema() -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
-    from cardsvc.app import create_app
+    from cardsvc.app.http import create_app
     from cardsvc.config import Settings
     from cardsvc.runtime import Runtime
 

@@ -1,27 +1,36 @@
-"""The Celery application of daily clearing.
+"""The Celery application: every domain's tasks, and the beat schedule their `beat()` give.
 
 Embedded default (no `CARDSVC_BROKER_URL`): tasks run in-process, eagerly, with no broker.
 Production: `CARDSVC_BROKER_URL=redis://host:6379/0`; results (the chord's bookkeeping) go to
 `CARDSVC_RESULT_BACKEND`, by default the same Redis. Run a worker and beat:
 
-    celery -A settlement.celery_app worker --loglevel=INFO
-    celery -A settlement.celery_app beat --loglevel=INFO
+    celery -A cardsvc.app.worker worker --loglevel=INFO
+    celery -A cardsvc.app.worker beat --loglevel=INFO
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import importlib
+from typing import Any
 
 from celery import Celery
-from celery.schedules import crontab
 
 from cardsvc.config import BUSINESS_TZ, Settings, get_settings
 
-TASKS = "settlement.tasks"
+# Each module defines its tasks with `shared_task` (explicit names: a task's name is its wire
+# format) and a `beat(settings)` with its schedule entries.
+TASK_MODULES = ("settlement.tasks",)
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    schedule: dict[str, dict[str, Any]] = {}
+    for name in TASK_MODULES:
+        schedule.update(importlib.import_module(name).beat(settings))
+    return schedule
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("cardsvc", include=[TASKS])
+    app = Celery("cardsvc", include=list(TASK_MODULES))
     conf: dict[str, object] = {
         "timezone": BUSINESS_TZ,
         "enable_utc": True,
@@ -43,14 +52,9 @@ def make_app(settings: Settings) -> Celery:
     else:
         conf.update(task_always_eager=True, task_eager_propagates=True,
                     broker_url="memory://", result_backend="cache+memory://")
-    start = (dt.datetime.combine(dt.date(2000, 1, 1), settings.clearing_cutoff)
-             + dt.timedelta(minutes=settings.clearing_start_delay_minutes))
-    conf["beat_schedule"] = {
-        "clear-the-business-day": {"task": f"{TASKS}.daily",
-                                   "schedule": crontab(hour=start.hour, minute=start.minute)},
-        "sweep-unfinished-runs": {"task": f"{TASKS}.sweep", "schedule": 300.0},
-    }
+    conf["beat_schedule"] = beat_schedule(settings)
     app.conf.update(conf)
+    app.set_default()
     return app
 
 

@@ -16,14 +16,31 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.panel import Panel
 
+from cardsvc.app import reports
+from cardsvc.app.bootstrap import bootstrap
+from cardsvc.app.http import create_app
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
+from cardsvc.db import transaction
 from cardsvc.identifiers import person_id_check_digit
+from cardsvc.keystore.service import KeyStore
+from cardsvc.stats.service import IssuanceReport
+from merchants.client import PosClient
+from merchants.qr import make_payment_token
+from readers.memory import InProcessReader
+from readers.protocol import KeyPurpose
+from settlement import service as clearing
+from simulators.card import VirtualCard
+from simulators.pos import SimulatedPos, TerminalRefusal
 
 if TYPE_CHECKING:
-    from fastapi.testclient import TestClient
-
     from cardsvc.runtime import Runtime
+
+with warnings.catch_warnings():
+    # The demo drives the API in-process; starlette's notice about its test client's HTTP
+    # library is meant for test suites, not for someone watching the demo.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
 
 
 class DemoFailed(RuntimeError):
@@ -76,15 +93,6 @@ class Story:
 
 
 def run_demo(console: Console) -> bool:
-    with warnings.catch_warnings():
-        # The demo drives the API in-process; starlette's notice about its test client's HTTP
-        # library is meant for test suites, not for someone watching the demo.
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        from fastapi.testclient import TestClient
-
-    from cardsvc.app import create_app
-    from cardsvc.bootstrap import bootstrap
-
     with tempfile.TemporaryDirectory(prefix="cardsvc-demo-") as tmp:
         settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
                             secrets_file=Path(tmp) / "secrets.json", reader="sim",
@@ -230,9 +238,7 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     st.login("sup.wu", "sup.wu-Passw0rd")
     period: dict[str, Any] = {"from": today.isoformat(), "to": today.isoformat()}
     report = st.call("GET", "/stats/issuance", **period)
-    from cardsvc.cli import render_issuance
-    from cardsvc.stats.service import IssuanceReport
-    st.c.print(render_issuance(IssuanceReport.model_validate(report)))
+    st.c.print(reports.issuance_table(IssuanceReport.model_validate(report)))
 
     st.step("The auditor checks the audit trail")
     st.login("audit.kao", "audit.kao-Passw0rd")
@@ -248,10 +254,8 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     st.say(f"[bold green]audit verify: chain intact[/] ({verdict['rows_checked']} rows)")
 
     st.step("The day's clearing: statements, exceptions and the payout file")
-    from settlement import service as clearing
-    from settlement.cli import render
     window = clearing.run_in_process(rt, today)
-    render(clearing.report(rt, today), st.c)
+    reports.print_clearing(clearing.report(rt, today), st.c)
     names = sorted(clearing.files_of(rt, today))
     st.say(f"window {window.business_date} is {window.status}: {window.records} records; "
            f"files: {', '.join(names)} (`cardsvc settle report --out DIR` writes them)")
@@ -260,7 +264,6 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
 def _water_bill(st: Story, mobile: dict[str, Any], today: dt.date) -> None:
     """The water plant imports its bills; a resident's bill is found by its slip's barcodes
     and paid from the mobile card; the receipt is checked."""
-    import uuid
 
     st.step("The water plant's bills: import, slip barcodes, payment, receipt")
     plant = st.call("POST", "/merchants", {"legal_name": "金門縣自來水廠", "tax_id": "76014406",
@@ -303,14 +306,6 @@ def _water_bill(st: Story, mobile: dict[str, Any], today: dt.date) -> None:
 def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
            mobile: dict[str, Any], phone_private: Any) -> None:
     """Two merchants' terminals, through the signed POS API."""
-    from cardsvc.db import transaction
-    from cardsvc.keystore.service import KeyStore
-    from merchants.client import PosClient
-    from merchants.qr import make_payment_token
-    from readers.memory import InProcessReader
-    from readers.protocol import KeyPurpose
-    from simulators.card import VirtualCard
-    from simulators.pos import SimulatedPos, TerminalRefusal
 
     st.step("Shops: a card tap, a QR payment, a refund")
     st.login("clerk.lin", "clerk.lin-Passw0rd")

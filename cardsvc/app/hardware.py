@@ -1,4 +1,5 @@
-"""The counter's card reader, chosen by configuration (`CARDSVC_READER`).
+"""The counter's card reader, chosen by configuration (`CARDSVC_READER`): the hardware the
+root gives the core (`cardsvc.cards.reader.CounterReader`).
 
 * `sim` (embedded default): virtual cards kept as JSON files in `CARDSVC_SIM_CARDS_DIR`. A
   new blank card is "placed on the reader" for each issuance; an issued card is found by its
@@ -13,28 +14,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
+from cardsvc.cards.reader import NO_READER, CounterReader
 from cardsvc.config import Settings
 from cardsvc.errors import CardNotPresented, ReaderBusy, ReaderUnavailable
 from readers.base import Reader
 from readers.errors import ReaderBusy as ReaderBusyError
 from readers.errors import ReaderError
 from readers.locks import LockedReader, SessionLock, lock_path_for_reader
-
-
-class CounterReader(Protocol):
-    description: str
-
-    def present(self, chip_uid: str | None = None,
-                transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
-        """The reader with a card on it: the card with `chip_uid`, or a blank card to
-        personalise when None (a simulated blank card is made with the transport key
-        `transport_key_for(uid)`, as its supplier would). Raises CardNotPresented when no card
-        comes, ReaderBusy when another card session holds the reader (or the card) longer
-        than the reader timeout. The session ends, and the reader is free again, when the
-        returned reader is closed."""
-        ...
+from readers.memory import InProcessReader
+from simulators.card import VirtualCard
 
 
 class SimulatedCounter:
@@ -45,8 +34,6 @@ class SimulatedCounter:
 
     def present(self, chip_uid: str | None = None,
                 transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
-        from readers.memory import InProcessReader
-        from simulators.card import VirtualCard
 
         # The virtual cards hold their diversified keys: readable by this account only.
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -106,14 +93,6 @@ class PcscCounter:
         return LockedReader(reader, lock)
 
 
-class NoReader:
-    description = "no reader"
-
-    def present(self, chip_uid: str | None = None,
-                transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
-        raise ReaderUnavailable("this installation has no card reader (CARDSVC_READER=none)")
-
-
 def make_counter_reader(settings: Settings) -> CounterReader:
     spec = settings.reader.strip()
     if spec == "sim":
@@ -121,5 +100,5 @@ def make_counter_reader(settings: Settings) -> CounterReader:
     if spec == "pcsc" or spec.startswith("pcsc:"):
         return PcscCounter(spec[5:], settings.reader_timeout_seconds, settings.reader_lock_dir)
     if spec == "none":
-        return NoReader()
+        return NO_READER
     raise ValueError(f"CARDSVC_READER must be sim, pcsc, pcsc:<name> or none, not {spec!r}")

@@ -9,22 +9,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import func, select
 
-from cardsvc.console import make_console
+from cardsvc.app import reports
+from cardsvc.app.cli.common import _runtime, cli_actor, console
+from cardsvc.app.worker import app as celery
+from cardsvc.context import Ctx
+from cardsvc.db import transaction
 from cardsvc.errors import DomainError
 from cardsvc.runtime import Runtime
+from settlement import files, service
+from settlement.models import ClearingPartition, ClearingWindow
+from settlement.reconcile import reconcile
 
 app = typer.Typer(help="Daily clearing and settlement.", no_args_is_help=True)
-console = make_console()
 DateOpt = Annotated[dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"],
                                               help="Business day (Asia/Taipei)")]
 
 
 def _rt() -> Runtime:
-    from cardsvc.cli import _runtime
     return _runtime().runtime
 
 
@@ -36,7 +41,6 @@ def _fail(exc: DomainError) -> typer.Exit:
 @app.command("close")
 def close(date: DateOpt) -> None:
     """Close the day's window: its records are fixed from now on."""
-    from settlement import service
     try:
         w = service.close(_rt(), date.date())
     except DomainError as exc:
@@ -51,7 +55,6 @@ def run(date: DateOpt,
                                             "workers")] = 3_600) -> None:
     """Clear and settle the day: in this process (embedded default) or on the Celery workers
     when CARDSVC_BROKER_URL is set. A window that was cleared already is left as it is."""
-    from settlement import service
     rt = _rt()
     day = date.date()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -67,15 +70,12 @@ def run(date: DateOpt,
                                                                  total=total))
     except DomainError as exc:
         raise _fail(exc) from None
-    render(service.report(rt, day))
+    reports.print_clearing(service.report(rt, day), console)
 
 
 def _run_on_workers(rt: Runtime, day: dt.date, wait: float, progress: Progress,
                     task: object) -> None:
-    from sqlalchemy import func, select
 
-    from settlement.celery_app import app as celery
-    from settlement.models import ClearingPartition, ClearingWindow
     celery.send_task("settlement.tasks.run_window", args=[day.isoformat()])
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -101,7 +101,6 @@ def report(date: DateOpt,
                                                     "(statements, summary, exceptions, payout) "
                                                     "into this directory")] = None) -> None:
     """The day's clearing report: per merchant gross, refunds, fees, net and payout."""
-    from settlement import files, service
     rt = _rt()
     try:
         r = service.report(rt, date.date())
@@ -115,7 +114,7 @@ def report(date: DateOpt,
             print(f"{s.merchant_id},\"{name}\"," + ",".join(
                 str(v) for v in files.totals_of(s).values()))
     elif fmt == "table":
-        render(r)
+        reports.print_clearing(r, console)
     else:
         console.print("[bold red]error:[/] --format is table, csv or json")
         raise typer.Exit(code=2)
@@ -136,10 +135,6 @@ def reconcile_cmd(date: DateOpt,
                                                      help="The biller's confirmation CSV "
                                                      "(bill_number, amount)")]) -> None:
     """Reconcile a biller's confirmation file with the day's remittance."""
-    from cardsvc.cli import cli_actor
-    from cardsvc.context import Ctx
-    from cardsvc.db import transaction
-    from settlement.reconcile import reconcile
     rt = _rt()
     try:
         with transaction(rt.sessions) as db:
@@ -161,41 +156,3 @@ def reconcile_cmd(date: DateOpt,
         raise typer.Exit(code=2)
 
 
-def render(r: object, console_: Console | None = None) -> None:
-    from settlement.service import Report
-    assert isinstance(r, Report)  # noqa: S101
-    w = r.window
-    table = Table(title=f"Clearing {w.business_date} ({w.status}, {w.records:,} records, "
-                  "NT$)", show_footer=True)
-    # Each row adds up: net = gross - refunds - fees - collected + b/f (brought forward):
-    # "collected" is bill money the merchant took in cash for a biller.
-    cols = ("sales", "gross", "refunds", "fees", "collected", "b/f", "net", "payout")
-    table.add_column("merchant", footer="total", overflow="fold")  # names wrap, never cut
-    sums = dict.fromkeys(cols, 0)
-    rows = []
-    for s, name in r.statements:
-        values = {"sales": s.sales_count, "gross": s.gross, "refunds": s.refunds,
-                  "fees": s.fees, "collected": s.collections, "b/f": s.brought_forward,
-                  "net": s.net, "payout": s.payout}
-        for k in cols:
-            sums[k] += values[k]
-        rows.append((f"{name} (#{s.merchant_id})", values))
-    for k in cols:
-        table.add_column(k, justify="right", footer=f"{sums[k]:,}")
-    for label, values in rows:
-        table.add_row(label, *[f"{values[k]:,}" for k in cols])
-    by_reason: dict[str, int] = {}
-    for x in r.exceptions:
-        by_reason[x.reason] = by_reason.get(x.reason, 0) + 1
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())) or "none"
-    table.caption = (f"b/f: brought forward · exceptions: {reasons} · summary sha256 "
-                     f"{(w.summary_hash or '')[:16]}…")
-    (console_ or console).print(table)
-    if r.remittances:
-        billers = Table(title="Remitted to billers (NT$)")
-        for col in ("biller", "bills", "amount"):
-            billers.add_column(col, justify="left" if col == "biller" else "right")
-        for rem, name in r.remittances:
-            billers.add_row(f"{name} (biller #{rem.biller_id})", f"{rem.bills:,}",
-                            f"{rem.amount:,}")
-        (console_ or console).print(billers)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from cardsvc import migrate
+from cardsvc.app import migrate
+from cardsvc.app.hardware import make_counter_reader
 from cardsvc.config import Settings
 from cardsvc.context import Actor
 from cardsvc.db import transaction
@@ -25,6 +26,11 @@ def _private(path: str | None) -> None:
             os.chmod(candidate, 0o600)
 
 
+def build_runtime(settings: Settings) -> Runtime:
+    """The runtime with the hardware this deployment is configured for."""
+    return Runtime.build(settings, make_counter_reader(settings))
+
+
 @dataclass
 class BootReport:
     runtime: Runtime
@@ -33,7 +39,7 @@ class BootReport:
 
 
 def bootstrap(settings: Settings, *, migrate_embedded: bool = True) -> BootReport:
-    rt = Runtime.build(settings)
+    rt = build_runtime(settings)
     embedded = rt.engine.dialect.name == "sqlite"
     if embedded and migrate_embedded:
         migrate.upgrade(rt.engine)

@@ -26,7 +26,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cardsvc import api_errors
+from cardsvc.app import problems as api_errors
 
 log = logging.getLogger("cardsvc.access")
 errors_log = logging.getLogger("cardsvc")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from cardsvc.all_models import Base
+from cardsvc.app.models import Base
 from cardsvc.config import Settings
 from cardsvc.db import make_engine
 

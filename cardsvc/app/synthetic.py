@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from sqlalchemy import bindparam, insert, select, text
 
+from cardsvc.app.seed import run_seed
 from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card
 from cardsvc.context import Actor, Ctx
@@ -25,9 +26,8 @@ from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from cardsvc.runtime import Runtime
-from cardsvc.seed import run_seed
 from merchants.identifiers import valid_tax_id
-from merchants.models import Merchant, Terminal
+from merchants.models import Merchant, PosTransaction, Terminal
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose
@@ -176,6 +176,5 @@ def _write(rt: Runtime, rows: list[tuple[object, ...]]) -> None:
                     buf.write("\t".join(str(v) for v in r) + "\n")
                 copy.write(buf.getvalue())
         else:
-            from merchants.models import PosTransaction
             db.execute(insert(PosTransaction), [dict(zip(COLUMNS, r, strict=True))
                                                 for r in rows])

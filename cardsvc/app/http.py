@@ -17,13 +17,15 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from cardsvc import __version__, api_errors, openapi
+from cardsvc import __version__
+from cardsvc.app import openapi
+from cardsvc.app import problems as api_errors
+from cardsvc.app.guard import Guard
 from cardsvc.audit.api import router as audit_router
 from cardsvc.audit.service import Sealer
 from cardsvc.cards.api import router as cards_router
 from cardsvc.deps import RoleGuard
 from cardsvc.errors import DomainError
-from cardsvc.guard import Guard
 from cardsvc.holders.api import router as holders_router
 from cardsvc.runtime import Runtime
 from cardsvc.staff.api import router as staff_router
@@ -100,7 +102,8 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
             sealer.start()
         fast = None
         if postgres and runtime.settings.pos_fast_path:
-            from merchants.fastpath import FastPurchases  # psycopg: PostgreSQL only
+            # Imported here: it needs psycopg, which only a PostgreSQL deployment installs.
+            from merchants.fastpath import FastPurchases
             fast = FastPurchases(runtime.settings, runtime.keys)
         app.state.fast_purchases = fast
         if serving:

@@ -1,0 +1,5 @@
+"""`python -m cardsvc.app.cli`: the `cardsvc` command."""
+
+from cardsvc.app.cli import main
+
+main()

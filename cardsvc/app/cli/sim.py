@@ -1,0 +1,150 @@
+"""`cardsvc sim`: simulated hardware for tests and demos (a virtual card in pcscd's vpcd
+slot, a POS terminal against a running API)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from cardsvc.app.cli.common import _fail, console
+from cardsvc.identifiers import normalize_chip_uid
+from merchants.client import PosClient
+from readers.memory import InProcessReader
+from simulators.card import VirtualCard
+from simulators.pos import SimulatedPos, TerminalRefusal
+from simulators.vpcd import VpcdCard
+
+app = typer.Typer(help="Simulated hardware for tests and demos.", no_args_is_help=True)
+
+
+
+@app.command("card")
+def sim_card(
+    uid: Annotated[str, typer.Option(help="Chip UID in hex (4, 7 or 10 bytes)")],
+    state: Annotated[Path | None, typer.Option(
+        help="JSON file keeping the card's state between runs (blank card if missing)")] = None,
+    vpcd: Annotated[str, typer.Option(help="pcscd's vpcd driver, HOST:PORT")] =
+        "127.0.0.1:35963",
+    transport_key: Annotated[str | None, typer.Option(
+        help="A new blank card's transport key (32 hex digits), as its supplier set it; "
+             "the backend derives the same key per card from its transport master. Default: "
+             "the all-zero factory key, which only a development backend accepts.")] = None,
+) -> None:
+    """Run a virtual card in a vpcd reader slot until interrupted (Ctrl-C)."""
+    import signal
+    import threading
+
+
+    norm = normalize_chip_uid(uid)
+    if norm is None:
+        raise _fail("--uid must be a 4, 7 or 10-byte UID in hex")
+    host, _, port = vpcd.rpartition(":")
+    if not host or not port.isdigit():
+        raise _fail("--vpcd must be HOST:PORT")
+    if transport_key is not None and (len(transport_key) != 32 or
+                                      any(c not in "0123456789abcdefABCDEF"
+                                          for c in transport_key)):
+        raise _fail("--transport-key must be 32 hex digits")
+    key = bytes.fromhex(transport_key) if transport_key else bytes(16)
+    card = VirtualCard(bytes.fromhex(norm), state, transport_key=key)
+    runner = VpcdCard(card, host, int(port)).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    kind = "personalised" if card.state["personalised"] else "blank"
+    console.print(f"virtual card {norm} ({kind}) → vpcd at {host}:{port}; Ctrl-C to stop")
+    if runner.connected.wait(10):
+        console.print("[green]in the reader slot[/]")
+    else:
+        console.print(f"[yellow]waiting for pcscd's vpcd driver at {host}:{port} ...[/]")
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    runner.stop()
+    console.print("card removed")
+
+
+pos_app = typer.Typer(help="A simulated POS terminal against a running API.",
+                      no_args_is_help=True)
+app.add_typer(pos_app, name="pos")
+
+
+ProfileOpt = Annotated[Path, typer.Option(
+    "--profile", help="Terminal profile JSON: api, key_id, secret, terminal_id, keys (file "
+    "from `cardsvc keys terminal-export`), state (file), reader (pcsc:<name> or "
+    "sim:<card state file>)")]
+
+
+def _pos(profile: Path):  # type: ignore[no-untyped-def]
+
+
+
+    cfg = json.loads(profile.read_text())
+    keys = json.loads(Path(cfg["keys"]).read_text())
+    http = httpx.Client(base_url=cfg["api"], timeout=10)
+    return cfg, SimulatedPos(
+        PosClient(http, cfg["key_id"], cfg["secret"]), int(cfg["terminal_id"]),
+        {int(v): bytes.fromhex(k) for v, k in keys["debit_masters"].items()},
+        bytes.fromhex(keys["system_id"]), state_file=Path(cfg.get("state", "pos-state.json")))
+
+
+def _pos_reader(spec: str):  # type: ignore[no-untyped-def]
+    if spec.startswith("sim:"):
+        path = Path(spec[4:])
+        uid = bytes.fromhex(json.loads(path.read_text())["uid"])
+        return InProcessReader(VirtualCard(uid, path))
+    from readers.pcsc import PcscReader
+    reader = PcscReader(spec[5:] if spec.startswith("pcsc:") else "")
+    if not reader.wait_for_card(15):
+        raise _fail("no card on the reader")
+    return reader
+
+
+@pos_app.command("hotlist")
+def pos_hotlist(profile: ProfileOpt) -> None:
+    """Fetch the hotlist changes since the version the terminal holds."""
+    _, pos = _pos(profile)
+    n = pos.refresh_hotlist()
+    console.print(f"{n} change(s); version {pos.hotlist_version}; {len(pos.hotlist)} card(s)")
+
+
+@pos_app.command("tap")
+def pos_tap(profile: ProfileOpt, amount: Annotated[int, typer.Option(min=1)],
+            offline: Annotated[bool, typer.Option(help="Keep the record for a batch")] = False,
+            ) -> None:
+    """A card-present purchase with the card on the profile's reader."""
+    cfg, pos = _pos(profile)
+    try:
+        result = pos.tap(_pos_reader(cfg["reader"]), amount, online=not offline)
+    except TerminalRefusal as exc:
+        raise _fail(f"terminal refused: {exc.code} ({exc})") from None
+    console.print(f"{result.status}: NT${result.amount} on card {result.card_number}"
+                  + (f" → {result.response}" if result.response else ""))
+
+
+@pos_app.command("upload")
+def pos_upload(profile: ProfileOpt) -> None:
+    """Upload the records kept while offline, as one batch."""
+    _, pos = _pos(profile)
+    console.print(pos.upload_offline() or "nothing to upload")
+
+
+@pos_app.command("qr")
+def pos_qr(profile: ProfileOpt, token: Annotated[str, typer.Option()],
+           amount: Annotated[int, typer.Option(min=1)]) -> None:
+    """A QR purchase with a token scanned from the resident's phone."""
+    _, pos = _pos(profile)
+    console.print(pos.qr_purchase(token, amount))
+
+
+@pos_app.command("refund")
+def pos_refund(profile: ProfileOpt, transaction: Annotated[int, typer.Option()],
+               amount: Annotated[int, typer.Option(min=1)]) -> None:
+    """Refund all or part of a purchase."""
+    _, pos = _pos(profile)
+    console.print(pos.refund(transaction, amount))
+

@@ -1,0 +1,73 @@
+"""`cardsvc staff`: staff accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from cardsvc.app.cli.common import _fail, _runtime, cli_actor, console
+from cardsvc.db import transaction
+from cardsvc.errors import DomainError
+from cardsvc.staff import service
+from cardsvc.staff.models import Staff
+
+app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+
+
+
+@app.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="Login name, e.g. clerk.chen")],
+    role: Annotated[str, typer.Option(help="clerk, supervisor, auditor or admin")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    password: Annotated[str | None, typer.Option(
+        help="Password (omit to generate one; prefer omitting, shells keep history)")] = None,
+) -> None:
+    """Create a staff account."""
+
+    rt = _runtime().runtime
+    generated = password is None
+    pw = password or service.generate_password()
+    try:
+        with transaction(rt.sessions) as db:
+            staff = service.create_staff(db, cli_actor(), username, role, pw, name)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"created {staff.username} ({staff.role})")
+    if generated:
+        console.print(f"  password: {pw}  (shown once)")
+
+
+@app.command("list")
+def staff_list() -> None:
+    """List staff accounts."""
+
+
+    rt = _runtime().runtime
+    table = Table("id", "username", "name", "role", "active")
+    with transaction(rt.sessions) as db:
+        for s in db.scalars(select(Staff).order_by(Staff.id)):
+            table.add_row(str(s.id), s.username, s.display_name, s.role,
+                          "yes" if s.active else "no")
+    console.print(table)
+
+
+@app.command("passwd")
+def staff_passwd(username: str) -> None:
+    """Set a new password for a staff account (prompts twice)."""
+
+    rt = _runtime().runtime
+    pw = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    try:
+        with transaction(rt.sessions) as db:
+            staff = service.find_by_username(db, username)
+            if staff is None:
+                raise _fail(f"no staff account {username!r}")
+            service.set_password(db, cli_actor(), staff.id, pw)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    console.print("password changed")
+

@@ -1,0 +1,44 @@
+"""`cardsvc stats`: reports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cardsvc.app import reports
+from cardsvc.app.cli.common import _runtime, cli_actor, console
+from cardsvc.context import Ctx
+from cardsvc.db import transaction
+from cardsvc.stats import service
+
+app = typer.Typer(help="Reports.", no_args_is_help=True)
+
+
+
+@app.command("issuance")
+def stats_issuance(
+    date_from: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
+    date_to: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"])],
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV file")] = None,
+) -> None:
+    """Cards issued by product, status and township between two days (Asia/Taipei)."""
+
+    rt = _runtime().runtime
+    with transaction(rt.sessions) as db:
+        report = service.issuance(Ctx(db, rt.settings, rt.keys, cli_actor()),
+                                  date_from.date(), date_to.date())
+    console.print(reports.issuance_table(report))
+    if csv_out:
+        with csv_out.open("w", newline="", encoding="utf-8-sig") as fh:
+            w = csv.writer(fh)
+            w.writerow(["product", "status", "township", "cards"])
+            for r in report.rows:
+                w.writerow([r.product, r.status, r.township, r.cards])
+        console.print(f"wrote {csv_out}")
+
+
+

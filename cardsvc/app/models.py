@@ -1,0 +1,17 @@
+"""The table registry: every domain's tables, imported in one place so that `Base.metadata`
+holds them all (for Alembic's autogenerate and check, and for the tests)."""
+
+from cardsvc.audit import models as audit_models
+from cardsvc.cards import models as cards_models
+from cardsvc.db import Base
+from cardsvc.holders import models as holders_models
+from cardsvc.keystore import models as keystore_models
+from cardsvc.ledger import models as ledger_models
+from cardsvc.staff import models as staff_models
+from merchants import models as merchants_models
+from settlement import models as settlement_models
+
+DOMAINS = (audit_models, cards_models, holders_models, keystore_models, ledger_models,
+           staff_models, merchants_models, settlement_models)
+
+__all__ = ["DOMAINS", "Base"]
