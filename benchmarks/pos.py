@@ -49,9 +49,9 @@ from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
 from cardsvc.identifiers import person_id_check_digit
 from cardsvc.keystore.service import KeyStore
-from merchants import schemas as ms
-from merchants import service as msvc
-from merchants import signing
+from merchants.pos import signing
+from merchants.registry import schemas as ms
+from merchants.registry import service as msvc
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose

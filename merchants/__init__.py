@@ -1,4 +1,7 @@
-"""Merchants and their POS terminals: registry, the signed POS API, QR payments, hotlist.
+"""Merchants and their POS terminals, built on the `cardsvc` core (cards, purse ledger, audit).
 
-Builds on `cardsvc` (cards, purse ledger, audit). Filled by the merchant/POS work.
+* `merchants.registry`: the merchants, their terminals and terminal credentials, the static QR
+  code a shop shows.
+* `merchants.pos`: the signed POS API: card-present purchases (with the PostgreSQL fast path),
+  QR payments, refunds, voids, offline batches, the hotlist.
 """

@@ -30,7 +30,7 @@ from cardsvc.errors import ChipPurse, Conflict, InvalidInput, NotFound
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from cardsvc.schemas_common import Model
-from merchants.models import Merchant
+from merchants.registry.models import Merchant
 from settlement import barcodes
 from settlement.models import Bill, Biller, BillImport, BillPayment
 
@@ -397,8 +397,8 @@ def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
 def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key: str) -> Paid:
     """A chip card pays at a terminal: the terminal debited the chip for the bill's amount and
     sends the certificate; it is checked like a purchase and booked to the biller."""
-    from merchants import pos
-    from merchants.models import PosTransaction
+    from merchants.pos import service as pos
+    from merchants.pos.models import PosTransaction
     bill = get_bill(ctx, bill.id, for_update=True)
     try:
         _check_payable(ctx, bill, debit.amount)
@@ -426,8 +426,9 @@ def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key:
 def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
     """The resident pays from the mobile card's purse, authorised by a payment token signed
     with the phone's key (the same token a shop scans): single use, short-lived."""
-    from merchants import pos, qr
-    from merchants import pos_errors as e
+    from merchants.pos import errors as e
+    from merchants.pos import qr
+    from merchants.pos import service as pos
     bill = get_bill(ctx, bill_id, for_update=True)
     _check_payable(ctx, bill, None)
     token = qr.parse_payment_token(token_text)

@@ -14,9 +14,9 @@ from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.ledger.service import idempotent, replayable
 from cardsvc.schemas_common import WHOLE, IdField, IdPath, Integer, IsoDate, Model
 from cardsvc.staff.models import Role
-from merchants.api import PosCtx, _pos_key, _terminal
-from merchants.pos_schemas import CardPurchase
-from merchants.qr import render_qr
+from merchants.pos.api import PosCtx, _pos_key, _terminal
+from merchants.pos.schemas import CardPurchase
+from merchants.registry.qr import render_qr
 from settlement import barcodes, bills
 from settlement.models import Bill
 

@@ -31,7 +31,7 @@ from cardsvc.context import Ctx
 from cardsvc.keystore.service import KeyStore, debit_certificate
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
-from merchants.models import Merchant
+from merchants.registry.models import Merchant
 from readers.protocol import KeyPurpose
 from settlement import files
 from settlement.errors import WindowNotReady

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 from sqlalchemy import select, text
 
 from cardsvc.context import TAIPEI, Ctx
-from merchants.models import Merchant
+from merchants.registry.models import Merchant
 from settlement.models import ClearingException, ClearingWindow, MerchantStatement
 
 PAIN_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"

@@ -178,7 +178,7 @@ class Report:
 
 
 def report(rt: Runtime, day: dt.date) -> Report:
-    from merchants.models import Merchant
+    from merchants.registry.models import Merchant
     with rt.sessions() as db:
         window = windows.get(_ctx(rt, db), day)
         if window.status not in (WindowStatus.CLEARED, WindowStatus.SETTLED):

@@ -78,7 +78,7 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
     boundary = min(window.cutoff_at, ctx.now)
     if ctx.db.get_bind().dialect.name == "postgresql":
         # No void may change a record's status while the close copies it.
-        from merchants.pos import CLOSE_LOCK
+        from merchants.pos.service import CLOSE_LOCK
         ctx.db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLOSE_LOCK})
         # clearing_entries grows by a day's records in the statement below: planned from the
         # statistics of the table before it, a nested-loop anti-join would rescan it per row.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from merchants.client import PosClient
+from merchants.pos.client import PosClient
 from readers.base import Reader
 from readers.errors import CardError, ProtocolError
 from readers.protocol import KeyPurpose

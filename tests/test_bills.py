@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
-from merchants.client import PosClient
+from merchants.pos.client import PosClient
 from settlement import barcodes
 from tests import factories as f
 from tests.conftest import PASSWORD, Api
@@ -228,7 +228,7 @@ def test_a_resident_pays_online_with_the_phone_signed_token(plant: Plant) -> Non
 
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     import_file(plant, GOOD)
     water = {b["amount"]: b for acct in ("A1234567", "B7654321")
              for b in plant.clerk.ok("GET", "/bills", account_number=acct)}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from cardsvc.audit.models import AuditEvent
-from merchants.client import PosClient
+from merchants.pos.client import PosClient
 
 MERCHANT = {"legal_name": "金門縣自來水廠", "tax_id": "53212539", "category": "utility",
             "fee_bps": 0, "bank_account": "004-123456789012"}

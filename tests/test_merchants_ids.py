@@ -1,7 +1,7 @@
 import pytest
 
-from merchants.identifiers import valid_tax_id
-from merchants.signing import canonical, sign, verify
+from merchants.pos.signing import canonical, sign, verify
+from merchants.registry.identifiers import valid_tax_id
 
 
 @pytest.mark.parametrize("value,ok", [

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from cardsvc.app.http import create_app
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
-from merchants.client import PosClient
-from merchants.models import PosTransaction
+from merchants.pos.client import PosClient
+from merchants.pos.models import PosTransaction
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession
@@ -207,7 +207,7 @@ def qr_buy(shop: Shop, token: str, amount: int, key: str | None = None) -> Any:
 
 
 def test_qr_purchase_refund_and_void(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     key, card = phone
     r = qr_buy(shop, make_payment_token(key, card["card_number"], 30), 120)
     assert r.status_code == 200, r.text
@@ -226,7 +226,7 @@ def test_qr_purchase_refund_and_void(shop: Shop, phone) -> None:  # type: ignore
 
 
 def test_qr_token_is_single_use(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     key, card = phone
     token = make_payment_token(key, card["card_number"], 30)
     assert qr_buy(shop, token, 10).status_code == 200
@@ -237,7 +237,7 @@ def test_qr_token_is_single_use(shop: Shop, phone) -> None:  # type: ignore[no-u
 def test_qr_token_expires(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     key, card = phone
     old = make_payment_token(key, card["card_number"], 30, now=time.time() - 60)
     r = qr_buy(shop, old, 10)
@@ -249,7 +249,7 @@ def test_qr_token_expires(shop: Shop, phone) -> None:  # type: ignore[no-untyped
 def test_qr_token_must_be_the_phones(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     _, card = phone
     thief = make_payment_token(ec.generate_private_key(ec.SECP256R1()), card["card_number"], 30)
     for token in (thief, "KMQR1.bm9uc2Vuc2U.AAAA", "not a token at all"):
@@ -259,7 +259,7 @@ def test_qr_token_must_be_the_phones(shop: Shop, phone) -> None:  # type: ignore
 
 
 def test_qr_purchase_above_the_balance(shop: Shop, phone) -> None:  # type: ignore[no-untyped-def]
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     key, card = phone
     r = qr_buy(shop, make_payment_token(key, card["card_number"], 30), 501)
     assert r.status_code == 409 and r.json()["code"] == "insufficient_funds"
@@ -285,7 +285,7 @@ def test_offline_batch_uploaded_twice_is_stored_once(shop: Shop) -> None:
 
 
 def test_merchant_static_qr(shop: Shop) -> None:
-    from merchants.qr import merchant_qr_payload
+    from merchants.registry.qr import merchant_qr_payload
     mid = shop.terminal["merchant_id"]
     png = shop.clerk.req("GET", f"/merchants/{mid}/qr.png", location="金城鎮民生路 1 號")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"

@@ -29,9 +29,10 @@ from cardsvc.cards.models import Card
 from cardsvc.db import transaction
 from cardsvc.ledger.models import Account, IdempotencyRecord, Posting, Transfer
 from cardsvc.ledger.service import request_hash
-from merchants import pos_schemas as ps
-from merchants.fastpath import CALL, FastPurchases, call_args
-from merchants.models import PosNonce, PosTransaction, Terminal
+from merchants.pos import schemas as ps
+from merchants.pos.fastpath import CALL, FastPurchases, call_args
+from merchants.pos.models import PosNonce, PosTransaction
+from merchants.registry.models import Terminal
 from tests import factories as f
 from tests.conftest import (
     DEFAULT_PG,

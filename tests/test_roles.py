@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 
 from cardsvc.app.http import POS_ROUTERS, PUBLIC_PATHS, ROUTERS, create_app
 from cardsvc.deps import RoleGuard
-from merchants.api import SignedRequest, TerminalAuth
+from merchants.pos.api import SignedRequest, TerminalAuth
 from tests.conftest import ROLES, Api
 
 

@@ -21,8 +21,8 @@ from cardsvc.context import TAIPEI
 from cardsvc.db import transaction
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger.models import Account, Posting, Transfer
-from merchants.client import PosClient
-from merchants.models import PosTransaction
+from merchants.pos.client import PosClient
+from merchants.pos.models import PosTransaction
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession
@@ -125,7 +125,7 @@ def window_files(town: Town) -> dict[str, str]:
 
 
 def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> None:
-    from merchants.qr import make_payment_token
+    from merchants.pos.qr import make_payment_token
     alice, bob = chip_card(town.clerk, 1_000), chip_card(town.clerk, 500)
     # Online at the shop; a refund of part of it.
     sale = town.buy("shop", town.tap("shop", alice, 120))

@@ -25,8 +25,8 @@ from cardsvc.db import transaction
 from cardsvc.identifiers import person_id_check_digit
 from cardsvc.keystore.service import KeyStore
 from cardsvc.stats.service import IssuanceReport
-from merchants.client import PosClient
-from merchants.qr import make_payment_token
+from merchants.pos.client import PosClient
+from merchants.pos.qr import make_payment_token
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from settlement import service as clearing

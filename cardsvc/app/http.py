@@ -30,9 +30,9 @@ from cardsvc.holders.api import router as holders_router
 from cardsvc.runtime import Runtime
 from cardsvc.staff.api import router as staff_router
 from cardsvc.stats.api import router as stats_router
-from merchants.api import FAST_ROUTES, SignedRequest, TerminalAuth, pos_router
-from merchants.api import router as merchants_router
-from merchants.signing import HEADERS as SIGNING_HEADER_NAMES
+from merchants.pos.api import FAST_ROUTES, SignedRequest, TerminalAuth, pos_router
+from merchants.pos.signing import HEADERS as SIGNING_HEADER_NAMES
+from merchants.registry.api import router as merchants_router
 from settlement.bills_api import UPLOAD_PATHS, pos_bills_router, public_router
 from settlement.bills_api import router as bills_router
 
@@ -103,7 +103,7 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
         fast = None
         if postgres and runtime.settings.pos_fast_path:
             # Imported here: it needs psycopg, which only a PostgreSQL deployment installs.
-            from merchants.fastpath import FastPurchases
+            from merchants.pos.fastpath import FastPurchases
             fast = FastPurchases(runtime.settings, runtime.keys)
         app.state.fast_purchases = fast
         if serving:

@@ -8,7 +8,7 @@ from cardsvc.holders import models as holders_models
 from cardsvc.keystore import models as keystore_models
 from cardsvc.ledger import models as ledger_models
 from cardsvc.staff import models as staff_models
-from merchants import models as merchants_models
+from merchants.registry import models as merchants_models
 from settlement import models as settlement_models
 
 DOMAINS = (audit_models, cards_models, holders_models, keystore_models, ledger_models,

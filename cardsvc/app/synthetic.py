@@ -26,8 +26,9 @@ from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from cardsvc.runtime import Runtime
-from merchants.identifiers import valid_tax_id
-from merchants.models import Merchant, PosTransaction, Terminal
+from merchants.pos.models import PosTransaction
+from merchants.registry.identifiers import valid_tax_id
+from merchants.registry.models import Merchant, Terminal
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose

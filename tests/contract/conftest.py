@@ -25,7 +25,7 @@ from cardsvc.app.bootstrap import build_runtime
 from cardsvc.app.http import create_app
 from cardsvc.runtime import Runtime
 from cardsvc.staff.models import Staff
-from merchants.client import PosClient
+from merchants.pos.client import PosClient
 from settlement.models import Bill
 from tests import factories as f
 from tests.conftest import (

@@ -12,7 +12,7 @@ import typer
 
 from cardsvc.app.cli.common import _fail, console
 from cardsvc.identifiers import normalize_chip_uid
-from merchants.client import PosClient
+from merchants.pos.client import PosClient
 from readers.memory import InProcessReader
 from simulators.card import VirtualCard
 from simulators.pos import SimulatedPos, TerminalRefusal

@@ -75,3 +75,9 @@ class BatchOut(Model):
     batch_ref: str
     records: int
     duplicate: bool = Field(description="This batch had been received before; nothing changed")
+
+
+class PingOut(Model):
+    terminal_id: int
+    merchant_id: int
+    server_time: dt.datetime

@@ -24,10 +24,11 @@ from cardsvc.errors import InsufficientFunds, NotFound
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import Account, AccountKind
-from merchants import pos_errors as e
-from merchants import pos_schemas as s
-from merchants import qr
-from merchants.models import PosBatch, PosTransaction, QrTokenUse, Terminal
+from merchants.pos import errors as e
+from merchants.pos import qr
+from merchants.pos import schemas as s
+from merchants.pos.models import PosBatch, PosTransaction, QrTokenUse
+from merchants.registry.models import Terminal
 from readers import protocol as p
 
 

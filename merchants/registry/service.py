@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import os
 import secrets
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
-from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import (
     Conflict,
     InvalidInput,
     NotFound,
 )
-from merchants import pos, signing
-from merchants import schemas as s
-from merchants.errors import (
+from merchants.pos import service as pos
+from merchants.pos.errors import (
     BadSignature,
-    NonceReused,
-    StaleTimestamp,
-    TerminalRevoked,
-    UnknownTerminal,
 )
-from merchants.identifiers import valid_tax_id
-from merchants.models import Merchant, PosNonce, Terminal
+from merchants.registry import schemas as s
+from merchants.registry.identifiers import valid_tax_id
+from merchants.registry.models import Merchant, Terminal
 
 
 def _mask_account(value: str) -> str:
@@ -179,45 +173,7 @@ def list_terminals(ctx: Ctx, merchant_id: int) -> list[Terminal]:
 # --- signed requests -----------------------------------------------------------------------
 
 
-UNSIGNED = ("sign every request: X-Terminal-Key, X-Timestamp, X-Nonce and X-Signature "
-            "headers")
 
 
-def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
-                         nonce: str | None, signature: str | None, method: str, path: str,
-                         body: bytes) -> Terminal:
-    """Check a POS request's signature, clock and nonce; return its terminal.
-
-    The nonce is stored in the caller's transaction; a request that fails later still
-    consumed its nonce only if the transaction commits (failures raise with keep_writes)."""
-    if not (key_id and timestamp and nonce and signature):
-        raise BadSignature(UNSIGNED)
-    t = ctx.db.scalar(select(Terminal).where(Terminal.key_id == key_id))
-    if t is None:
-        raise UnknownTerminal("unknown terminal key")
-    if t.status != "active":
-        raise TerminalRevoked(f"terminal {t.id} is {t.status}")
-    when = signing.unix_seconds(timestamp)
-    if when is None:
-        raise StaleTimestamp("X-Timestamp must be Unix seconds")
-    skew = abs(int(ctx.now.timestamp()) - when)
-    if skew > signing.WINDOW_SECONDS:
-        raise StaleTimestamp(f"X-Timestamp is {skew} s away from the server's clock; at most "
-                             f"{signing.WINDOW_SECONDS} s allowed")
-    if not signing.NONCE_RE.fullmatch(nonce):
-        raise BadSignature("X-Nonce must be 16-64 characters of letters, digits, _ and -")
-    secret = unwrap_secret(ctx.keys.secrets.kek, t.key_id, t.secret_enc)
-    if not signing.verify(secret, signature, method, path, timestamp, nonce, body):
-        raise BadSignature("the signature does not match this request")
-    if insert_if_absent(ctx.db, PosNonce, {"key_id": key_id, "nonce": nonce, "seen_at": ctx.now},
-                        [PosNonce.key_id, PosNonce.nonce], PosNonce.id) is None:
-        raise NonceReused("this nonce was already used; every request needs a new one")
-    return t
 
 
-def purge_nonces(ctx: Ctx) -> int:
-    """Nonces older than twice the window cannot be replayed anyway (their timestamp is
-    refused); drop them."""
-    cutoff = ctx.now - dt.timedelta(seconds=2 * signing.WINDOW_SECONDS)
-    result = ctx.db.execute(delete(PosNonce).where(PosNonce.seen_at < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)

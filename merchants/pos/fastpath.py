@@ -40,9 +40,9 @@ from cardsvc.context import TAIPEI
 from cardsvc.keystore.service import debit_certificate, unwrap_master
 from cardsvc.ledger.service import IDEMPOTENCY_KEY_RE, request_hash
 from cardsvc.security.crypto import Keyring
-from merchants import pos_schemas as ps
-from merchants import signing
-from merchants.service import unwrap_secret
+from merchants.pos import schemas as ps
+from merchants.pos import signing
+from merchants.registry.service import unwrap_secret
 from readers.protocol import PURPOSE_NAMES, KeyPurpose
 
 log = logging.getLogger("merchants.fastpath")

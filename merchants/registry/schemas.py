@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field
 
 from cardsvc.schemas_common import WHOLE, Integer, Model
-from merchants.models import MerchantCategory
+from merchants.registry.models import MerchantCategory
 
 
 class MerchantCreate(Model):
@@ -56,3 +56,7 @@ class TerminalOut(Model):
 
 class TerminalCredentials(TerminalOut):
     secret: str = Field(description="Shown once: the HMAC key (base64url) for signing requests")
+
+
+class RevokeRequest(Model):
+    reason: str

@@ -1,9 +1,12 @@
+"""The POS API over HTTP: terminals' signed requests (their signature checked before what
+they sent), purchases (the card-present one routed ahead of everything, with its PostgreSQL
+fast path), QR payments, refunds, voids, status, hotlist, offline batches."""
+
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -13,8 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from cardsvc.context import Actor, Ctx
-from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow, unit_of_work
-from cardsvc.errors import InvalidInput
+from cardsvc.deps import DB, IdempotencyKey, RuntimeDep, unit_of_work
 from cardsvc.ledger.service import (
     IDEMPOTENCY_KEY_PATTERN,
     idempotent,
@@ -22,81 +24,21 @@ from cardsvc.ledger.service import (
     validate_key,
 )
 from cardsvc.runtime import Runtime
-from cardsvc.schemas_common import IdPath, Model
-from cardsvc.staff.models import Role
-from merchants import pos, qr, service
-from merchants import pos_schemas as ps
-from merchants import schemas as s
-from merchants.errors import BadSignature
-from merchants.models import Terminal
-from merchants.signing import LIMITS, SignedHeaders
+from cardsvc.schemas_common import IdPath
+from merchants.pos import auth
+from merchants.pos import schemas as ps
+from merchants.pos import service as pos
+from merchants.pos.errors import BadSignature
+from merchants.pos.signing import LIMITS, SignedHeaders
+from merchants.registry.models import Terminal
 
 if TYPE_CHECKING:
-    from merchants.fastpath import FastPurchases
+    from merchants.pos.fastpath import FastPurchases
 
 M = TypeVar("M", bound=BaseModel)
-router = APIRouter(prefix="/merchants", tags=["merchants"])
+
+
 pos_router = APIRouter(prefix="/pos/v1", tags=["POS API"])
-
-MANAGERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
-VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
-
-
-class RevokeRequest(Model):
-    reason: str
-
-
-@router.post("", response_model=s.MerchantOut, status_code=201,
-             dependencies=[Depends(allow(*MANAGERS))], summary="Register a merchant")
-def create_merchant(body: s.MerchantCreate, ctx: CtxDep) -> s.MerchantOut:
-    return service.merchant_out(ctx, service.create_merchant(ctx, body))
-
-
-@router.get("", response_model=list[s.MerchantOut], dependencies=[Depends(allow(*VIEWERS))])
-def list_merchants(ctx: CtxDep) -> list[s.MerchantOut]:
-    return [service.merchant_out(ctx, m) for m in service.list_merchants(ctx)]
-
-
-@router.get("/{merchant_id:int}", response_model=s.MerchantOut,
-            dependencies=[Depends(allow(*VIEWERS))])
-def get_merchant(merchant_id: IdPath, ctx: CtxDep) -> s.MerchantOut:
-    return service.merchant_out(ctx, service.get_merchant(ctx, merchant_id))
-
-
-@router.patch("/{merchant_id:int}", response_model=s.MerchantOut,
-              dependencies=[Depends(allow(*MANAGERS))])
-def update_merchant(merchant_id: IdPath, body: s.MerchantUpdate, ctx: CtxDep) -> s.MerchantOut:
-    return service.merchant_out(ctx, service.update_merchant(ctx, merchant_id, body))
-
-
-@router.post("/{merchant_id:int}/terminals", response_model=s.TerminalCredentials, status_code=201,
-             dependencies=[Depends(allow(*MANAGERS))],
-             summary="Add a terminal; its signing secret is shown in this answer only")
-def create_terminal(merchant_id: IdPath, body: s.TerminalCreate,
-                    ctx: CtxDep) -> s.TerminalCredentials:
-    return service.create_terminal(ctx, merchant_id, body)
-
-
-@router.get("/{merchant_id:int}/terminals", response_model=list[s.TerminalOut],
-            dependencies=[Depends(allow(*VIEWERS))])
-def list_terminals(merchant_id: IdPath, ctx: CtxDep) -> list[s.TerminalOut]:
-    return [service.terminal_out(t) for t in service.list_terminals(ctx, merchant_id)]
-
-
-@router.post("/terminals/{terminal_id:int}/rotate", response_model=s.TerminalCredentials,
-             dependencies=[Depends(allow(*MANAGERS))],
-             summary="New key id and secret; the old ones stop working at once")
-def rotate_terminal(terminal_id: IdPath, ctx: CtxDep) -> s.TerminalCredentials:
-    return service.rotate_terminal(ctx, terminal_id)
-
-
-@router.post("/terminals/{terminal_id:int}/revoke", response_model=s.TerminalOut,
-             dependencies=[Depends(allow(*MANAGERS))])
-def revoke_terminal(terminal_id: IdPath, body: RevokeRequest, ctx: CtxDep) -> s.TerminalOut:
-    return service.terminal_out(service.revoke_terminal(ctx, terminal_id, body.reason))
-
-
-# --- the signed POS API --------------------------------------------------------------------
 
 
 async def raw_body(request: Request) -> bytes:
@@ -119,7 +61,7 @@ def authenticate(rt: Runtime, db: Session, method: str, path: str, body: bytes,
                  signed: SignedHeaders) -> Ctx:
     """Check a terminal's signed request; the context of its work, acting as the terminal."""
     ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor(None, "pos", "terminal"))
-    terminal = service.authenticate_request(ctx, signed.key_id, signed.timestamp, signed.nonce,
+    terminal = auth.authenticate_request(ctx, signed.key_id, signed.timestamp, signed.nonce,
                                             signed.signature, method, path, body)
     # The nonce is spent whatever happens next: commit it before the work starts. That
     # commit need not wait for the disk (a crash could forget a nonce of the last moment,
@@ -156,7 +98,7 @@ class SignedRequest:
         signed = SignedHeaders(h.get("x-terminal-key"), h.get("x-timestamp"), h.get("x-nonce"),
                                h.get("x-signature"))
         if not signed.complete:
-            raise BadSignature(service.UNSIGNED)
+            raise BadSignature(auth.UNSIGNED)
         too_long = signed.oversized
         if too_long is not None:
             raise BadSignature(f"the {too_long} header is longer than any valid value")
@@ -187,22 +129,22 @@ def _body(model: type[M], raw: bytes) -> M:
 
 
 TERMINAL = TerminalAuth()
+
+
 PosCtx = Annotated[Ctx, Depends(TERMINAL)]
+
+
 SIGNED = SignedRequest()
 
 
-class PingOut(Model):
-    terminal_id: int
-    merchant_id: int
-    server_time: dt.datetime
 
 
-@pos_router.post("/ping", response_model=PingOut,
+@pos_router.post("/ping", response_model=ps.PingOut,
                  summary="Check credentials, signature and clock")
-def ping(ctx: PosCtx) -> PingOut:
+def ping(ctx: PosCtx) -> ps.PingOut:
     terminal = ctx.db.get(Terminal, ctx.db.info["terminal_id"])
     assert terminal is not None  # noqa: S101 - authenticated just above
-    return PingOut(terminal_id=terminal.id, merchant_id=terminal.merchant_id,
+    return ps.PingOut(terminal_id=terminal.id, merchant_id=terminal.merchant_id,
                    server_time=ctx.now)
 
 
@@ -331,22 +273,3 @@ def pos_qr_purchase(body: ps.QrPurchase, ctx: PosCtx,
                  summary="Upload an offline terminal's records (stored once, cleared later)")
 def pos_batch(body: ps.OfflineBatch, ctx: PosCtx) -> ps.BatchOut:
     return pos.upload_batch(ctx, _terminal(ctx), body)
-
-
-@router.get("/{merchant_id:int}/qr.{fmt}", dependencies=[Depends(allow(*VIEWERS))],
-            response_class=Response, summary="The shop's static QR code (PNG or SVG)",
-            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
-def merchant_qr(merchant_id: IdPath, fmt: Annotated[str, Path(pattern="^(png|svg)$")],
-                ctx: CtxDep,
-                terminal_id: Annotated[int | None, Query(gt=0, le=2**62)] = None,
-                location: Annotated[str, Query(max_length=200)] = "") -> Response:
-    service.get_merchant(ctx, merchant_id)
-    payload = qr.merchant_qr_payload(merchant_id, terminal_id, location)
-    media = "image/svg+xml" if fmt == "svg" else "image/png"
-    try:
-        image = qr.render_qr(payload, fmt)
-    except qr.PayloadTooLong:
-        # Each character outside the BMP is 12 once percent-encoded: 200 of them overflow.
-        raise InvalidInput("the location is too long for a QR code once encoded; shorten it",
-                           field="location") from None
-    return Response(image, media_type=media)

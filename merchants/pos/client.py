@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from merchants import signing
+from merchants.pos import signing
 
 
 class PosClient:

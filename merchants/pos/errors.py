@@ -1,5 +1,7 @@
-"""Refusals of POS transactions. Each keeps the submitted record (keep_writes) for clearing's
-exceptions report: a refused record is never silently dropped."""
+"""POS API errors, each with its stable code (see docs/pos-integration.md): a terminal's
+request that does not authenticate, and refusals of POS transactions. A refusal keeps the
+submitted record (keep_writes) for clearing's exceptions report: a refused record is never
+silently dropped."""
 
 from __future__ import annotations
 
@@ -92,3 +94,34 @@ class BatchConflict(DomainError):
     status = 409
     code = "batch_conflict"
     title = "Batch reference already used for other records"
+
+
+class PosAuthError(DomainError):
+    status = 401
+    code = "bad_signature"
+    title = "Request signature refused"
+
+
+class BadSignature(PosAuthError):
+    pass
+
+
+class UnknownTerminal(PosAuthError):
+    code = "unknown_terminal"
+    title = "Unknown terminal key"
+
+
+class TerminalRevoked(PosAuthError):
+    status = 403
+    code = "terminal_revoked"
+    title = "Terminal revoked"
+
+
+class StaleTimestamp(PosAuthError):
+    code = "stale_timestamp"
+    title = "Request timestamp outside the allowed window"
+
+
+class NonceReused(PosAuthError):
+    code = "nonce_reused"
+    title = "Nonce already used"

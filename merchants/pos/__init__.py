@@ -1,0 +1,1 @@
+"""The signed POS API: what terminals send and what the backend decides."""

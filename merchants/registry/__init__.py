@@ -1,0 +1,1 @@
+"""The merchant registry: merchants, their terminals and credentials, a shop's static QR code."""
