@@ -39,7 +39,7 @@ from cardsvc.runtime import Runtime
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose
-from settlement import service
+from settlement.clearing import service
 
 console = make_console()
 

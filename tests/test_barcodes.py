@@ -6,7 +6,15 @@ import datetime as dt
 
 import pytest
 
-from settlement.barcodes import CODE39, SlipError, check_code, make_segments, modules, parse, png
+from settlement.bills.barcodes import (
+    CODE39,
+    SlipError,
+    check_code,
+    make_segments,
+    modules,
+    parse,
+    png,
+)
 
 # Worked by hand (letters: K → 2, M → 4, W → 6, B → 2):
 #   segment 1  1 5 1 2 3 1 K M 1          odd 1+1+3+2+1 = 8        even 5+2+1+4 = 12

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
 from merchants.pos.client import PosClient
-from settlement import barcodes
+from settlement.bills import barcodes
 from tests import factories as f
 from tests.conftest import PASSWORD, Api
 
@@ -182,7 +182,7 @@ def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_facto
     from cardsvc.context import Actor, Ctx
     from cardsvc.db import transaction
     from cardsvc.errors import DomainError
-    from settlement import bills
+    from settlement.bills import service as bills
     import_file(plant, GOOD)
     bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
     cards = []

@@ -26,10 +26,10 @@ from merchants.pos.models import PosTransaction
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession
-from settlement import service
-from settlement.clearing import PAYOUT_CODE
-from settlement.errors import WindowOrder
-from settlement.models import ClearingEntry, ClearingFile, ClearingWindow
+from settlement.clearing import service
+from settlement.clearing.errors import WindowOrder
+from settlement.clearing.models import ClearingEntry, ClearingFile, ClearingWindow
+from settlement.clearing.steps import PAYOUT_CODE
 from simulators.card import VirtualCard
 from tests import factories as f
 from tests.conftest import PASSWORD, Api
@@ -202,8 +202,8 @@ def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> Non
     assert service.run_in_process(town.rt, today()).summary_hash == window.summary_hash
     assert window_files(town) == files
     with transaction(town.rt.sessions) as db:
-        from settlement import files as files_mod
-        from settlement.models import MerchantStatement
+        from settlement.clearing import files as files_mod
+        from settlement.clearing.models import MerchantStatement
         w = db.scalar(select(ClearingWindow).where(ClearingWindow.business_date == today()))
         sts = list(db.scalars(select(MerchantStatement).where(
             MerchantStatement.window_id == w.id).order_by(MerchantStatement.merchant_id)))
@@ -327,7 +327,7 @@ def test_one_run_per_window_and_the_beat_schedule(town: Town) -> None:
 
 
 def test_the_in_process_celery_tasks_clear_a_window(town: Town) -> None:
-    from settlement import tasks
+    from settlement.clearing import tasks
     _sales_day(town)
     tasks.use_runtime(town.rt)
     try:

@@ -25,8 +25,8 @@ from cardsvc.app.worker import make_app
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
 from cardsvc.runtime import Runtime
-from settlement import service
-from settlement.models import ClearingPartition, ClearingRun, ClearingWindow
+from settlement.clearing import service
+from settlement.clearing.models import ClearingPartition, ClearingRun, ClearingWindow
 from tests.conftest import need_service
 
 BROKER = os.environ.get("CARDSVC_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")

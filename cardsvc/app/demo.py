@@ -29,7 +29,7 @@ from merchants.pos.client import PosClient
 from merchants.pos.qr import make_payment_token
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
-from settlement import service as clearing
+from settlement.clearing import service as clearing
 from simulators.card import VirtualCard
 from simulators.pos import SimulatedPos, TerminalRefusal
 

@@ -33,8 +33,8 @@ from cardsvc.stats.api import router as stats_router
 from merchants.pos.api import FAST_ROUTES, SignedRequest, TerminalAuth, pos_router
 from merchants.pos.signing import HEADERS as SIGNING_HEADER_NAMES
 from merchants.registry.api import router as merchants_router
-from settlement.bills_api import UPLOAD_PATHS, pos_bills_router, public_router
-from settlement.bills_api import router as bills_router
+from settlement.bills.api import UPLOAD_PATHS, pos_bills_router, public_router
+from settlement.bills.api import router as bills_router
 
 DESCRIPTION = """
 The issuing-counter API of the resident card system.

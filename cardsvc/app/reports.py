@@ -7,7 +7,7 @@ from rich.table import Table
 
 from cardsvc.config import TOWNSHIPS
 from cardsvc.stats.service import OUTSIDE, IssuanceReport
-from settlement.service import Report
+from settlement.clearing.service import Report
 
 
 def issuance_table(report: IssuanceReport) -> Table:

@@ -19,7 +19,7 @@ from cardsvc.config import BUSINESS_TZ, Settings, get_settings
 
 # Each module defines its tasks with `shared_task` (explicit names: a task's name is its wire
 # format) and a `beat(settings)` with its schedule entries.
-TASK_MODULES = ("settlement.tasks",)
+TASK_MODULES = ("settlement.clearing.tasks",)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,7 @@ from cardsvc.app.http import create_app
 from cardsvc.runtime import Runtime
 from cardsvc.staff.models import Staff
 from merchants.pos.client import PosClient
-from settlement.models import Bill
+from settlement.bills.models import Bill
 from tests import factories as f
 from tests.conftest import (
     PASSWORD,

@@ -20,9 +20,9 @@ from cardsvc.context import Ctx
 from cardsvc.db import transaction
 from cardsvc.errors import DomainError
 from cardsvc.runtime import Runtime
-from settlement import files, service
-from settlement.models import ClearingPartition, ClearingWindow
-from settlement.reconcile import reconcile
+from settlement.bills.reconcile import reconcile
+from settlement.clearing import files, service
+from settlement.clearing.models import ClearingPartition, ClearingWindow
 
 app = typer.Typer(help="Daily clearing and settlement.", no_args_is_help=True)
 DateOpt = Annotated[dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"],

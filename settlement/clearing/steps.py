@@ -33,11 +33,10 @@ from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from merchants.registry.models import Merchant
 from readers.protocol import KeyPurpose
-from settlement import files
-from settlement.errors import WindowNotReady
-from settlement.models import (
-    Biller,
-    BillerRemittance,
+from settlement.bills.models import Biller, BillerRemittance
+from settlement.clearing import files
+from settlement.clearing.errors import WindowNotReady
+from settlement.clearing.models import (
     ClearingException,
     ClearingFile,
     ClearingPartition,

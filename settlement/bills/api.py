@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
@@ -12,13 +11,28 @@ from pydantic import Field
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.ledger.service import idempotent, replayable
-from cardsvc.schemas_common import WHOLE, IdField, IdPath, Integer, IsoDate, Model
+from cardsvc.schemas_common import IdPath, IsoDate
 from cardsvc.staff.models import Role
 from merchants.pos.api import PosCtx, _pos_key, _terminal
 from merchants.pos.schemas import CardPurchase
 from merchants.registry.qr import render_qr
-from settlement import barcodes, bills
-from settlement.models import Bill
+from settlement.bills import barcodes
+from settlement.bills import service as bills
+from settlement.bills.models import Bill
+from settlement.bills.schemas import (
+    BillerCreate,
+    BillerOut,
+    BillOut,
+    CollectIn,
+    ImportOut,
+    OnlinePayIn,
+    PayIn,
+    PaymentOut,
+    PosBillPayment,
+    ReceiptCheck,
+    ReconciliationOut,
+    SlipIn,
+)
 
 router = APIRouter(tags=["bills"])
 pos_bills_router = APIRouter(prefix="/pos/v1", tags=["POS API"])
@@ -31,80 +45,24 @@ CLERKS = (Role.CLERK, Role.SUPERVISOR)
 VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 
 
-class BillerCreate(Model):
-    merchant_id: IdField
-    code: str = Field(pattern=r"^[A-Z0-9_-]{2,16}$", examples=["KMWATER"])
-    collection_code: str = Field(pattern=r"^[0-9A-Z]{3}$", examples=["KW1"],
-                                 description="Printed in segment 1 of the biller's slips")
-    grace_days: Integer = Field(default=0, ge=0, le=365,
-                            description="Days after the due date a bill is still payable")
 
 
-class BillerOut(Model):
-    id: int
-    merchant_id: int
-    code: str
-    collection_code: str
-    grace_days: int
 
 
-class ImportOut(Model):
-    import_id: int
-    rows: int
-    amount: int
-    duplicate: bool = Field(description="This exact file was imported before: nothing changed")
 
 
-class BillOut(Model):
-    id: int
-    biller_id: int
-    account_number: str
-    bill_number: str
-    period: str = Field(description="ROC YYMM")
-    amount: int
-    due_date: dt.date
-    payer_name_masked: str
-    status: str
-    barcodes: list[str] = Field(description="Slip segments 1, 2 and 3 (Code 39)")
 
 
-class SlipIn(Model):
-    segment1: str = Field(max_length=40, examples=["151231KW1"])
-    segment2: str = Field(max_length=40, examples=["WB00012345678901"])
-    segment3: str = Field(max_length=40, examples=["151167000000350"])
 
 
-class PayIn(Model):
-    card_id: IdField
-    amount: Annotated[int, Field(gt=0, le=999_999_999,
-                                 description="If given, must be the bill's amount"),
-                      WHOLE] | None = None
-    channel: str = Field(default="counter", pattern="^(counter|online)$")
 
 
-class OnlinePayIn(Model):
-    token: str = Field(max_length=2000, description="The mobile card's payment token (KMQR1)")
 
 
-class PosBillPayment(SlipIn, CardPurchase):
-    """The slip's barcodes and what the terminal read from the card after debiting it for the
-    bill's amount (as for a card-present purchase)."""
 
 
-class CollectIn(SlipIn):
-    amount: Integer = Field(gt=0, le=999_999_999)
 
 
-class PaymentOut(Model):
-    payment_id: int
-    bill_id: int
-    bill_number: str
-    amount: int
-    channel: str
-    paid_at: dt.datetime
-    receipt: str = Field(description="Signed receipt; its QR code is at "
-                                     "/bills/{bill_id}/receipt.png")
-    purse_balance: int | None = None
 
 
 def _public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
@@ -211,7 +169,7 @@ def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
     from sqlalchemy import select
 
     from cardsvc.errors import NotFound
-    from settlement.models import BillPayment
+    from settlement.bills.models import BillPayment
     bill = bills.get_bill(ctx, bill_id)
     payment = ctx.db.scalar(select(BillPayment).where(BillPayment.bill_id == bill.id))
     if payment is None:
@@ -220,10 +178,10 @@ def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
     return Response(render_qr(f"kinmencard://receipt/{token}", "png"), media_type="image/png")
 
 
-@public_router.get("/receipts/verify", response_model=bills.ReceiptCheck,
+@public_router.get("/receipts/verify", response_model=ReceiptCheck,
                    summary="Check a bill receipt (anyone; no login)")
 def verify_receipt(receipt: Annotated[str, Query(max_length=400)],
-                   ctx: Annotated[Ctx, Depends(_public_ctx)]) -> bills.ReceiptCheck:
+                   ctx: Annotated[Ctx, Depends(_public_ctx)]) -> ReceiptCheck:
     return bills.verify_receipt(ctx, receipt)
 
 
@@ -270,12 +228,6 @@ def collect(body: CollectIn, ctx: PosCtx,
                                  body.model_dump(), work))
 
 
-class ReconciliationOut(Model):
-    matched: int
-    missing: list[dict[str, Any]] = Field(description="Remitted, not confirmed by the biller")
-    extra: list[dict[str, Any]] = Field(description="Confirmed by the biller, not remitted")
-    amount_differs: list[dict[str, Any]]
-    duplicate: bool = Field(description="This file was read before: nothing was added")
 
 
 @router.post("/billers/{biller_id:int}/confirmations", response_model=ReconciliationOut,
@@ -288,7 +240,7 @@ def confirm(biller_id: IdPath, ctx: CtxDep,
             date: Annotated[IsoDate, Query(description="The window's business day")],
             content: Annotated[bytes, Body(media_type="text/csv", min_length=1)]
             ) -> ReconciliationOut:
-    from settlement.reconcile import reconcile
+    from settlement.bills.reconcile import reconcile
     r = reconcile(ctx, date, biller_id, content)
     return ReconciliationOut(matched=r.matched, missing=r.missing, extra=r.extra,
                              amount_differs=r.amount_differs, duplicate=r.duplicate)

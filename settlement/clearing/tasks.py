@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from cardsvc.config import Settings, get_settings
 from cardsvc.runtime import Runtime
-from settlement import service
+from settlement.clearing import service
 
 _runtime: Runtime | None = None
 

@@ -17,10 +17,10 @@ from cardsvc.db import transaction, utcnow
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import NotFound
 from cardsvc.runtime import Runtime
-from settlement import clearing, windows
-from settlement.models import (
-    Biller,
-    BillerRemittance,
+from settlement.bills.models import Biller, BillerRemittance
+from settlement.clearing import steps as clearing
+from settlement.clearing import windows
+from settlement.clearing.models import (
     ClearingException,
     ClearingFile,
     ClearingPartition,

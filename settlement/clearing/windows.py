@@ -17,8 +17,8 @@ from cardsvc.context import TAIPEI, Ctx
 from cardsvc.db import UTCDateTime
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import InvalidInput, NotFound
-from settlement.errors import WindowOrder
-from settlement.models import ClearingPartition, ClearingWindow, WindowStatus
+from settlement.clearing.errors import WindowOrder
+from settlement.clearing.models import ClearingPartition, ClearingWindow, WindowStatus
 
 EARLIEST = dt.date(2017, 1, 1)
 

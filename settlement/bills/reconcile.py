@@ -20,18 +20,12 @@ from sqlalchemy import delete, select
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
 from cardsvc.errors import InvalidInput
-from settlement import windows
-from settlement.bills import get_biller
-from settlement.errors import WindowNotReady
-from settlement.files import File, _csv
-from settlement.models import (
-    Bill,
-    BillerReconciliation,
-    BillPayment,
-    ClearingException,
-    ClearingFile,
-    WindowStatus,
-)
+from settlement.bills.models import Bill, BillerReconciliation, BillPayment
+from settlement.bills.service import get_biller
+from settlement.clearing import windows
+from settlement.clearing.errors import WindowNotReady
+from settlement.clearing.files import File, _csv
+from settlement.clearing.models import ClearingException, ClearingFile, WindowStatus
 
 RECONCILIATION_REASONS = ("remittance_missing", "remittance_amount_differs",
                           "remittance_extra")

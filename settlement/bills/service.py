@@ -26,13 +26,19 @@ from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card
 from cardsvc.cards.service import usable_for_money
 from cardsvc.context import TAIPEI, Ctx
-from cardsvc.errors import ChipPurse, Conflict, InvalidInput, NotFound
+from cardsvc.errors import ChipPurse, Conflict, NotFound
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
-from cardsvc.schemas_common import Model
 from merchants.registry.models import Merchant
-from settlement import barcodes
-from settlement.models import Bill, Biller, BillImport, BillPayment
+from settlement.bills import barcodes
+from settlement.bills.errors import (
+    BillAlreadyPaid,
+    BillImportRefused,
+    BillOverdue,
+    PartialPayment,
+)
+from settlement.bills.models import Bill, Biller, BillImport, BillPayment
+from settlement.bills.schemas import ReceiptCheck
 
 IMPORT_FIELDS = ("account_number", "bill_number", "period", "amount", "due_date",
                  "payer_name")
@@ -42,24 +48,12 @@ _BILL_RE = re.compile(r"[0-9A-Z]{16}")
 _PERIOD_RE = re.compile(r"[0-9]{2}(0[1-9]|1[0-2])")
 
 
-class BillImportRefused(InvalidInput):
-    code = "bill_import_refused"
-    title = "The bill file has errors; nothing was imported"
 
 
-class BillAlreadyPaid(Conflict):
-    code = "bill_already_paid"
-    title = "This bill is paid"
 
 
-class BillOverdue(Conflict):
-    code = "bill_overdue"
-    title = "This bill is past its due date and grace period"
 
 
-class PartialPayment(InvalidInput):
-    code = "partial_payment"
-    title = "A bill is paid in full or not at all"
 
 
 def biller_code(biller_id: int) -> str:
@@ -356,15 +350,6 @@ def receipt_token(ctx: Ctx, payment: BillPayment, bill: Bill) -> str:
     return f"{RECEIPT_PREFIX}.{payload}.{_b64(mac)}"
 
 
-class ReceiptCheck(Model):
-    """What a receipt check answers (the public endpoint's response)."""
-
-    valid: bool
-    reason: str
-    bill_number: str | None = None
-    amount: int | None = None
-    paid_at: str | None = None
-    biller: str | None = None
 
 
 def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:

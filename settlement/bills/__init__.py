@@ -1,0 +1,2 @@
+"""Billers and their bills: import, look-up by slip barcode, payment, receipts, remittance
+and reconciliation."""
