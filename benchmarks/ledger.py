@@ -27,8 +27,8 @@ from cardsvc.context import Actor, Ctx
 from cardsvc.db import transaction
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
+from cardsvc.idempotency.service import idempotent
 from cardsvc.identifiers import person_id_check_digit
-from cardsvc.ledger.service import idempotent
 from cardsvc.runtime import Runtime
 
 

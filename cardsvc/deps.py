@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.errors import AuthenticationRequired, DomainError, Forbidden
-from cardsvc.ledger.service import IDEMPOTENCY_KEY_PATTERN
+from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.models import Role

@@ -55,74 +55,30 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
-class DuplicateCardholder(Conflict):
-    code = "duplicate_cardholder"
-    title = "Cardholder already registered"
 
 
-class CompanionAlreadyRegistered(Conflict):
-    code = "companion_already_registered"
-    title = "A companion is already registered"
 
 
-class StaffExists(Conflict):
-    code = "staff_exists"
-    title = "Staff account already exists"
 
 
-class LastAdmin(Conflict):
-    code = "last_admin"
-    title = "The last administrator must stay"
 
 
-class OwnAccount(Conflict):
-    code = "own_account"
-    title = "Another administrator must do this"
 
 
-class IllegalTransition(Conflict):
-    code = "illegal_transition"
-    title = "Illegal card state transition"
 
 
-class CardLimitReached(Conflict):
-    code = "card_limit_reached"
-    title = "Cardholder already holds a card of this form"
 
 
-class IdempotencyConflict(Conflict):
-    code = "idempotency_key_reused"
-    title = "Idempotency key reused with a different request"
 
 
-class Ineligible(DomainError):
-    status = 422
-    code = "ineligible"
-    title = "Not eligible for this card product"
-
-    def __init__(self, rule: str, detail: str) -> None:
-        super().__init__(detail, rule=rule)
-        self.rule = rule
 
 
-class InsufficientFunds(Conflict):
-    code = "insufficient_funds"
-    title = "Purse balance too low"
 
 
-class PurseLimitExceeded(Conflict):
-    code = "purse_limit_exceeded"
-    title = "Purse would exceed its maximum balance"
 
 
-class ChipPurse(Conflict):
-    code = "chip_purse"
-    title = "This purse is on the chip"
 
 
-class CardNotUsable(Conflict):
-    code = "card_not_usable"
-    title = "Card cannot be used in its current state"
 
 
 class AuthenticationRequired(DomainError):
@@ -131,10 +87,6 @@ class AuthenticationRequired(DomainError):
     title = "Authentication required"
 
 
-class InvalidCredentials(DomainError):
-    status = 401
-    code = "invalid_credentials"
-    title = "Invalid username or password"
 
 
 class Forbidden(DomainError):
@@ -143,38 +95,15 @@ class Forbidden(DomainError):
     title = "Forbidden"
 
 
-class LoginThrottled(DomainError):
-    status = 429
-    code = "login_throttled"
-    title = "Too many failed logins"
 
 
-class ReaderUnavailable(DomainError):
-    status = 503
-    code = "reader_unavailable"
-    title = "Card reader unavailable"
 
 
-class ReaderBusy(Conflict):
-    code = "reader_busy"
-    title = "The card reader is busy"
 
 
-class CardNotPresented(Conflict):
-    code = "card_not_presented"
-    title = "No card on the reader"
 
 
-class WrongCardOnReader(Conflict):
-    code = "wrong_card_on_reader"
-    title = "The card on the reader is not the expected one"
 
 
-class LoadNotInReview(Conflict):
-    code = "load_not_in_review"
-    title = "Only a load in review is resolved"
 
 
-class ChipRefused(Conflict):
-    code = "chip_refused"
-    title = "The card refused the command"

@@ -223,8 +223,8 @@ def test_the_last_active_admin_stays(admin, rt) -> None:  # type: ignore[no-unty
 
     from cardsvc.context import Actor, Ctx
     from cardsvc.db import transaction
-    from cardsvc.errors import LastAdmin
     from cardsvc.staff import service
+    from cardsvc.staff.errors import LastAdmin
 
     me = admin.ok("GET", "/auth/me")
     other = admin.ok("POST", "/staff", {"username": f"adm.{uuid.uuid4().hex[:8]}",

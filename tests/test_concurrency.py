@@ -18,8 +18,8 @@ from cardsvc.db import transaction
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
+from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger.models import Account, Posting, Transfer
-from cardsvc.ledger.service import idempotent
 from cardsvc.runtime import Runtime
 from tests import factories as f
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import update
 
 from cardsvc.cards import service as cards
+from cardsvc.cards.errors import IllegalTransition
 from cardsvc.cards.models import Card, CardStatus
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import transaction
-from cardsvc.errors import IllegalTransition
 from tests import factories as f
 
 STATES = [s.value for s in CardStatus]

@@ -38,7 +38,7 @@ def test_numbers_are_whole_where_they_are_whole(spec) -> None:  # type: ignore[n
 
 
 def test_money_routes_require_the_idempotency_key_as_enforced(spec) -> None:  # type: ignore[no-untyped-def]
-    from cardsvc.ledger.service import IDEMPOTENCY_KEY_PATTERN
+    from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN
     found = 0
     for method, path, op in operations(spec):
         for param in op.get("parameters", []):

@@ -27,8 +27,9 @@ from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import Card
 from cardsvc.db import transaction
-from cardsvc.ledger.models import Account, IdempotencyRecord, Posting, Transfer
-from cardsvc.ledger.service import request_hash
+from cardsvc.idempotency.models import IdempotencyRecord
+from cardsvc.idempotency.service import request_hash
+from cardsvc.ledger.models import Account, Posting, Transfer
 from merchants.pos import schemas as ps
 from merchants.pos.fastpath import CALL, FastPurchases, call_args
 from merchants.pos.models import PosNonce, PosTransaction

@@ -15,9 +15,9 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from cardsvc.cards.errors import CardNotPresented, ReaderBusy, ReaderUnavailable
 from cardsvc.cards.reader import NO_READER, CounterReader
 from cardsvc.config import Settings
-from cardsvc.errors import CardNotPresented, ReaderBusy, ReaderUnavailable
 from readers.base import Reader
 from readers.errors import ReaderBusy as ReaderBusyError
 from readers.errors import ReaderError

@@ -5,6 +5,7 @@ from cardsvc.audit import models as audit_models
 from cardsvc.cards import models as cards_models
 from cardsvc.db import Base
 from cardsvc.holders import models as holders_models
+from cardsvc.idempotency import models as idempotency_models
 from cardsvc.keystore import models as keystore_models
 from cardsvc.ledger import models as ledger_models
 from cardsvc.staff import models as staff_models
@@ -13,7 +14,7 @@ from merchants.registry import models as registry_models
 from settlement.bills import models as bills_models
 from settlement.clearing import models as clearing_models
 
-DOMAINS = (audit_models, cards_models, holders_models, keystore_models, ledger_models,
-           staff_models, registry_models, pos_models, clearing_models, bills_models)
+DOMAINS = (audit_models, cards_models, holders_models, idempotency_models, keystore_models,
+           ledger_models, staff_models, registry_models, pos_models, clearing_models, bills_models)
 
 __all__ = ["DOMAINS", "Base"]

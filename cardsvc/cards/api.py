@@ -8,11 +8,12 @@ from fastapi.responses import JSONResponse
 
 from cardsvc.cards import chip, eligibility, service
 from cardsvc.cards import schemas as s
+from cardsvc.cards.errors import Ineligible
 from cardsvc.cards.models import Product
 from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, RuntimeDep, allow
-from cardsvc.errors import Ineligible
 from cardsvc.holders import service as holders
-from cardsvc.ledger.service import IdempotentResult, idempotent, replayable
+from cardsvc.idempotency.api import replayable
+from cardsvc.idempotency.service import IdempotentResult, idempotent
 from cardsvc.schemas_common import IdPath, IdQuery, Model
 from cardsvc.staff.models import Role
 from readers import protocol as p

@@ -18,18 +18,11 @@ from cardsvc.audit import service as audit
 from cardsvc.cards import eligibility
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
+from cardsvc.cards.errors import CardNotPresented, ChipRefused, LoadNotInReview, WrongCardOnReader
 from cardsvc.cards.models import Card, CardLoad, Product
 from cardsvc.cards.reader import CounterReader
 from cardsvc.context import Ctx
-from cardsvc.errors import (
-    CardNotPresented,
-    ChipRefused,
-    DomainError,
-    InvalidInput,
-    LoadNotInReview,
-    NotFound,
-    WrongCardOnReader,
-)
+from cardsvc.errors import DomainError, InvalidInput, NotFound
 from cardsvc.holders import service as holders
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger

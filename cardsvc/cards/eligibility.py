@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from cardsvc.cards.errors import Ineligible
 from cardsvc.cards.models import Concession, Product
 from cardsvc.context import Ctx
-from cardsvc.errors import Ineligible
 from cardsvc.holders import service as holders
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from cardsvc.errors import ReaderUnavailable
+from cardsvc.cards.errors import ReaderUnavailable
 from readers.base import Reader
 
 

@@ -22,6 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from cardsvc.audit import service as audit
 from cardsvc.cards import eligibility
 from cardsvc.cards import schemas as s
+from cardsvc.cards.errors import (
+    CardLimitReached,
+    CardNotUsable,
+    ChipPurse,
+    IllegalTransition,
+    Ineligible,
+)
 from cardsvc.cards.models import (
     LIVE_STATUSES,
     Card,
@@ -32,17 +39,7 @@ from cardsvc.cards.models import (
     Product,
 )
 from cardsvc.context import Ctx
-from cardsvc.errors import (
-    CardLimitReached,
-    CardNotUsable,
-    ChipPurse,
-    Conflict,
-    Forbidden,
-    IllegalTransition,
-    Ineligible,
-    InvalidInput,
-    NotFound,
-)
+from cardsvc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cardsvc.holders import service as holders
 from cardsvc.identifiers import new_card_number, normalize_chip_uid
 from cardsvc.ledger import service as ledger

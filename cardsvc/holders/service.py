@@ -9,14 +9,9 @@ from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
-from cardsvc.errors import (
-    CompanionAlreadyRegistered,
-    DuplicateCardholder,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-)
+from cardsvc.errors import Forbidden, InvalidInput, NotFound
 from cardsvc.holders import schemas
+from cardsvc.holders.errors import CompanionAlreadyRegistered, DuplicateCardholder
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
 from cardsvc.identifiers import mask_person_id, normalize_person_id, person_id_kind
 

@@ -12,18 +12,16 @@ from sqlalchemy.orm import Session
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Actor, Ctx
-from cardsvc.errors import (
-    AuthenticationRequired,
+from cardsvc.errors import AuthenticationRequired, InvalidInput, NotFound
+from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
+from cardsvc.staff import throttle
+from cardsvc.staff.errors import (
     InvalidCredentials,
-    InvalidInput,
     LastAdmin,
     LoginThrottled,
-    NotFound,
     OwnAccount,
     StaffExists,
 )
-from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
-from cardsvc.staff import throttle
 from cardsvc.staff.models import Role, Staff
 
 # As typed: upper case is taken and stored in lower case.

@@ -17,12 +17,8 @@ from starlette.routing import Route
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, IdempotencyKey, RuntimeDep, unit_of_work
-from cardsvc.ledger.service import (
-    IDEMPOTENCY_KEY_PATTERN,
-    idempotent,
-    replayable,
-    validate_key,
-)
+from cardsvc.idempotency.api import replayable
+from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN, idempotent, validate_key
 from cardsvc.runtime import Runtime
 from cardsvc.schemas_common import IdPath
 from merchants.pos import auth

@@ -37,8 +37,8 @@ from sqlalchemy.engine import make_url
 from cardsvc.cards.service import HOTLISTED
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
+from cardsvc.idempotency.service import IDEMPOTENCY_KEY_RE, request_hash
 from cardsvc.keystore.service import debit_certificate, unwrap_master
-from cardsvc.ledger.service import IDEMPOTENCY_KEY_RE, request_hash
 from cardsvc.security.crypto import Keyring
 from merchants.pos import schemas as ps
 from merchants.pos import signing

@@ -20,9 +20,10 @@ from cardsvc.cards.models import Card, CardLoad, HotlistEntry
 from cardsvc.cards.service import HOTLISTED
 from cardsvc.context import TAIPEI, Ctx
 from cardsvc.db_upsert import insert_if_absent
-from cardsvc.errors import InsufficientFunds, NotFound
+from cardsvc.errors import NotFound
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger
+from cardsvc.ledger.errors import InsufficientFunds
 from cardsvc.ledger.models import Account, AccountKind
 from merchants.pos import errors as e
 from merchants.pos import qr

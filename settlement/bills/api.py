@@ -10,7 +10,8 @@ from pydantic import Field
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
-from cardsvc.ledger.service import idempotent, replayable
+from cardsvc.idempotency.api import replayable
+from cardsvc.idempotency.service import idempotent
 from cardsvc.schemas_common import IdPath, IsoDate
 from cardsvc.staff.models import Role
 from merchants.pos.api import PosCtx, _pos_key, _terminal

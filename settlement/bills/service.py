@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import select
 
 from cardsvc.audit import service as audit
+from cardsvc.cards.errors import ChipPurse
 from cardsvc.cards.models import Card
 from cardsvc.cards.service import usable_for_money
 from cardsvc.context import TAIPEI, Ctx
-from cardsvc.errors import ChipPurse, Conflict, NotFound
+from cardsvc.errors import Conflict, NotFound
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from merchants.registry.models import Merchant
