@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cardsvc.app import migrate
+from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.config import Settings
@@ -73,7 +74,7 @@ def main() -> None:
             ctx = Ctx(db, rt.settings, rt.keys, actor)
             body = s.TopUpRequest(amount=1)
             idempotent(ctx, f"bench-{i:08d}", "purse.topup", {"card_id": card, "amount": 1},
-                       lambda ctx=ctx, card=card, body=body: cards.topup(ctx, card, body))
+                       lambda ctx=ctx, card=card, body=body: money.topup(ctx, card, body))
     service_s = time.perf_counter() - started
 
     with rt.engine.connect() as conn:

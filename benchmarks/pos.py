@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from cardsvc.app import migrate
 from cardsvc.app.bootstrap import bootstrap
+from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as cs
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card
@@ -181,7 +182,7 @@ def main() -> None:
                 c = cards.apply(ctx, cs.CardApplication(cardholder_id=h.id, product="general"))
                 cards.issue(ctx, c.id, cs.IssueRequest(chip_uid=f"04{i:012X}"))
                 cards.simple_transition(ctx, c.id, "activate", "bench")
-                cards.topup(ctx, c.id, cs.TopUpRequest(amount=10_000))
+                money.topup(ctx, c.id, cs.TopUpRequest(amount=10_000))
                 card_rows.append((c.id, c.card_number, bytes.fromhex(c.chip_uid or "")))
             db.execute(update(Card).values(load_key_version=1))  # chips carry our keys
             m = msvc.create_merchant(ctx, ms.MerchantCreate(

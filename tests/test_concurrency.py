@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
+from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.context import Actor, Ctx
@@ -46,7 +47,7 @@ def funded_card(rt: Runtime, balance: int) -> int:
         card = cards.apply(ctx, s.CardApplication(cardholder_id=h.id, product="general"))
         cards.issue(ctx, card.id, s.IssueRequest(chip_uid=f.uid()))
         cards.simple_transition(ctx, card.id, "activate", "test")
-        cards.topup(ctx, card.id, s.TopUpRequest(amount=balance))
+        money.topup(ctx, card.id, s.TopUpRequest(amount=balance))
         return card.id
 
 
@@ -60,7 +61,7 @@ def test_concurrent_debits_never_overspend(any_rt: Runtime) -> None:
         try:
             with transaction(rt.sessions) as db:
                 ctx = Ctx(db, rt.settings, rt.keys, Actor(None, f"pos-{i}", "clerk"))
-                cards.charge(ctx, card_id, s.ChargeRequest(amount=DEBIT,
+                money.charge(ctx, card_id, s.ChargeRequest(amount=DEBIT,
                                                            description=f"debit {i}"))
             return "ok"
         except DomainError as exc:
@@ -93,7 +94,7 @@ def test_concurrent_retries_with_one_key_charge_once(any_rt: Runtime) -> None:
             body = s.ChargeRequest(amount=300, description="one fee, sent many times")
             res = idempotent(ctx, key, "purse.charge", {"card_id": card_id,
                                                         **body.model_dump()},
-                             lambda: cards.charge(ctx, card_id, body))
+                             lambda: money.charge(ctx, card_id, body))
             return res.body["balance"], res.replayed
 
     with ThreadPoolExecutor(n) as pool:
@@ -124,9 +125,9 @@ def test_mixed_counter_operations_never_deadlock(any_rt: Runtime) -> None:
                 ctx = Ctx(db, rt.settings, rt.keys, Actor(None, f"counter-{i % 4}", "clerk"))
                 op = i % 3
                 if op == 0:
-                    cards.topup(ctx, card_id, s.TopUpRequest(amount=10))
+                    money.topup(ctx, card_id, s.TopUpRequest(amount=10))
                 elif op == 1:
-                    cards.charge(ctx, card_id, s.ChargeRequest(amount=7, description="fee"))
+                    money.charge(ctx, card_id, s.ChargeRequest(amount=7, description="fee"))
                 else:
                     new = cards.replace(ctx, card_id, s.ReplaceRequest(
                         reason="damaged", chip_uid=f.uid(), fee_payment="cash"))

@@ -10,6 +10,7 @@ from sqlalchemy import select, text, update
 from cardsvc.app import migrate
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
+from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card, CardLoad
@@ -35,7 +36,7 @@ def test_loads_delivered_twice_at_one_chip_counter_go_to_review(rt) -> None:  # 
         db.execute(update(Card).where(Card.id == card.id).values(load_key_version=1))
         db.expire_all()
         for amount in (400, 400, 300):
-            cards.topup(ctx, card.id, s.TopUpRequest(amount=amount))
+            money.topup(ctx, card.id, s.TopUpRequest(amount=amount))
         card_id = card.id
     cfg = migrate.alembic_config(rt.engine.url.render_as_string(hide_password=False))
     with rt.engine.begin() as conn:

@@ -16,6 +16,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select, text
 
+from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.context import Actor, Ctx
@@ -68,7 +69,7 @@ def make_machine(rt: Runtime) -> type[RuleBasedStateMachine]:
 
         @rule(card=live, amount=amounts)
         def topup(self, card: int, amount: int) -> None:
-            out = self.run(lambda ctx: cards.topup(ctx, card, s.TopUpRequest(amount=amount)))
+            out = self.run(lambda ctx: money.topup(ctx, card, s.TopUpRequest(amount=amount)))
             fits = self.expected[card] + amount <= rt.settings.purse_max_balance
             assert isinstance(out, DomainError) != fits, out
             if fits:
@@ -76,7 +77,7 @@ def make_machine(rt: Runtime) -> type[RuleBasedStateMachine]:
 
         @rule(card=live, amount=amounts)
         def charge(self, card: int, amount: int) -> None:
-            out = self.run(lambda ctx: cards.charge(
+            out = self.run(lambda ctx: money.charge(
                 ctx, card, s.ChargeRequest(amount=amount, description="model fee")))
             enough = self.expected[card] >= amount
             assert isinstance(out, DomainError) != enough, out

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from cardsvc.cards import chip, eligibility, service
+from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards.errors import Ineligible
 from cardsvc.cards.models import Product
@@ -145,7 +146,7 @@ def close(card_id: CardId, body: s.CloseRequest, ctx: CtxDep,
             dependencies=[Depends(allow(*READERS))])
 def purse(card_id: CardId, ctx: CtxDep,
           limit: Annotated[int, Query(ge=1, le=200)] = 20) -> s.PurseOut:
-    return service.purse(ctx, card_id, limit)
+    return money.purse(ctx, card_id, limit)
 
 
 @router.post("/{card_id:int}/topups", response_model=s.MoneyResult,
@@ -155,7 +156,7 @@ def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
           idempotency_key: IdempotencyKey) -> JSONResponse:
     result = idempotent(
         ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
-        lambda: service.topup(ctx, card_id, body))
+        lambda: money.topup(ctx, card_id, body))
     out = chip.topup_and_load(ctx, card_id, result.body, body.load_card, rt.counter)
     return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
@@ -209,4 +210,4 @@ def charge(card_id: CardId, body: s.ChargeRequest, ctx: CtxDep,
            idempotency_key: IdempotencyKey) -> JSONResponse:
     return replayable(idempotent(
         ctx, idempotency_key, "purse.charge", {"card_id": card_id, **body.model_dump()},
-        lambda: service.charge(ctx, card_id, body)))
+        lambda: money.charge(ctx, card_id, body)))

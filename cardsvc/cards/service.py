@@ -25,7 +25,6 @@ from cardsvc.cards import schemas as s
 from cardsvc.cards.errors import (
     CardLimitReached,
     CardNotUsable,
-    ChipPurse,
     IllegalTransition,
     Ineligible,
 )
@@ -43,7 +42,7 @@ from cardsvc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cardsvc.holders import service as holders
 from cardsvc.identifiers import new_card_number, normalize_chip_uid
 from cardsvc.ledger import service as ledger
-from cardsvc.ledger.models import AccountKind, Posting, Transfer
+from cardsvc.ledger.models import AccountKind
 
 A = CardStatus
 TRANSITIONS: dict[str, tuple[frozenset[CardStatus], CardStatus]] = {
@@ -295,51 +294,12 @@ def card_out(card: Card) -> s.CardOut:
     return s.CardOut.model_validate(card)
 
 
-def topup(ctx: Ctx, card_id: int, data: s.TopUpRequest) -> s.MoneyResult:
-    card = get(ctx, card_id, for_update=True)
-    usable_for_money(ctx, card)
-    if data.amount > ctx.settings.topup_max_amount:
-        raise InvalidInput(f"a single top-up is at most NT${ctx.settings.topup_max_amount}")
-    counter = data.counter or ctx.settings.default_counter
-    cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter))
-    purse = ledger.purse_of(ctx, card.id)
-    t = ledger.post(ctx, "topup", [ledger.Leg(cash, -data.amount),
-                                   ledger.Leg(purse, data.amount)],
-                    card_id=card.id, memo=f"cash top-up at {counter}")
-    load_id = _queue_chip_load(ctx, card, t.id, data.amount)
-    return s.MoneyResult(transfer_id=t.id, card_id=card.id, card_number=card.card_number,
-                         amount=data.amount, balance=purse.balance, card_load_id=load_id)
 
 
-def _queue_chip_load(ctx: Ctx, card: Card, transfer_id: int, amount: int) -> int | None:
-    """Value for a chip purse: authorised now, delivered to the chip at the next tap."""
-    if card.load_key_version is None:
-        return None  # account-held purse
-    load = CardLoad(card_id=card.id, transfer_id=transfer_id, amount=amount,
-                    status="pending", created_at=ctx.now)
-    ctx.db.add(load)
-    ctx.db.flush()
-    return load.id
 
 
-def charge(ctx: Ctx, card_id: int, data: s.ChargeRequest) -> s.MoneyResult:
-    """A county fee paid from an account-held purse at the counter (online debit). A chip
-    purse holds its value on the card: it pays at a terminal, which debits the chip."""
-    card = get(ctx, card_id, for_update=True)
-    usable_for_money(ctx, card)
-    if card.load_key_version is not None:
-        raise ChipPurse(f"card {card.card_number} keeps its value on the chip: pay with the "
-                        "card at a terminal")
-    return debit_purse(ctx, card, data.amount, data.description)
 
 
-def debit_purse(ctx: Ctx, card: Card, amount: int, memo: str) -> s.MoneyResult:
-    purse = ledger.purse_of(ctx, card.id)
-    income = ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
-    t = ledger.post(ctx, "charge", [ledger.Leg(purse, -amount), ledger.Leg(income, amount)],
-                    card_id=card.id, memo=memo)
-    return s.MoneyResult(transfer_id=t.id, card_id=card.id, card_number=card.card_number,
-                         amount=amount, balance=purse.balance)
 
 
 # Personalises a blank chip for a card record; returns (chip UID, load key version).
@@ -419,7 +379,7 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
                     card_id=new.id, memo=f"replacement fee ({data.fee_payment})")
     load_id = None
     if moved_transfer is not None and new_purse.balance > 0:
-        load_id = _queue_chip_load(ctx, new, moved_transfer.id, new_purse.balance)
+        load_id = queue_chip_load(ctx, new, moved_transfer.id, new_purse.balance)
     return s.ReplaceResult(old_card=card_out(old), new_card=card_out(new), balance_moved=moved,
                            fee=fee, fee_payment=data.fee_payment if fee else "none",
                            new_balance=new_purse.balance, card_load_id=load_id)
@@ -440,19 +400,6 @@ def close(ctx: Ctx, card_id: int, data: s.CloseRequest) -> s.CloseResult:
     return s.CloseResult(card=card_out(card), refund_cash=refund)
 
 
-def purse(ctx: Ctx, card_id: int, limit: int = 20) -> s.PurseOut:
-    card = get(ctx, card_id)
-    acct = ledger.purse_of(ctx, card.id)
-    rows = ctx.db.execute(
-        select(Posting, Transfer).join(Transfer, Transfer.id == Posting.transfer_id)
-        .where(Posting.account_id == acct.id).order_by(Posting.id.desc()).limit(limit)
-    ).all()
-    return s.PurseOut(
-        card_id=card.id, card_number=card.card_number, balance=acct.balance,
-        max_balance=ctx.settings.purse_max_balance,
-        recent=[s.PostingOut(transfer_id=p.transfer_id, kind=t.kind, amount=p.amount,
-                             balance_after=p.balance_after, at=p.created_at, memo=t.memo)
-                for p, t in rows])
 
 
 def events(ctx: Ctx, card_id: int) -> list[CardEvent]:
@@ -460,3 +407,13 @@ def events(ctx: Ctx, card_id: int) -> list[CardEvent]:
     return list(ctx.db.scalars(select(CardEvent).where(CardEvent.card_id == card_id)
                                .order_by(CardEvent.id)))
 
+
+def queue_chip_load(ctx: Ctx, card: Card, transfer_id: int, amount: int) -> int | None:
+    """Value for a chip purse: authorised now, delivered to the chip at the next tap."""
+    if card.load_key_version is None:
+        return None  # account-held purse
+    load = CardLoad(card_id=card.id, transfer_id=transfer_id, amount=amount,
+                    status="pending", created_at=ctx.now)
+    ctx.db.add(load)
+    ctx.db.flush()
+    return load.id
