@@ -25,7 +25,7 @@ from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
 from cardsvc.idempotency.service import idempotent
@@ -55,7 +55,7 @@ def main() -> None:
     migrate.upgrade(rt.engine)
     actor = Actor(None, "bench", "clerk")
     card_ids = []
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         ctx = Ctx(db, rt.settings, rt.keys, actor)
         for i in range(50):
             head = f"W1{i:07d}"
@@ -70,7 +70,7 @@ def main() -> None:
     started = time.perf_counter()
     for i in range(args.n):
         card = card_ids[i % len(card_ids)]
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             ctx = Ctx(db, rt.settings, rt.keys, actor)
             body = s.TopUpRequest(amount=1)
             idempotent(ctx, f"bench-{i:08d}", "purse.topup", {"card_id": card, "amount": 1},

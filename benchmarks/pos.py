@@ -45,7 +45,7 @@ from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
 from cardsvc.identifiers import person_id_check_digit
@@ -172,7 +172,7 @@ def main() -> None:
         actor = Actor.system("bench")
         print(f"preparing {args.cards} cards and {args.clients} terminals ...", flush=True)
         card_rows = []
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             ctx = Ctx(db, rt.settings, rt.keys, actor)
             for i in range(args.cards):
                 head = f"W1{i:07d}"

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from cardsvc.errors import DomainError
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -96,12 +98,21 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work, the only one there is: the request, command or task boundary opens
+    it, services only flush. Commit once at the end, or roll back everything, except the
+    writes a refusal keeps (`DomainError.keep_writes`: a failed login's counter and audit
+    row, a rejected POS record)."""
     session = factory()
     try:
         yield session
         session.commit()
+    except DomainError as exc:
+        if exc.keep_writes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
     except BaseException:
         session.rollback()
         raise

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from cardsvc.context import Actor, Ctx
-from cardsvc.errors import AuthenticationRequired, DomainError, Forbidden
+from cardsvc.db import unit_of_work
+from cardsvc.errors import AuthenticationRequired, Forbidden
 from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
-from cardsvc.staff.models import Role
+from cardsvc.staff.roles import (
+    Role,
+)
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -23,27 +25,6 @@ _bearer = HTTPBearer(auto_error=False)
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
-
-
-@contextmanager
-def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A request's transaction: commit once at the end, or roll back everything (except the
-    writes a refusal keeps, `DomainError.keep_writes`)."""
-    session = sessions()
-    try:
-        yield session
-        session.commit()
-    except DomainError as exc:
-        if exc.keep_writes:
-            session.commit()
-        else:
-            session.rollback()
-        raise
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def db_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
@@ -106,5 +87,3 @@ IdempotencyKey = Annotated[
            pattern=IDEMPOTENCY_KEY_PATTERN),
 ]
 
-CLERKS = (Role.CLERK, Role.SUPERVISOR)
-READERS = (Role.CLERK, Role.SUPERVISOR, Role.AUDITOR)

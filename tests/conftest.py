@@ -29,7 +29,7 @@ from cardsvc.app.http import create_app
 from cardsvc.app.models import Base
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
@@ -99,7 +99,7 @@ def make_settings(url: str, secrets_file: Path, **overrides: object) -> Settings
 
 def _seed_staff(rt: Runtime) -> None:
     """What the first start creates: card master keys; plus one staff account per role."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
             Actor.system("tests"))
         for role in ROLES:
@@ -248,7 +248,7 @@ def admin(app_client: TestClient, tokens: dict[str, str]) -> Api:
 @pytest.fixture
 def system_ctx(rt: Runtime) -> Iterator[Ctx]:
     """A service-level unit of work acting as the system (commits at the end)."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         yield Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor.system("tests"))
 
 

@@ -108,13 +108,13 @@ def test_verify_while_others_append_is_not_a_false_alarm(clerk, rt) -> None:  # 
     import threading
 
     from cardsvc.context import Actor
-    from cardsvc.db import transaction
+    from cardsvc.db import unit_of_work
     busy_day(clerk)
     stop = threading.Event()
 
     def writer() -> None:
         while not stop.is_set():
-            with transaction(rt.sessions) as db:
+            with unit_of_work(rt.sessions) as db:
                 audit.record_for(db, Actor.system("writer"), "test.append")
 
     threads = [threading.Thread(target=writer) for _ in range(3)]
@@ -140,7 +140,7 @@ def test_pending_rows_are_sealed_in_order_with_their_content_intact(clerk, audit
     from sqlalchemy import insert
 
     from cardsvc.audit.models import AuditPending
-    from cardsvc.db import transaction
+    from cardsvc.db import unit_of_work
     busy_day(clerk)
     at = dt.datetime(2026, 11, 29, 4, 5, 6, 789012, tzinfo=dt.UTC)
     odd = ['"quoted" \\ back', "line\nbreak\ttab", "金門縣民卡", "", "\u2028 \x01"]
@@ -150,10 +150,10 @@ def test_pending_rows_are_sealed_in_order_with_their_content_intact(clerk, audit
              "target_type": "transfer", "target_id": None if i % 3 == 0 else str(i),
              "detail": audit.canonical({"i": i, "note": odd[i % len(odd)]})}
             for i in range(120)]
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         before = audit.count_events(db)
         db.execute(insert(AuditPending), rows)
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         assert audit.pending_count(db) == 120
         assert audit.seal(db, limit=100) == 100  # a batch at a time, oldest first
         assert audit.seal_pending(db) == 20

@@ -222,7 +222,7 @@ def test_the_last_active_admin_stays(admin, rt) -> None:  # type: ignore[no-unty
     import uuid
 
     from cardsvc.context import Actor, Ctx
-    from cardsvc.db import transaction
+    from cardsvc.db import unit_of_work
     from cardsvc.staff import service
     from cardsvc.staff.errors import LastAdmin
 
@@ -230,14 +230,14 @@ def test_the_last_active_admin_stays(admin, rt) -> None:  # type: ignore[no-unty
     other = admin.ok("POST", "/staff", {"username": f"adm.{uuid.uuid4().hex[:8]}",
                                         "role": "admin", "password": "another-admin-1"},
                      status=201)
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         others = db.scalars(select(Staff).where(Staff.role == "admin", Staff.active.is_(True),
                                                 Staff.id.not_in([me["id"], other["id"]]))).all()
         for s in others:  # earlier tests' admins (PostgreSQL keeps staff between tests)
             s.active = False
     try:
         admin.ok("PATCH", f"/staff/{other['id']}", {"role": "clerk"})  # me stays: fine
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             stale = Ctx(db, rt.settings, rt.keys, Actor(other["id"], other["username"], "admin"))
             try:
                 service.update_staff(stale, me["id"], "clerk", None, None)
@@ -250,7 +250,7 @@ def test_the_last_active_admin_stays(admin, rt) -> None:  # type: ignore[no-unty
             except LastAdmin:
                 pass
     finally:
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             for s in others:
                 db.get(Staff, s.id).active = True  # type: ignore[union-attr]
     assert admin.ok("GET", "/auth/me")["role"] == "admin"

@@ -180,7 +180,7 @@ def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_facto
     import threading
 
     from cardsvc.context import Actor, Ctx
-    from cardsvc.db import transaction
+    from cardsvc.db import unit_of_work
     from cardsvc.errors import DomainError
     from settlement.bills import service as bills
     import_file(plant, GOOD)
@@ -195,7 +195,7 @@ def test_two_concurrent_payments_cannot_both_succeed(plant: Plant, runtime_facto
     def pay(card_id: int) -> None:
         barrier.wait()
         try:
-            with transaction(rt.sessions) as db:
+            with unit_of_work(rt.sessions) as db:
                 bills.pay_from_purse(Ctx(db, rt.settings, rt.keys, Actor.system("t")),
                                      bill["id"], card_id, "counter")
             outcomes.append("paid")

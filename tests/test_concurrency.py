@@ -15,7 +15,7 @@ from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
@@ -39,7 +39,7 @@ def any_rt(request: pytest.FixtureRequest) -> Runtime:
 
 def funded_card(rt: Runtime, balance: int) -> int:
     actor = Actor.system("tests")
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         ctx = Ctx(db, rt.settings, rt.keys, actor)
         h = holders.register(ctx, hs.CardholderCreate(
             name="並行測試", person_id=f.new_person_id(), birth_date=f.years_ago(30),
@@ -59,7 +59,7 @@ def test_concurrent_debits_never_overspend(any_rt: Runtime) -> None:
     def debit(i: int) -> str:
         barrier.wait()
         try:
-            with transaction(rt.sessions) as db:
+            with unit_of_work(rt.sessions) as db:
                 ctx = Ctx(db, rt.settings, rt.keys, Actor(None, f"pos-{i}", "clerk"))
                 money.charge(ctx, card_id, s.ChargeRequest(amount=DEBIT,
                                                            description=f"debit {i}"))
@@ -89,7 +89,7 @@ def test_concurrent_retries_with_one_key_charge_once(any_rt: Runtime) -> None:
 
     def retry(_: int) -> tuple[int, bool]:
         barrier.wait()
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             ctx = Ctx(db, rt.settings, rt.keys, Actor(None, "counter-pc", "clerk"))
             body = s.ChargeRequest(amount=300, description="one fee, sent many times")
             res = idempotent(ctx, key, "purse.charge", {"card_id": card_id,
@@ -121,7 +121,7 @@ def test_mixed_counter_operations_never_deadlock(any_rt: Runtime) -> None:
         with lock:
             card_id = live[i % len(live)]
         try:
-            with transaction(rt.sessions) as db:
+            with unit_of_work(rt.sessions) as db:
                 ctx = Ctx(db, rt.settings, rt.keys, Actor(None, f"counter-{i % 4}", "clerk"))
                 op = i % 3
                 if op == 0:

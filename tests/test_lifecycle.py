@@ -11,7 +11,7 @@ from cardsvc.cards import service as cards
 from cardsvc.cards.errors import IllegalTransition
 from cardsvc.cards.models import Card, CardStatus
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from tests import factories as f
 
 STATES = [s.value for s in CardStatus]
@@ -37,7 +37,7 @@ def card_in(api: Any, rt: Any, state: str) -> dict[str, Any]:
         with rt.engine.begin() as conn:
             conn.execute(update(Card).where(Card.id == cid)
                          .values(expires_on=f.today() - dt.timedelta(days=1)))
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             assert cards.expire_due(Ctx(db, rt.settings, rt.keys, Actor.system())) == 1
     elif state == "replaced":
         api.ok("POST", f"/cards/{cid}/replace", {"reason": "damaged", "chip_uid": f.uid()},
@@ -52,7 +52,7 @@ def card_in(api: Any, rt: Any, state: str) -> dict[str, Any]:
 def do(api: Any, rt: Any, action: str, cid: int) -> tuple[int, dict[str, Any]]:
     if action == "expire":  # a batch job, not a counter route
         try:
-            with transaction(rt.sessions) as db:
+            with unit_of_work(rt.sessions) as db:
                 cards.simple_transition(Ctx(db, rt.settings, rt.keys, Actor.system("job")),
                                         cid, "expire", "validity ended")
             return 200, {}

@@ -15,7 +15,7 @@ from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.models import Card, CardLoad
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
 from tests import factories as f
@@ -25,7 +25,7 @@ def test_loads_delivered_twice_at_one_chip_counter_go_to_review(rt) -> None:  # 
     """What the race of two sessions on one card left behind: two loads marked delivered with
     the same chip counter. The migration keeps the first, puts the other in review and says
     so in the audit trail."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         ctx = Ctx(db, rt.settings, rt.keys, Actor.system("tests"))
         h = holders.register(ctx, hs.CardholderCreate(
             name="重複載入", person_id=f.new_person_id(), birth_date=f.years_ago(30),
@@ -49,7 +49,7 @@ def test_loads_delivered_twice_at_one_chip_counter_go_to_review(rt) -> None:  # 
             conn.execute(text("UPDATE card_loads SET status = 'delivered', card_counter = :n "
                               "WHERE id = :i"), {"n": counter, "i": load_id})
     migrate.upgrade(rt.engine)
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         loads = db.scalars(select(CardLoad).where(CardLoad.card_id == card_id)
                            .order_by(CardLoad.id)).all()
         assert [(ld.status, ld.card_counter) for ld in loads] == [

@@ -20,7 +20,7 @@ from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
@@ -41,7 +41,7 @@ def make_machine(rt: Runtime) -> type[RuleBasedStateMachine]:
 
         def run(self, fn):  # type: ignore[no-untyped-def]
             try:
-                with transaction(rt.sessions) as db:
+                with unit_of_work(rt.sessions) as db:
                     return fn(Ctx(db, rt.settings, rt.keys, Actor(None, "model", "supervisor")))
             except DomainError as exc:
                 return exc

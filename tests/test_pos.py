@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cardsvc.app.http import create_app
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from merchants.pos.client import PosClient
 from merchants.pos.models import PosTransaction
@@ -44,7 +44,7 @@ class Shop:
         card = card or self.card
         chip = VirtualCard(bytes.fromhex(card["chip_uid"]),
                            self.cards_dir / f"{card['chip_uid']}.json")
-        with transaction(self.rt.sessions) as db:
+        with unit_of_work(self.rt.sessions) as db:
             masters = KeyStore(db, self.rt.keys.secrets.kek,
                                self.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
         s = CardSession(InProcessReader(chip), self.rt.keys.secrets.system_id)
@@ -316,7 +316,7 @@ def test_a_location_too_long_for_a_qr_code_is_refused_clearly(shop: Shop) -> Non
 
 def test_pos_simulator_online_offline_and_hotlist(shop: Shop, tmp_path: Path) -> None:
     from simulators.pos import SimulatedPos, TerminalRefusal
-    with transaction(shop.rt.sessions) as db:
+    with unit_of_work(shop.rt.sessions) as db:
         masters = KeyStore(db, shop.rt.keys.secrets.kek,
                            shop.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
     pos = SimulatedPos(shop.pos, shop.terminal["id"], masters, shop.rt.keys.secrets.system_id,

@@ -26,7 +26,7 @@ from cardsvc.app.http import create_app
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import Card
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.idempotency.models import IdempotencyRecord
 from cardsvc.idempotency.service import request_hash
 from cardsvc.ledger.models import Account, Posting, Transfer
@@ -68,7 +68,7 @@ def booked(shop: Shop) -> int:
 def written(shop: Shop, transaction_id: int) -> dict[str, Any]:
     """Every row one purchase wrote, without its ids and times."""
     audit.seal_all(shop.rt.sessions)
-    with transaction(shop.rt.sessions) as db:
+    with unit_of_work(shop.rt.sessions) as db:
         tx = db.get(PosTransaction, transaction_id)
         assert tx is not None and tx.transfer_id is not None
         transfer = db.get(Transfer, tx.transfer_id)
@@ -120,7 +120,7 @@ def test_fast_and_general_paths_write_the_same_rows(shop: Shop) -> None:
     assert rows_a["legs"] == [(f"purse:{shop.card['id']}", -70),
                               (f"terminal:{shop.terminal['id']}", 70)]
     assert len(rows_a["audit"]) == 1 and rows_a["same_time"]
-    with transaction(shop.rt.sessions) as db:
+    with unit_of_work(shop.rt.sessions) as db:
         idem = db.scalars(select(IdempotencyRecord).where(
             IdempotencyRecord.operation == "pos.purchase")).all()
         assert sorted(r.request_hash for r in idem) == sorted(
@@ -166,7 +166,7 @@ def test_a_card_blocked_after_it_was_cached_is_refused(shop: Shop) -> None:
                   {"kind": "lost", "reason": "reported lost"})
     r = shop.buy(body)
     assert r.status_code == 409 and r.json()["code"] == "card_hotlisted", r.text
-    with transaction(shop.rt.sessions) as db:
+    with unit_of_work(shop.rt.sessions) as db:
         refused = db.scalar(select(PosTransaction).where(PosTransaction.status == "rejected"))
         assert refused is not None and refused.reason == "card_hotlisted"
 
@@ -186,14 +186,14 @@ def test_the_sealer_chains_the_purchase_rows_within_seconds(shop: Shop) -> None:
     assert shop.buy(shop.tap(15)).status_code == 200 and booked(shop) == 1
     deadline = time.monotonic() + 10
     while True:  # nobody reads the trail: the API process's sealer does it on its own
-        with transaction(shop.rt.sessions) as db:
+        with unit_of_work(shop.rt.sessions) as db:
             left = audit.pending_count(db)
             sealed = db.scalar(select(AuditEvent).where(AuditEvent.action == "money.purchase"))
         if left == 0 and sealed is not None:
             break
         assert time.monotonic() < deadline, f"{left} audit rows still pending after 10 s"
         time.sleep(0.2)
-    with transaction(shop.rt.sessions) as db:
+    with unit_of_work(shop.rt.sessions) as db:
         assert audit.verify_chain(db).ok
 
 
@@ -238,7 +238,7 @@ def lanes(shop: Shop) -> Lanes:
     cards = [chip_card(shop.clerk, 1_000) for _ in range(2)]
     made = [shop.clerk.ok("POST", f"/merchants/{shop.terminal['merchant_id']}/terminals",
                           {"label": f"Lane {i}"}, status=201) for i in range(4)]
-    with transaction(shop.rt.sessions) as db:
+    with unit_of_work(shop.rt.sessions) as db:
         purse = {c["id"]: db.scalar(select(Account.id).where(Account.card_id == c["id"]))
                  for c in cards}
         chips = {c["id"]: db.get(Card, c["id"]) for c in cards}

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger.models import Account, Posting, Transfer
 from merchants.pos.client import PosClient
@@ -57,7 +57,7 @@ class Town:
         """Debit the chip at this shop's terminal; return what the terminal submits."""
         uid = card["chip_uid"]
         chip = VirtualCard(bytes.fromhex(uid), chip_file or self.cards_dir / f"{uid}.json")
-        with transaction(self.rt.sessions) as db:
+        with unit_of_work(self.rt.sessions) as db:
             masters = KeyStore(db, self.rt.keys.secrets.kek,
                                self.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
         s = CardSession(InProcessReader(chip), self.rt.keys.secrets.system_id)
@@ -201,7 +201,7 @@ def test_a_day_of_sales_cleared_to_the_dollar(town: Town, tmp_path: Path) -> Non
     # Clearing again changes nothing; regenerating gives the same bytes.
     assert service.run_in_process(town.rt, today()).summary_hash == window.summary_hash
     assert window_files(town) == files
-    with transaction(town.rt.sessions) as db:
+    with unit_of_work(town.rt.sessions) as db:
         from settlement.clearing import files as files_mod
         from settlement.clearing.models import MerchantStatement
         w = db.scalar(select(ClearingWindow).where(ClearingWindow.business_date == today()))
@@ -282,7 +282,7 @@ def test_records_after_the_close_go_to_the_next_window(town: Town) -> None:
     from sqlalchemy import update
     alice, sale = _sales_day(town)
     two_days_ago = today() - dt.timedelta(days=2)
-    with transaction(town.rt.sessions) as db:  # these sales happened two days ago, at noon
+    with unit_of_work(town.rt.sessions) as db:  # these sales happened two days ago, at noon
         db.execute(update(PosTransaction).values(created_at=dt.datetime.combine(
             two_days_ago, dt.time(12), TAIPEI)))
     late = town.buy("shop", town.tap("shop", alice, 7))
@@ -461,7 +461,7 @@ def test_a_chip_transaction_is_paid_once_across_channels_and_windows(town: Town,
     real, copy = town.tap("kiln", bob, 60), town.tap("kiln", bob, 70, chip_file=clone_file)
     town.upload("kiln", "KILN-1", [real, copy])
     two_days_ago = today() - dt.timedelta(days=2)
-    with transaction(town.rt.sessions) as db:
+    with unit_of_work(town.rt.sessions) as db:
         db.execute(update(PosTransaction).values(created_at=dt.datetime.combine(
             two_days_ago, dt.time(12), TAIPEI)))
     service.run_in_process(town.rt, two_days_ago)

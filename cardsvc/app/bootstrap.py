@@ -9,12 +9,12 @@ from cardsvc.app import migrate
 from cardsvc.app.hardware import make_counter_reader
 from cardsvc.config import Settings
 from cardsvc.context import Actor
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.errors import ConfigurationError
 from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
-from cardsvc.staff.models import Role
+from cardsvc.staff.roles import Role
 
 
 def _private(path: str | None) -> None:
@@ -51,7 +51,7 @@ def bootstrap(settings: Settings, *, migrate_embedded: bool = True) -> BootRepor
                 f"database schema is at {current or 'nothing'}, code expects {head}: "
                 "run `cardsvc db upgrade`")
     password = None
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
             Actor.system("bootstrap"))
         if staff_service.count_staff(db) == 0:

@@ -21,7 +21,7 @@ from cardsvc.app.bootstrap import bootstrap
 from cardsvc.app.http import create_app
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.identifiers import person_id_check_digit
 from cardsvc.keystore.service import KeyStore
 from cardsvc.stats.service import IssuanceReport
@@ -309,7 +309,7 @@ def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
 
     st.step("Shops: a card tap, a QR payment, a refund")
     st.login("clerk.lin", "clerk.lin-Passw0rd")
-    with transaction(rt.sessions) as db:  # what a terminal is provisioned with: debit keys
+    with unit_of_work(rt.sessions) as db:  # what a terminal is provisioned with: debit keys
         debit = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
             KeyPurpose.DEBIT)
     terminals = {}

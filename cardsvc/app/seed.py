@@ -23,7 +23,7 @@ from cardsvc.audit import service as audit
 from cardsvc.cards.eligibility import add_years
 from cardsvc.cards.models import Card, CardEvent, CardStatus
 from cardsvc.context import TAIPEI, Actor
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
 from cardsvc.holders.service import PERSON_ID_NS
 from cardsvc.identifiers import (
@@ -63,7 +63,7 @@ def run_seed(rt: Runtime, n: int, seed: int, console: Console) -> dict[str, int]
     started = time.perf_counter()
     used_pids: set[str] = set()
     used_numbers: set[str] = set()
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         used_numbers.update(db.scalars(select(Card.card_number)))
 
     def new_pid(female: bool) -> str:
@@ -119,7 +119,7 @@ def run_seed(rt: Runtime, n: int, seed: int, console: Console) -> dict[str, int]
                     "email_enc": None, "township": town, "created_at": now, "updated_at": now,
                 })
                 meta.append((product, issued, concession, None))
-            with transaction(rt.sessions) as db:
+            with unit_of_work(rt.sessions) as db:
                 holder_ids = list(db.scalars(
                     insert(Cardholder).returning(Cardholder.id, sort_by_parameter_order=True),
                     holders))

@@ -21,7 +21,7 @@ from cardsvc.app.seed import run_seed
 from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import UTCDateTime, transaction, utcnow
+from cardsvc.db import UTCDateTime, unit_of_work, utcnow
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
@@ -61,7 +61,7 @@ def population(rt: Runtime, merchants: int, cards: int, *, seed: int = 7) -> Pop
     delivered load of NT$5,000; `merchants` merchants with one terminal each. Once per
     database."""
     run_seed(rt, cards, seed, Console(quiet=True))
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=ACTOR)
         # The seed's physical cards carry chip UIDs; personalised with key version 1.
         db.execute(text("UPDATE cards SET load_key_version = 1 WHERE form = 'physical' "
@@ -167,7 +167,7 @@ def records(rt: Runtime, pop: Population, n: int, *, seed: int = 11,
 
 
 def _write(rt: Runtime, rows: list[tuple[object, ...]]) -> None:
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         if db.get_bind().dialect.name == "postgresql":
             raw = db.connection().connection.dbapi_connection
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -8,32 +7,18 @@ from sqlalchemy import select
 
 from cardsvc.audit import service
 from cardsvc.audit.models import AuditEvent
+from cardsvc.audit.schemas import AuditEventOut, VerifyOut
 from cardsvc.deps import CtxDep, allow
-from cardsvc.schemas_common import MAX_ID, Model, Out
-from cardsvc.staff.models import Role
+from cardsvc.schemas_common import MAX_ID
+from cardsvc.staff.roles import (
+    AUDIT_READERS,
+)
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
 
 
-class AuditEventOut(Out):
-    id: int
-    at: dt.datetime
-    actor: str
-    actor_role: str
-    action: str
-    purpose: str | None
-    target_type: str | None
-    target_id: str | None
-    detail: str
-    hash: str
 
 
-class VerifyOut(Model):
-    ok: bool
-    rows_checked: int
-    first_bad_id: int | None
-    problem: str | None
 
 
 @router.get("/events", response_model=list[AuditEventOut],

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.audit.models import AuditEvent, AuditHead, AuditPending
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction, utcnow
+from cardsvc.db import unit_of_work, utcnow
 
 log = logging.getLogger("cardsvc.audit")
 
@@ -167,7 +167,7 @@ def seal_all(sessions: sessionmaker[Session], *, wait: bool = True) -> int:
     when another appender holds the chain head (the sealer's way)."""
     total = 0
     while True:
-        with transaction(sessions) as db:
+        with unit_of_work(sessions) as db:
             n = seal(db, wait=wait)
         total += n
         if n < SEAL_BATCH:

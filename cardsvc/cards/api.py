@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -11,17 +10,20 @@ from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards.errors import Ineligible
 from cardsvc.cards.models import Product
-from cardsvc.deps import CLERKS, READERS, CtxDep, IdempotencyKey, RuntimeDep, allow
+from cardsvc.deps import CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.holders import service as holders
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import IdempotentResult, idempotent
-from cardsvc.schemas_common import IdPath, IdQuery, Model
-from cardsvc.staff.models import Role
+from cardsvc.schemas_common import IdPath, IdQuery
+from cardsvc.staff.roles import (
+    CLERKS,
+    READERS,
+    SUPERVISORS,
+)
 from readers import protocol as p
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 CardId = IdPath
-SUPERVISORS = (Role.SUPERVISOR,)
 
 
 def _money_responses() -> dict[int | str, dict[str, Any]]:
@@ -29,28 +31,20 @@ def _money_responses() -> dict[int | str, dict[str, Any]]:
                                  "insufficient funds or purse limit"}}
 
 
-class EligibilityOut(Model):
-    eligible: bool
-    product: str
-    concession: str | None = None
-    expires_on: dt.date | None = None
-    basis: str | None = None
-    rule: str | None = None
-    detail: str | None = None
 
 
-@router.get("/eligibility", response_model=EligibilityOut,
+@router.get("/eligibility", response_model=s.EligibilityOut,
             dependencies=[Depends(allow(*CLERKS))],
             summary="Would this cardholder qualify for a product today? (names the rule)")
 def check_eligibility(ctx: CtxDep, cardholder_id: IdQuery,
-                      product: Product) -> EligibilityOut:
+                      product: Product) -> s.EligibilityOut:
     holder = holders.get(ctx, cardholder_id)
     try:
         d = eligibility.decide(ctx, holder, product, ctx.today)
     except Ineligible as exc:
-        return EligibilityOut(eligible=False, product=product.value, rule=exc.rule,
+        return s.EligibilityOut(eligible=False, product=product.value, rule=exc.rule,
                               detail=exc.detail)
-    return EligibilityOut(eligible=True, product=product.value, concession=d.concession.value,
+    return s.EligibilityOut(eligible=True, product=product.value, concession=d.concession.value,
                           expires_on=d.expires_on, basis=d.basis)
 
 

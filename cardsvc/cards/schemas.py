@@ -183,3 +183,13 @@ class ReplaceResult(Model):
 class CloseResult(Model):
     card: CardOut
     refund_cash: int = Field(description="Cash to pay out at the counter, whole NT dollars")
+
+
+class EligibilityOut(Model):
+    eligible: bool
+    product: str
+    concession: str | None = None
+    expires_on: dt.date | None = None
+    basis: str | None = None
+    rule: str | None = None
+    detail: str | None = None

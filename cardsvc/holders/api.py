@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Query
 
 from cardsvc.cards import schemas as card_schemas
 from cardsvc.cards import service as cards
-from cardsvc.deps import CLERKS, READERS, CtxDep, allow
+from cardsvc.deps import CtxDep, allow
 from cardsvc.holders import schemas, service
 from cardsvc.holders.models import Enrolment
 from cardsvc.schemas_common import IdPath, Purpose
+from cardsvc.staff.roles import CLERKS, READERS
 
 router = APIRouter(prefix="/cardholders", tags=["cardholders"])
 PurposeQ = Annotated[Purpose, Query(description="Why you read this record (audited)")]

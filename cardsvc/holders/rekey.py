@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.holders.models import Cardholder, DisabilityCertificate
 from cardsvc.runtime import Runtime
 
@@ -21,7 +21,7 @@ def reencrypt_all(rt: Runtime, progress: Callable[[int], None] | None = None,
     pii = rt.keys.pii
     done, last = 0, 0
     while True:
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             rows = db.scalars(select(Cardholder).where(Cardholder.id > last)
                               .order_by(Cardholder.id).limit(batch)).all()
             if not rows:

@@ -1,62 +1,42 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import Field
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, CtxDep, allow, current_actor, runtime
 from cardsvc.errors import AuthenticationRequired
 from cardsvc.runtime import Runtime
-from cardsvc.schemas_common import IdPath, Model, Out
+from cardsvc.schemas_common import IdPath
 from cardsvc.staff import service
-from cardsvc.staff.models import Role, Staff
+from cardsvc.staff.models import Staff
+from cardsvc.staff.roles import (
+    ADMINS,
+    EVERYONE,
+)
+from cardsvc.staff.schemas import (
+    LoginRequest,
+    LoginResponse,
+    PasswordSet,
+    StaffCreate,
+    StaffOut,
+    StaffUpdate,
+)
 
 router = APIRouter(tags=["staff"])
-ALL = tuple(Role)
 
 
-class LoginRequest(Model):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=200)
 
 
-class LoginResponse(Model):
-    access_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
-    expires_at: dt.datetime
-    username: str
-    role: str
 
 
-class StaffOut(Out):
-    id: int
-    username: str
-    display_name: str
-    role: str
-    active: bool
-    created_at: dt.datetime
 
 
-class StaffCreate(Model):
-    username: str = Field(pattern=service.USERNAME_PATTERN, examples=["clerk.chen"],
-                          description="Letters, digits and . _ -, starting with a letter; "
-                          "stored in lower case")
-    display_name: str | None = Field(default=None, max_length=100)
-    role: Role
-    password: str = Field(min_length=10, max_length=200)
 
 
-class StaffUpdate(Model):
-    role: Role | None = None
-    active: bool | None = Field(default=None, strict=True)
-    display_name: str | None = Field(default=None, max_length=100)
 
 
-class PasswordSet(Model):
-    password: str = Field(min_length=10, max_length=200)
 
 
 @router.post("/auth/login", response_model=LoginResponse,
@@ -77,7 +57,7 @@ def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)],
                          username=result.staff.username, role=result.staff.role)
 
 
-@router.get("/auth/me", response_model=StaffOut, dependencies=[Depends(allow(*ALL))])
+@router.get("/auth/me", response_model=StaffOut, dependencies=[Depends(allow(*EVERYONE))])
 def me(db: DB, actor: Annotated[Actor, Depends(current_actor)]) -> Staff:
     staff = db.get(Staff, actor.staff_id)
     if staff is None:  # deleted between the token check and here
@@ -85,27 +65,27 @@ def me(db: DB, actor: Annotated[Actor, Depends(current_actor)]) -> Staff:
     return staff
 
 
-@router.get("/staff", response_model=list[StaffOut], dependencies=[Depends(allow(Role.ADMIN))])
+@router.get("/staff", response_model=list[StaffOut], dependencies=[Depends(allow(*ADMINS))])
 def list_staff(ctx: CtxDep) -> list[Staff]:
     from sqlalchemy import select
     return list(ctx.db.scalars(select(Staff).order_by(Staff.id)))
 
 
 @router.post("/staff", response_model=StaffOut, status_code=201,
-             dependencies=[Depends(allow(Role.ADMIN))])
+             dependencies=[Depends(allow(*ADMINS))])
 def create_staff(body: StaffCreate, ctx: CtxDep) -> Staff:
     return service.create_staff(ctx.db, ctx.actor, body.username, body.role.value,
                                 body.password, body.display_name)
 
 
 @router.patch("/staff/{staff_id:int}", response_model=StaffOut,
-              dependencies=[Depends(allow(Role.ADMIN))])
+              dependencies=[Depends(allow(*ADMINS))])
 def update_staff(staff_id: IdPath, body: StaffUpdate, ctx: CtxDep) -> Staff:
     return service.update_staff(ctx, staff_id, body.role.value if body.role else None,
                                 body.active, body.display_name)
 
 
 @router.post("/staff/{staff_id:int}/password", status_code=204,
-             dependencies=[Depends(allow(Role.ADMIN))])
+             dependencies=[Depends(allow(*ADMINS))])
 def set_password(staff_id: IdPath, body: PasswordSet, ctx: CtxDep) -> None:
     service.set_password(ctx.db, ctx.actor, staff_id, body.password)

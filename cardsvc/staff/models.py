@@ -1,19 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
-
-
-class Role(enum.StrEnum):
-    CLERK = "clerk"  # counter work
-    SUPERVISOR = "supervisor"  # exceptions, unblocking, fee waivers
-    AUDITOR = "auditor"  # read-only; reads the audit trail; never sees a full national ID
-    ADMIN = "admin"  # staff accounts and configuration
 
 
 class Staff(Base):

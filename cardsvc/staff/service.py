@@ -22,7 +22,8 @@ from cardsvc.staff.errors import (
     OwnAccount,
     StaffExists,
 )
-from cardsvc.staff.models import Role, Staff
+from cardsvc.staff.models import Staff
+from cardsvc.staff.roles import Role
 
 # As typed: upper case is taken and stored in lower case.
 USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{1,63}$"

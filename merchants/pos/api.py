@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from cardsvc.context import Actor, Ctx
-from cardsvc.deps import DB, IdempotencyKey, RuntimeDep, unit_of_work
+from cardsvc.db import unit_of_work
+from cardsvc.deps import DB, IdempotencyKey, RuntimeDep
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN, idempotent, validate_key
 from cardsvc.runtime import Runtime

@@ -7,14 +7,15 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from cardsvc.deps import CtxDep, allow
 from cardsvc.errors import InvalidInput
 from cardsvc.schemas_common import IdPath
-from cardsvc.staff.models import Role
+from cardsvc.staff.roles import (
+    MANAGERS,
+    VIEWERS,
+)
 from merchants.registry import qr, service
 from merchants.registry import schemas as s
 
 router = APIRouter(prefix="/merchants", tags=["merchants"])
 
-MANAGERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
-VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 
 
 @router.post("", response_model=s.MerchantOut, status_code=201,

@@ -13,7 +13,11 @@ from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import idempotent
 from cardsvc.schemas_common import IdPath, IsoDate
-from cardsvc.staff.models import Role
+from cardsvc.staff.roles import (
+    CLERKS,
+    MANAGERS,
+    VIEWERS,
+)
 from merchants.pos.api import PosCtx, _pos_key, _terminal
 from merchants.pos.schemas import CardPurchase
 from merchants.registry.qr import render_qr
@@ -41,9 +45,6 @@ public_router = APIRouter(tags=["bills"])
 # Routes that take a file (CSV): staff may send more than the API's usual body limit.
 UPLOAD_PATHS = ("/billers/{biller_id}/bills/import", "/billers/{biller_id}/confirmations")
 
-MANAGERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
-CLERKS = (Role.CLERK, Role.SUPERVISOR)
-VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 
 
 

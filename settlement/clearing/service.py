@@ -1,5 +1,5 @@
 """Clearing operations as units of work on a runtime: what the tasks, the CLI and the demo
-call. Each function opens its own transaction(s)."""
+call. Each function opens its own unit_of_work(s)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
-from cardsvc.db import transaction, utcnow
+from cardsvc.db import unit_of_work, utcnow
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import NotFound
 from cardsvc.runtime import Runtime
@@ -49,7 +49,7 @@ def due_day(rt: Runtime) -> dt.date:
 
 
 def close(rt: Runtime, day: dt.date) -> ClearingWindow:
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         window = windows.close(_ctx(rt, db), day)
         db.expunge(window)
         return window
@@ -77,21 +77,21 @@ def _close_and_register(ctx: Ctx, day: dt.date) -> tuple[ClearingWindow, bool]:
 def start(rt: Runtime, day: dt.date) -> Started | None:
     """Close the window and register its one run. None when a run was registered before:
     that run is the sweeper's to finish."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         window, registered = _close_and_register(_ctx(rt, db), day)
         return Started(window.id, _pending(db, window.id)) if registered else None
 
 
 def run_partition(rt: Runtime, window_id: int, merchant_id: int) -> int:
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         return clearing.verify_partition(_ctx(rt, db), window_id, merchant_id)
 
 
 def finish(rt: Runtime, window_id: int) -> str:
     """Clear, then settle: two transactions, each done once."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         clearing.clear(_ctx(rt, db), window_id)
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         clearing.settle(_ctx(rt, db), window_id)
     return WindowStatus.SETTLED.value
 
@@ -101,7 +101,7 @@ def stale_runs(rt: Runtime, stale_seconds: int | None = None) -> list[Started]:
     and returned with their unfinished partitions."""
     stale = rt.settings.clearing_stale_seconds if stale_seconds is None else stale_seconds
     out = []
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         now = utcnow()
         runs = db.scalars(select(ClearingRun).where(
             ClearingRun.status == "running",
@@ -117,7 +117,7 @@ def run_in_process(rt: Runtime, day: dt.date,
                    progress: Callable[[int, int], None] | None = None) -> ClearingWindow:
     """The whole run in this process, partition by partition (the embedded default and the
     CLI's progress bar). Resumes whatever an earlier run left unfinished."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         ctx = _ctx(rt, db)
         window, _ = _close_and_register(ctx, day)
         window_id = window.id
@@ -212,7 +212,7 @@ def file_content(rt: Runtime, db: object, window_id: int, name: str) -> str:
 def files_of(rt: Runtime, day: dt.date) -> dict[str, str]:
     """Every file of a window, by name (the payout file decrypted: an audited read)."""
     from cardsvc.audit import service as audit
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         window = windows.get(_ctx(rt, db), day)
         names = list(db.scalars(select(ClearingFile.name).where(
             ClearingFile.window_id == window.id).order_by(ClearingFile.name)))

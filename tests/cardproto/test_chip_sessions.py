@@ -19,7 +19,7 @@ from sqlalchemy import select
 from cardsvc.app.http import create_app
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import CardLoad
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from tests import factories as f
 from tests.conftest import PASSWORD, Api
 
@@ -79,7 +79,7 @@ def test_concurrent_topups_of_one_chip_card_all_reach_the_chip(counter, monkeypa
     state = chip_state(cards_dir, card)
     assert state["purse"]["balance"] == TOPUPS * AMOUNT  # nothing the ledger holds is lost
     assert state["purse"]["counter"] == TOPUPS
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         loads = db.scalars(select(CardLoad).where(CardLoad.card_id == card["id"])).all()
         delivered = db.scalars(select(AuditEvent.detail).where(
             AuditEvent.action == "card.load_delivered")).all()

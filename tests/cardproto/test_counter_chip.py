@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cardsvc.app.http import create_app
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from readers.base import Reader
 from readers.memory import InProcessReader
@@ -31,7 +31,7 @@ def clerk_api(client: TestClient) -> Api:
 
 def terminal_debit(rt, reader: Reader, amount: int, seq: int) -> dict:  # type: ignore[no-untyped-def]
     """A POS terminal: it holds only the debit master keys."""
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         masters = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
             KeyPurpose.DEBIT)
     s = CardSession(reader, rt.keys.secrets.system_id)
@@ -48,7 +48,7 @@ def terminal_debit(rt, reader: Reader, amount: int, seq: int) -> dict:  # type: 
 def supplied_blank(rt, path: Path) -> VirtualCard:  # type: ignore[no-untyped-def]
     """A blank card as the supplier delivers it: with its own transport key."""
     uid = new_uid()
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         key = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).transport_key(uid)
     return VirtualCard(uid, path, transport_key=key)
 
@@ -96,7 +96,7 @@ def test_a_personalised_chip_cannot_be_issued_again(sim_counter) -> None:  # typ
 
 def test_master_keys_are_wrapped_and_never_in_answers(sim_counter) -> None:  # type: ignore[no-untyped-def]
     rt, api, _ = sim_counter
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
         masters = {p: store.masters(p) for p in KeyPurpose}
     from sqlalchemy import text
@@ -218,7 +218,7 @@ def test_a_card_emulator_with_the_debit_key_cannot_take_a_load(sim_counter) -> N
     api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 100, "load_card": False},
            key=f.key())
     chip = VirtualCard(bytes.fromhex(card["chip_uid"]), cards_dir / f"{card['chip_uid']}.json")
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
         debit = store.masters(KeyPurpose.DEBIT)
     s = CardSession(InProcessReader(chip), rt.keys.secrets.system_id)

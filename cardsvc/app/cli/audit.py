@@ -7,7 +7,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cardsvc.app.cli.common import _runtime, console
 from cardsvc.audit import service
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
@@ -21,7 +21,7 @@ def audit_verify() -> None:
     sealed = service.seal_all(rt.sessions)
     if sealed:
         console.print(f"sealed {sealed} pending audit rows into the chain")
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         total = service.count_events(db)
         with Progress(TextColumn("verifying audit chain"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),

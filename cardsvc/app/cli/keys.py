@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from cardsvc.app.cli.common import _fail, _runtime, cli_actor, console
 from cardsvc.audit import service as audit
 from cardsvc.config import get_settings
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.holders.rekey import reencrypt_all
 from cardsvc.identifiers import normalize_chip_uid
 from cardsvc.keystore.service import KeyStore
@@ -33,7 +33,7 @@ def keys_transport_key(uid: Annotated[str, typer.Argument(help="Chip UID in hex"
     if norm is None:
         raise _fail("UID must be 4, 7 or 10 bytes in hex")
     rt = _runtime().runtime
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         store = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id)
         key = store.transport_key(bytes.fromhex(norm))
         audit.record_for(db, cli_actor(), "keys.transport_key_export", target_type="chip",
@@ -50,7 +50,7 @@ def keys_terminal_export(
 
 
     rt = _runtime().runtime
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         masters = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
             KeyPurpose.DEBIT)
         audit.record_for(db, cli_actor(), "keys.terminal_export", target_type="key",

@@ -17,7 +17,7 @@ from cardsvc.app import reports
 from cardsvc.app.cli.common import _runtime, cli_actor, console
 from cardsvc.app.worker import app as celery
 from cardsvc.context import Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.runtime import Runtime
 from settlement.bills.reconcile import reconcile
@@ -137,7 +137,7 @@ def reconcile_cmd(date: DateOpt,
     """Reconcile a biller's confirmation file with the day's remittance."""
     rt = _rt()
     try:
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             r = reconcile(Ctx(db, rt.settings, rt.keys, cli_actor()), date.date(), biller,
                           file.read_bytes())
     except DomainError as exc:

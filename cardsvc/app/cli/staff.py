@@ -9,7 +9,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from cardsvc.app.cli.common import _fail, _runtime, cli_actor, console
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.staff import service
 from cardsvc.staff.models import Staff
@@ -32,7 +32,7 @@ def staff_add(
     generated = password is None
     pw = password or service.generate_password()
     try:
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             staff = service.create_staff(db, cli_actor(), username, role, pw, name)
     except DomainError as exc:
         raise _fail(exc.detail) from None
@@ -48,7 +48,7 @@ def staff_list() -> None:
 
     rt = _runtime().runtime
     table = Table("id", "username", "name", "role", "active")
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         for s in db.scalars(select(Staff).order_by(Staff.id)):
             table.add_row(str(s.id), s.username, s.display_name, s.role,
                           "yes" if s.active else "no")
@@ -62,7 +62,7 @@ def staff_passwd(username: str) -> None:
     rt = _runtime().runtime
     pw = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
     try:
-        with transaction(rt.sessions) as db:
+        with unit_of_work(rt.sessions) as db:
             staff = service.find_by_username(db, username)
             if staff is None:
                 raise _fail(f"no staff account {username!r}")

@@ -12,7 +12,7 @@ import typer
 from cardsvc.app import reports
 from cardsvc.app.cli.common import _runtime, cli_actor, console
 from cardsvc.context import Ctx
-from cardsvc.db import transaction
+from cardsvc.db import unit_of_work
 from cardsvc.stats import service
 
 app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -28,7 +28,7 @@ def stats_issuance(
     """Cards issued by product, status and township between two days (Asia/Taipei)."""
 
     rt = _runtime().runtime
-    with transaction(rt.sessions) as db:
+    with unit_of_work(rt.sessions) as db:
         report = service.issuance(Ctx(db, rt.settings, rt.keys, cli_actor()),
                                   date_from.date(), date_to.date())
     console.print(reports.issuance_table(report))
