@@ -60,6 +60,15 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def sql_list(*values: str) -> str:
+    """Constants of ours (enum values) as an SQL list, for the queries written as text:
+    `kind IN ({sql_list(PosKind.PURCHASE, ...)})`. Never for anything a request sent."""
+    for value in values:
+        if not value.replace("_", "").isalnum() or not value.isascii():
+            raise ValueError(f"not a constant: {value!r}")
+    return ", ".join(f"'{value}'" for value in values)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

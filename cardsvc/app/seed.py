@@ -32,6 +32,7 @@ from cardsvc.identifiers import (
     luhn_check_digit,
     person_id_check_digit,
 )
+from cardsvc.ledger import codes
 from cardsvc.ledger.models import Account, AccountKind
 from cardsvc.runtime import Runtime
 
@@ -161,7 +162,7 @@ def run_seed(rt: Runtime, n: int, seed: int, console: Console) -> dict[str, int]
                 events, accounts = [], []
                 for cid, c in zip(card_ids, cards, strict=True):
                     stats[c["product"]] += 1
-                    accounts.append({"kind": AccountKind.CARD_PURSE, "code": f"purse:{cid}",
+                    accounts.append({"kind": AccountKind.CARD_PURSE, "code": codes.purse_code(cid),
                                      "card_id": cid, "balance": 0, "created_at": now})
                     steps = [("apply", None, "applied"), ("issue", "applied", "issued"),
                              ("activate", "issued", "active")]

@@ -23,6 +23,7 @@ from cardsvc.cards.models import Card
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import UTCDateTime, unit_of_work, utcnow
 from cardsvc.keystore.service import KeyStore
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from cardsvc.runtime import Runtime
@@ -68,7 +69,7 @@ def population(rt: Runtime, merchants: int, cards: int, *, seed: int = 7) -> Pop
                         "AND status = 'active' AND load_key_version IS NULL"))
         now = utcnow()
         ts = {"now": now}
-        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code("SYNTH"))
+        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code("SYNTH"))
         db.execute(text(
             "INSERT INTO transfers (kind, card_id, amount, actor, memo, created_at) "
             "SELECT 'topup', id, :load, 'synthetic', :memo, :now FROM cards "

@@ -19,12 +19,13 @@ from cardsvc.cards import eligibility
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.errors import CardNotPresented, ChipRefused, LoadNotInReview, WrongCardOnReader
-from cardsvc.cards.models import Card, CardLoad, Product
+from cardsvc.cards.models import Card, CardLoad, LoadStatus, Product
 from cardsvc.cards.reader import CounterReader
 from cardsvc.context import Ctx
 from cardsvc.errors import DomainError, InvalidInput, NotFound
 from cardsvc.holders import service as holders
 from cardsvc.keystore.service import KeyStore
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from readers import protocol as p
@@ -117,7 +118,7 @@ class LoadOutcome:
 
 def pending_loads(ctx: Ctx, card_id: int) -> list[CardLoad]:
     return list(ctx.db.scalars(select(CardLoad).where(CardLoad.card_id == card_id,
-                                                      CardLoad.status == "pending")
+                                                      CardLoad.status == LoadStatus.PENDING)
                                .order_by(CardLoad.id)
                                .execution_options(populate_existing=True)))
 
@@ -162,7 +163,7 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
         reader.close()
     done = {o.load_id for o in outcomes}
     outcomes += [LoadOutcome(ld.id, ld.amount, ld.status, None, None) for ld in loads
-                 if ld.id not in done and ld.status != "review"]
+                 if ld.id not in done and ld.status != LoadStatus.REVIEW]
     return outcomes
 
 
@@ -198,7 +199,7 @@ def _deliver(ctx: Ctx, card: Card, loads: list[CardLoad], reader: Reader,
                     outcomes.append(_to_review(ctx, card, load, rec, "recovered record "
                                                "does not fit the load"))
                     return
-                outcomes.append(LoadOutcome(load.id, load.amount, "delivered",
+                outcomes.append(LoadOutcome(load.id, load.amount, LoadStatus.DELIVERED,
                                             rec.balance_after, rec.counter, True))
                 session.select()
                 continue
@@ -225,7 +226,7 @@ def _deliver(ctx: Ctx, card: Card, loads: list[CardLoad], reader: Reader,
             outcomes.append(_to_review(ctx, card, load, rec, "the chip answered at a "
                                        "counter that is not this load's"))
             return  # the chip's state is in doubt: nothing more is loaded onto it now
-        outcomes.append(LoadOutcome(load.id, load.amount, "delivered", rec.balance_after,
+        outcomes.append(LoadOutcome(load.id, load.amount, LoadStatus.DELIVERED, rec.balance_after,
                                     rec.counter, result.recovered))
         session.select()
 
@@ -236,13 +237,13 @@ def _record_delivery(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord,
     delivery of this card already holds that chip counter."""
     taken = ctx.db.scalar(select(CardLoad.id).where(
         CardLoad.card_id == card.id, CardLoad.card_counter == rec.counter,
-        CardLoad.status == "delivered", CardLoad.id != load.id).limit(1))
+        CardLoad.status == LoadStatus.DELIVERED, CardLoad.id != load.id).limit(1))
     if taken is not None:
         return False
     try:
         # The unique index is the guarantee; the look-up above gives the clear path.
         with ctx.db.begin_nested():
-            load.status = "delivered"
+            load.status = LoadStatus.DELIVERED
             load.delivered_at = ctx.now
             load.card_counter = rec.counter
             load.card_balance = rec.balance_after
@@ -259,11 +260,11 @@ def _record_delivery(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord,
 
 def _to_review(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord | None,
                why: str) -> LoadOutcome:
-    load.status = "review"
+    load.status = LoadStatus.REVIEW
     audit.record(ctx, "card.load_review", target_type="card", target_id=card.id,
                  detail={"load_id": load.id, "why": why,
                          "card_counter": rec.counter if rec is not None else None})
-    return LoadOutcome(load.id, load.amount, "review", None, None)
+    return LoadOutcome(load.id, load.amount, LoadStatus.REVIEW, None, None)
 
 
 def verify_certificate(ctx: Ctx, card_id: int, record: p.TxRecord) -> bool:
@@ -302,7 +303,7 @@ def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_
     outcomes: list[LoadOutcome] = []
     note = None
     own = ctx.db.get(CardLoad, load_id, populate_existing=True)
-    if load_now and own is not None and own.status == "pending":
+    if load_now and own is not None and own.status == LoadStatus.PENDING:
         try:
             outcomes = deliver_loads(ctx, card_id, counter, commit=ctx.db.commit)
         except DomainError as exc:
@@ -329,21 +330,21 @@ def resolve_load(ctx: Ctx, card_id: int, load_id: int,
     load = ctx.db.get(CardLoad, load_id, with_for_update=True, populate_existing=True)
     if load is None or load.card_id != card.id:
         raise NotFound(f"card {card.card_number} has no load {load_id}")
-    if load.status != "review":
+    if load.status != LoadStatus.REVIEW:
         raise LoadNotInReview(f"load {load_id} is {load.status}; only a load in review is "
                               "resolved", load_status=load.status)
     transfer_id, refund = None, 0
     if data.outcome == "on_chip":
-        load.status, load.delivered_at = "delivered", ctx.now
+        load.status, load.delivered_at = LoadStatus.DELIVERED, ctx.now
     else:
         counter = data.counter or ctx.settings.default_counter
         purse = ledger.purse_of(ctx, card.id)
-        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter))
+        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter))
         transfer_id = ledger.post(ctx, "load_refund", [ledger.Leg(purse, -load.amount),
                                                         ledger.Leg(cash, load.amount)],
                                   card_id=card.id, memo=f"load {load.id} refunded at "
                                   f"{counter}: {data.reason}"[:200]).id
-        load.status, refund = "refunded", load.amount
+        load.status, refund = LoadStatus.REFUNDED, load.amount
     audit.record(ctx, "card.load_resolved", target_type="card", target_id=card.id,
                  detail={"load_id": load.id, "outcome": data.outcome, "reason": data.reason,
                          "amount": load.amount})

@@ -95,6 +95,13 @@ class CardEvent(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class LoadStatus(enum.StrEnum):
+    PENDING = "pending"  # authorised and booked; waits for the chip
+    DELIVERED = "delivered"  # the chip's record of it verified
+    REVIEW = "review"  # the chip cannot show whether it took the value: a supervisor decides
+    REFUNDED = "refunded"  # not on the chip: paid back in cash
+
+
 class CardLoad(Base):
     """Value authorised online (a top-up) that has to reach the chip's purse.
 
@@ -116,8 +123,7 @@ class CardLoad(Base):
     card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
     transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), unique=True)
     amount: Mapped[int] = mapped_column(Integer)
-    # pending | delivered | review (the chip's records no longer show whether it was applied)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=LoadStatus.PENDING)  # LoadStatus
     # The chip's counter when this load was first authorised; a retry at another counter is
     # only authorised when the chip's kept records cover every transaction since.
     authorised_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)

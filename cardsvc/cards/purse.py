@@ -15,6 +15,7 @@ from cardsvc.cards.models import (
 from cardsvc.cards.service import get, queue_chip_load, usable_for_money
 from cardsvc.context import Ctx
 from cardsvc.errors import InvalidInput
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind, Posting, Transfer
 
@@ -25,7 +26,7 @@ def topup(ctx: Ctx, card_id: int, data: s.TopUpRequest) -> s.MoneyResult:
     if data.amount > ctx.settings.topup_max_amount:
         raise InvalidInput(f"a single top-up is at most NT${ctx.settings.topup_max_amount}")
     counter = data.counter or ctx.settings.default_counter
-    cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter))
+    cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter))
     purse = ledger.purse_of(ctx, card.id)
     t = ledger.post(ctx, "topup", [ledger.Leg(cash, -data.amount),
                                    ledger.Leg(purse, data.amount)],
@@ -50,7 +51,7 @@ def charge(ctx: Ctx, card_id: int, data: s.ChargeRequest) -> s.MoneyResult:
 
 def debit_purse(ctx: Ctx, card: Card, amount: int, memo: str) -> s.MoneyResult:
     purse = ledger.purse_of(ctx, card.id)
-    income = ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
+    income = ledger.system_account(ctx, AccountKind.FEE_INCOME, codes.FEE_INCOME)
     t = ledger.post(ctx, "charge", [ledger.Leg(purse, -amount), ledger.Leg(income, amount)],
                     card_id=card.id, memo=memo)
     return s.MoneyResult(transfer_id=t.id, card_id=card.id, card_number=card.card_number,

@@ -35,12 +35,14 @@ from cardsvc.cards.models import (
     CardLoad,
     CardStatus,
     HotlistEntry,
+    LoadStatus,
     Product,
 )
 from cardsvc.context import Ctx
 from cardsvc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cardsvc.holders import service as holders
 from cardsvc.identifiers import new_card_number, normalize_chip_uid
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 
@@ -372,9 +374,9 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
     fee = 0 if data.reason in ("renewal", "product_change") or data.fee_payment == "waived" \
         else ctx.settings.replacement_fee
     if fee:
-        income = ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
+        income = ledger.system_account(ctx, AccountKind.FEE_INCOME, codes.FEE_INCOME)
         source = (new_purse if data.fee_payment == "purse" else
-                  ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter)))
+                  ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter)))
         ledger.post(ctx, "replacement_fee", [ledger.Leg(source, -fee), ledger.Leg(income, fee)],
                     card_id=new.id, memo=f"replacement fee ({data.fee_payment})")
     load_id = None
@@ -392,7 +394,7 @@ def close(ctx: Ctx, card_id: int, data: s.CloseRequest) -> s.CloseResult:
     refund = purse.balance
     if refund > 0:
         counter = data.counter or ctx.settings.default_counter
-        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, ledger.cash_code(counter))
+        cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter))
         ledger.post(ctx, "refund", [ledger.Leg(purse, -refund), ledger.Leg(cash, refund)],
                     card_id=card.id, memo=f"cash refund on closing at {counter}")
     card.closed_at = ctx.now
@@ -413,7 +415,7 @@ def queue_chip_load(ctx: Ctx, card: Card, transfer_id: int, amount: int) -> int 
     if card.load_key_version is None:
         return None  # account-held purse
     load = CardLoad(card_id=card.id, transfer_id=transfer_id, amount=amount,
-                    status="pending", created_at=ctx.now)
+                    status=LoadStatus.PENDING, created_at=ctx.now)
     ctx.db.add(load)
     ctx.db.flush()
     return load.id

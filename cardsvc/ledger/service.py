@@ -20,20 +20,9 @@ from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
 from cardsvc.db import UTCDateTime
 from cardsvc.errors import NotFound
+from cardsvc.ledger.codes import purse_code
 from cardsvc.ledger.errors import InsufficientFunds, PurseLimitExceeded
 from cardsvc.ledger.models import Account, AccountKind, Posting, Transfer
-
-
-def purse_code(card_id: int) -> str:
-    return f"purse:{card_id}"
-
-
-def cash_code(counter: str) -> str:
-    return f"cash:{counter}"
-
-
-FEE_INCOME_CODE = "fee_income:county"
-SUSPENSE_CODE = "suspense:county"
 
 
 def open_purse(ctx: Ctx, card_id: int) -> Account:

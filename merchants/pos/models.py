@@ -4,12 +4,35 @@ spent QR tokens, offline batches."""
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy import text as text_clause
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardsvc.db import Base, BigId, UTCDateTime, utcnow
+from cardsvc.db import Base, BigId, UTCDateTime, sql_list, utcnow
+
+
+class PosKind(enum.StrEnum):
+    PURCHASE = "purchase"  # card-present, online: the chip's certificate with it
+    QR_PURCHASE = "qr_purchase"  # paid from a mobile card's purse with the phone's token
+    BILL_PAYMENT = "bill_payment"  # a bill paid with the card at a terminal
+    REFUND = "refund"
+    OFFLINE_PURCHASE = "offline_purchase"  # card-present, in a terminal's offline batch
+
+
+class PosStatus(enum.StrEnum):
+    PENDING = "pending"  # being decided (never committed so)
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # kept with its reason, for clearing's exceptions report
+    VOIDED = "voided"
+    UPLOADED = "uploaded"  # an offline record, received: clearing decides whether it pays
+
+
+# Chip debits the backend accepts online; one card counter is accepted once among them.
+CARD_PRESENT_KINDS = (PosKind.PURCHASE, PosKind.BILL_PAYMENT)
+# A merchant's sales: what a refund or a void undoes, and clearing sweeps from the takings.
+SALE_KINDS = (PosKind.PURCHASE, PosKind.QR_PURCHASE)
 
 
 class PosNonce(Base):
@@ -24,7 +47,8 @@ class PosNonce(Base):
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-ACCEPTED_CHIP_DEBIT = "status = 'accepted' AND kind IN ('purchase', 'bill_payment')"
+ACCEPTED_CHIP_DEBIT = (f"status = '{PosStatus.ACCEPTED}' "
+                       f"AND kind IN ({sql_list(*CARD_PRESENT_KINDS)})")
 
 
 class PosTransaction(Base):
@@ -43,8 +67,8 @@ class PosTransaction(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # purchase | qr_purchase | refund | void
-    status: Mapped[str] = mapped_column(String(16))  # accepted | rejected | voided
+    kind: Mapped[str] = mapped_column(String(16))  # PosKind
+    status: Mapped[str] = mapped_column(String(16))  # PosStatus
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"), index=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)

@@ -22,23 +22,33 @@ from cardsvc.context import TAIPEI, Ctx
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import NotFound
 from cardsvc.keystore.service import KeyStore
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.errors import InsufficientFunds
 from cardsvc.ledger.models import Account, AccountKind
 from merchants.pos import errors as e
 from merchants.pos import qr
 from merchants.pos import schemas as s
-from merchants.pos.models import PosBatch, PosTransaction, QrTokenUse
+from merchants.pos.models import (
+    CARD_PRESENT_KINDS,
+    SALE_KINDS,
+    PosBatch,
+    PosKind,
+    PosStatus,
+    PosTransaction,
+    QrTokenUse,
+)
 from merchants.registry.models import Terminal
 from readers import protocol as p
 
 
 def merchant_account(ctx: Ctx, merchant_id: int) -> Account:
-    return ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, f"merchant:{merchant_id}")
+    return ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE,
+                                 codes.merchant_code(merchant_id))
 
 
 def takings_code(terminal_id: int) -> str:
-    return f"terminal:{terminal_id}"
+    return codes.terminal_code(terminal_id)
 
 
 def takings_account(ctx: Ctx, terminal_id: int) -> Account:
@@ -55,7 +65,7 @@ def _out(ctx: Ctx, t: PosTransaction, balance: int | None = None) -> s.Transacti
 
 
 def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
-    rec.status = "rejected"
+    rec.status = PosStatus.REJECTED
     rec.reason = error.code
     ctx.db.add(rec)
     ctx.db.flush()
@@ -67,17 +77,15 @@ def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
 CLOSE_LOCK = 0x4B4D434C
 
 
-# Chip debits the backend accepts online; one card counter is accepted once among them.
-CARD_PRESENT_KINDS = ("purchase", "bill_payment")
 
 
 def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key: str, *,
-             kind: str = "purchase", payee: Account | None = None,
+             kind: str = PosKind.PURCHASE, payee: Account | None = None,
              limit: int | None = None) -> s.TransactionOut:
     """A card-present debit, verified and booked: a sale to the terminal's merchant, or
-    (`kind="bill_payment"`, `payee` the biller's account) a bill paid at the terminal."""
+    (`kind=PosKind.BILL_PAYMENT`, `payee` the biller's account) a bill paid at the terminal."""
     limit = ctx.settings.pos_purchase_limit if limit is None else limit
-    rec = PosTransaction(kind=kind, status="pending", terminal_id=terminal.id,
+    rec = PosTransaction(kind=kind, status=PosStatus.PENDING, terminal_id=terminal.id,
                          merchant_id=terminal.merchant_id, card_number=data.card_number,
                          amount=data.amount, refunded=0, card_counter=data.card_counter,
                          balance_after=data.balance_after, terminal_seq=data.terminal_seq,
@@ -104,13 +112,13 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
             "the certificate does not match this card, amount, counter, terminal and time"))
     seen = ctx.db.scalar(select(PosTransaction.id).where(
         PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
-        PosTransaction.kind.in_(CARD_PRESENT_KINDS), PosTransaction.status == "accepted"))
+        PosTransaction.kind.in_(CARD_PRESENT_KINDS), PosTransaction.status == PosStatus.ACCEPTED))
     if seen is not None:
         raise _reject(ctx, rec, e.ReplayedCertificate(
             f"card transaction {data.card_counter} was already accepted as {seen}"))
     stored = ctx.db.scalar(select(PosTransaction.id).where(
         PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
-        PosTransaction.kind == "offline_purchase").limit(1))
+        PosTransaction.kind == PosKind.OFFLINE_PURCHASE).limit(1))
     if stored is not None:
         # Clearing pays what offline batches bring: the same chip transaction sent online
         # afterwards would be paid twice.
@@ -128,7 +136,7 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
         raise _reject(ctx, rec, e.BalanceMismatch(
             "the card debited more than its balance in the backend: flagged for clearing"
         )) from None
-    rec.status = "accepted"
+    rec.status = PosStatus.ACCEPTED
     rec.transfer_id = t.id
     ctx.db.add(rec)
     ctx.db.flush()
@@ -152,7 +160,7 @@ def _credit_card(ctx: Ctx, card: Card, amount: int, kind: str, memo: str,
                                 ledger.Leg(purse, amount)], card_id=card.id, memo=memo)
     if card.load_key_version is not None:
         ctx.db.add(CardLoad(card_id=card.id, transfer_id=t.id, amount=amount,
-                            status="pending", created_at=ctx.now))
+                            status=PosStatus.PENDING, created_at=ctx.now))
     ctx.db.flush()
     return t.id
 
@@ -160,7 +168,7 @@ def _credit_card(ctx: Ctx, card: Card, amount: int, kind: str, memo: str,
 def refund(ctx: Ctx, terminal: Terminal, data: s.RefundRequest,
            idempotency_key: str) -> s.TransactionOut:
     orig = _own(ctx, terminal, data.original_transaction_id)
-    if orig.kind not in ("purchase", "qr_purchase") or orig.status != "accepted":
+    if orig.kind not in SALE_KINDS or orig.status != PosStatus.ACCEPTED:
         raise NotFound("only an accepted purchase can be refunded")
     left = orig.amount - orig.refunded
     if data.amount > left:
@@ -171,7 +179,7 @@ def refund(ctx: Ctx, terminal: Terminal, data: s.RefundRequest,
     transfer = _credit_card(ctx, card, data.amount, "refund_pos",
                             f"refund of transaction {orig.id}", orig.merchant_id)
     orig.refunded += data.amount
-    rec = PosTransaction(kind="refund", status="accepted", terminal_id=terminal.id,
+    rec = PosTransaction(kind=PosKind.REFUND, status=PosStatus.ACCEPTED, terminal_id=terminal.id,
                          merchant_id=terminal.merchant_id, card_id=card.id,
                          card_number=card.card_number, amount=data.amount, refunded=0,
                          original_id=orig.id, transfer_id=transfer,
@@ -184,7 +192,7 @@ def refund(ctx: Ctx, terminal: Terminal, data: s.RefundRequest,
 def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
     t = _own(ctx, terminal, data.transaction_id)
     last = ctx.db.scalar(select(func.max(PosTransaction.id)).where(
-        PosTransaction.terminal_id == terminal.id, PosTransaction.status == "accepted"))
+        PosTransaction.terminal_id == terminal.id, PosTransaction.status == PosStatus.ACCEPTED))
     same_day = t.created_at.astimezone(TAIPEI).date() == ctx.today
     # A purchase its clearing window already holds is settled as it was: refund it instead.
     # (The table belongs to settlement/, which is built on this package; one query only.)
@@ -193,14 +201,14 @@ def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
         ctx.db.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": CLOSE_LOCK})
     cleared = ctx.db.execute(text("SELECT 1 FROM clearing_entries WHERE transaction_id = :t"),
                              {"t": t.id}).first() is not None
-    if (t.id != last or t.terminal_id != terminal.id or t.kind not in ("purchase", "qr_purchase")
+    if (t.id != last or t.terminal_id != terminal.id or t.kind not in SALE_KINDS
             or t.refunded or not same_day or cleared):
         raise e.NotVoidable("void the terminal's last accepted purchase of today, not "
                             "refunded; otherwise refund it")
     card = ctx.db.get(Card, t.card_id)
     assert card is not None  # noqa: S101
     _credit_card(ctx, card, t.amount, "void", f"void of transaction {t.id}", t.merchant_id)
-    t.status = "voided"
+    t.status = PosStatus.VOIDED
     return _out(ctx, t, ledger.purse_of(ctx, card.id).balance)
 
 
@@ -252,7 +260,8 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
                 idempotency_key: str) -> s.TransactionOut:
     """Online debit of a mobile card's account-held purse against the phone's token."""
     token = qr.parse_payment_token(data.token)
-    rec = PosTransaction(kind="qr_purchase", status="pending", terminal_id=terminal.id,
+    rec = PosTransaction(kind=PosKind.QR_PURCHASE, status=PosStatus.PENDING,
+                         terminal_id=terminal.id,
                          merchant_id=terminal.merchant_id,
                          card_number=token.card_number if token else "0" * 16,
                          amount=data.amount, refunded=0, idempotency_key=idempotency_key,
@@ -284,7 +293,7 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
                         card_id=card.id, memo=f"QR at terminal {terminal.id}")
     except InsufficientFunds as exc:
         raise _reject(ctx, rec, e.QrInsufficientFunds(exc.detail)) from None
-    rec.status, rec.transfer_id = "accepted", t.id
+    rec.status, rec.transfer_id = PosStatus.ACCEPTED, t.id
     ctx.db.add(rec)
     ctx.db.flush()
     return _out(ctx, rec, purse.balance)
@@ -311,7 +320,7 @@ def upload_batch(ctx: Ctx, terminal: Terminal, data: s.OfflineBatch) -> s.BatchO
     cards = {c.card_number: c.id for c in ctx.db.scalars(select(Card).where(
         Card.card_number.in_({r.card_number for r in data.records})))}
     ctx.db.execute(insert(PosTransaction), [
-        {"kind": "offline_purchase", "status": "uploaded", "terminal_id": terminal.id,
+        {"kind": PosKind.OFFLINE_PURCHASE, "status": PosStatus.UPLOADED, "terminal_id": terminal.id,
          "merchant_id": terminal.merchant_id, "card_id": cards.get(r.card_number),
          "card_number": r.card_number, "amount": r.amount, "refunded": 0,
          "card_counter": r.card_counter, "balance_after": r.balance_after,

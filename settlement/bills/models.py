@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +18,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
+
+
+class PaymentChannel(enum.StrEnum):
+    COUNTER = "counter"  # from a purse, at the counter
+    ONLINE = "online"  # from a mobile card's purse, with the phone's token
+    POS = "pos"  # with the card at a terminal
+    STORE_CASH = "store_cash"  # in cash at a store's terminal, netted against its sales
 
 
 class Biller(Base):
@@ -75,7 +83,7 @@ class BillPayment(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"), unique=True)
     biller_id: Mapped[int] = mapped_column(ForeignKey("billers.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(16))  # counter | online | pos | store_cash
+    channel: Mapped[str] = mapped_column(String(16))  # PaymentChannel
     amount: Mapped[int] = mapped_column(BigInteger)
     card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
     # The merchant whose terminal took it (POS, convenience-store cash), if any.

@@ -28,8 +28,10 @@ from cardsvc.cards.models import Card
 from cardsvc.cards.service import usable_for_money
 from cardsvc.context import TAIPEI, Ctx
 from cardsvc.errors import Conflict, NotFound
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from merchants.pos.models import PosKind, PosStatus
 from merchants.registry.models import Merchant
 from settlement.bills import barcodes
 from settlement.bills.errors import (
@@ -38,7 +40,7 @@ from settlement.bills.errors import (
     BillOverdue,
     PartialPayment,
 )
-from settlement.bills.models import Bill, Biller, BillImport, BillPayment
+from settlement.bills.models import Bill, Biller, BillImport, BillPayment, PaymentChannel
 from settlement.bills.schemas import ReceiptCheck
 
 IMPORT_FIELDS = ("account_number", "bill_number", "period", "amount", "due_date",
@@ -58,7 +60,7 @@ _PERIOD_RE = re.compile(r"[0-9]{2}(0[1-9]|1[0-2])")
 
 
 def biller_code(biller_id: int) -> str:
-    return f"biller:{biller_id}"
+    return codes.biller_code(biller_id)
 
 
 def mask_name(name: str) -> str:
@@ -318,12 +320,13 @@ def collect_cash(ctx: Ctx, merchant_id: int, bill: Bill, amount: int) -> Paid:
     payable is debited; clearing nets it against the store's sales)."""
     bill = get_bill(ctx, bill.id, for_update=True)
     _check_payable(ctx, bill, amount)
-    store = ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE, f"merchant:{merchant_id}")
+    store = ledger.system_account(ctx, AccountKind.MERCHANT_PAYABLE,
+                                  codes.merchant_code(merchant_id))
     payable = ledger.system_account(ctx, AccountKind.BILLER_PAYABLE, biller_code(bill.biller_id))
     t = ledger.post(ctx, "bill_collection", [ledger.Leg(store, -bill.amount),
                                              ledger.Leg(payable, bill.amount)],
                     memo=f"cash for bill {bill.bill_number} at merchant {merchant_id}")
-    payment = _record(ctx, bill, "store_cash", t.id, None, merchant_id)
+    payment = _record(ctx, bill, PaymentChannel.STORE_CASH, t.id, None, merchant_id)
     return Paid(payment, bill, receipt_token(ctx, payment, bill), None)
 
 
@@ -392,7 +395,8 @@ def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key:
         # The chip was debited already: keep its certificate for clearing's exceptions report
         # (the money is refunded from there), and answer with the refusal.
         ctx.db.add(PosTransaction(
-            kind="bill_payment", status="rejected", reason=exc.code, terminal_id=terminal.id,
+            kind=PosKind.BILL_PAYMENT, status=PosStatus.REJECTED, reason=exc.code,
+            terminal_id=terminal.id,
             merchant_id=terminal.merchant_id, card_number=debit.card_number,
             amount=debit.amount, refunded=0, card_counter=debit.card_counter,
             balance_after=debit.balance_after, terminal_seq=debit.terminal_seq,
@@ -401,11 +405,12 @@ def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key:
         exc.keep_writes = True
         raise
     payable = ledger.system_account(ctx, AccountKind.BILLER_PAYABLE, biller_code(bill.biller_id))
-    out = pos.purchase(ctx, terminal, debit, idempotency_key, kind="bill_payment",
+    out = pos.purchase(ctx, terminal, debit, idempotency_key, kind=PosKind.BILL_PAYMENT,
                        payee=payable, limit=ctx.settings.purse_max_balance)
     rec = ctx.db.get(PosTransaction, out.transaction_id)
     assert rec is not None and rec.transfer_id is not None  # noqa: S101 - accepted above
-    payment = _record(ctx, bill, "pos", rec.transfer_id, rec.card_id, terminal.merchant_id)
+    payment = _record(ctx, bill, PaymentChannel.POS, rec.transfer_id, rec.card_id,
+                      terminal.merchant_id)
     return Paid(payment, bill, receipt_token(ctx, payment, bill), out.purse_balance)
 
 
@@ -426,4 +431,4 @@ def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
         raise e.QrTokenExpired("the payment token expired; show a new one")
     if not pos.spend_token(ctx, token, card):
         raise e.QrTokenSpent("this payment token was already used")
-    return pay_from_purse(ctx, bill.id, card.id, "online")
+    return pay_from_purse(ctx, bill.id, card.id, PaymentChannel.ONLINE)

@@ -26,14 +26,17 @@ from sqlalchemy import select, text
 
 from cardsvc.audit import service as audit
 from cardsvc.cards import service as cards
-from cardsvc.cards.models import Card
+from cardsvc.cards.models import Card, LoadStatus
 from cardsvc.context import Ctx
+from cardsvc.db import sql_list
 from cardsvc.keystore.service import KeyStore, debit_certificate
+from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from merchants.pos.models import CARD_PRESENT_KINDS, SALE_KINDS, PosKind, PosStatus
 from merchants.registry.models import Merchant
 from readers.protocol import KeyPurpose
-from settlement.bills.models import Biller, BillerRemittance
+from settlement.bills.models import Biller, BillerRemittance, PaymentChannel
 from settlement.clearing import files
 from settlement.clearing.errors import WindowNotReady
 from settlement.clearing.models import (
@@ -49,12 +52,20 @@ from settlement.clearing.models import (
 
 PAYOUT_CODE = "payout:bank"
 # Record kinds that are a merchant's own sales (a bill paid at its terminal is the biller's).
-SALES = "('purchase', 'qr_purchase', 'offline_purchase')"
+# What this module's SQL names, from the constants' homes (PosKind, PosStatus, Outcome, ...).
+SALES = f"({sql_list(*SALE_KINDS, PosKind.OFFLINE_PURCHASE)})"
+CHIP_DEBITS = sql_list(*CARD_PRESENT_KINDS)
+DEBITED = sql_list(PosStatus.ACCEPTED, PosStatus.VOIDED)  # the chip paid (a void refunds later)
+OFFLINE, REFUND = PosKind.OFFLINE_PURCHASE, PosKind.REFUND
+PAID, REFUSED = Outcome.PAID, Outcome.REFUSED
+PAID_OR_HELD = sql_list(Outcome.PAID, Outcome.HELD)
+REFUSED_OR_HELD = sql_list(Outcome.REFUSED, Outcome.HELD)
+DONE_WINDOWS = sql_list(WindowStatus.CLEARED, WindowStatus.SETTLED)
 CHUNK = 5_000
 
 
 def merchant_code(merchant_id: int) -> str:
-    return f"merchant:{merchant_id}"
+    return codes.merchant_code(merchant_id)
 
 
 # --- 1. verification, per merchant ---------------------------------------------------------
@@ -86,19 +97,19 @@ class _Verifier:
 
 
 # The window holds what clearing needs: no join with the records table on the hot path.
-OFFLINE_ROWS = """
+OFFLINE_ROWS = f"""
     SELECT transaction_id, card_id, card_counter, amount, balance_after, terminal_id,
            terminal_seq, card_time, certificate
     FROM clearing_entries
-    WHERE window_id = {window_id} AND merchant_id = {merchant_id}
-      AND kind = 'offline_purchase'
+    WHERE window_id = {{window_id}} AND merchant_id = {{merchant_id}}
+      AND kind = '{OFFLINE}'
     ORDER BY transaction_id
 """
-PARTITION_CARDS = """
+PARTITION_CARDS = f"""
     SELECT id, card_number, chip_uid, load_key_version FROM cards WHERE id IN (
         SELECT DISTINCT card_id FROM clearing_entries
         WHERE window_id = :window_id AND merchant_id = :merchant_id
-          AND kind = 'offline_purchase')
+          AND kind = '{OFFLINE}')
 """
 
 
@@ -125,7 +136,7 @@ def verify_partition(ctx: Ctx, window_id: int, merchant_id: int) -> int:
             if reason is not None:
                 refused.append({"tid": row[0], "reason": reason})
     if refused:
-        ctx.db.execute(text("UPDATE clearing_entries SET outcome = 'refused', reason = :reason "
+        ctx.db.execute(text(f"UPDATE clearing_entries SET outcome = '{REFUSED}', reason = :reason "
                             "WHERE transaction_id = :tid"), refused)
     part.status, part.refused, part.done_at = "done", len(refused), ctx.now
     return len(refused)
@@ -150,21 +161,21 @@ update_outcome = text("UPDATE clearing_entries SET outcome = :outcome, reason = 
 # Chip transactions already settled before this window: online purchases (accepted, or voided
 # afterwards: the chip was debited all the same) and offline records cleared windows paid or
 # held (a held clone uploaded again stays held).
-SETTLED_BEFORE = """
-    SELECT t.card_id, t.card_counter, t.certificate, 'paid' AS outcome FROM pos_transactions t
-    WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
+SETTLED_BEFORE = f"""
+    SELECT t.card_id, t.card_counter, t.certificate, '{PAID}' AS outcome FROM pos_transactions t
+    WHERE t.kind IN ({CHIP_DEBITS}) AND t.status IN ({DEBITED})
     UNION ALL
     SELECT e.card_id, e.card_counter, e.certificate, e.outcome FROM clearing_entries e
     JOIN clearing_windows w ON w.id = e.window_id
-    WHERE e.kind = 'offline_purchase' AND e.outcome IN ('paid', 'held') AND e.window_id <> :w
-      AND w.status IN ('cleared', 'settled')
+    WHERE e.kind = '{OFFLINE}' AND e.outcome IN ({PAID_OR_HELD}) AND e.window_id <> :w
+      AND w.status IN ({DONE_WINDOWS})
 """
 
 # This window's offline records still to be paid.
-CANDIDATES = """
+CANDIDATES = f"""
     SELECT e.transaction_id, e.card_id, e.card_counter, e.certificate
     FROM clearing_entries e
-    WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+    WHERE e.window_id = :w AND e.kind = '{OFFLINE}' AND e.outcome = '{PAID}'
 """
 
 
@@ -177,7 +188,7 @@ def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
     rows = ctx.db.execute(text(f"""
         SELECT c.transaction_id, c.card_id,
                MAX(CASE WHEN s.certificate = c.certificate THEN 1 ELSE 0 END),
-               MAX(CASE WHEN s.certificate = c.certificate AND s.outcome = 'held'
+               MAX(CASE WHEN s.certificate = c.certificate AND s.outcome = '{Outcome.HELD}'
                         THEN 1 ELSE 0 END)
         FROM ({CANDIDATES}) c JOIN ({SETTLED_BEFORE}) s
           ON s.card_id = c.card_id AND s.card_counter = c.card_counter
@@ -217,29 +228,29 @@ def _deduplicate(ctx: Ctx, window_id: int) -> set[int]:
 # Every chip transaction the backend knows for the window's cards, in counter order, with the
 # previous one's counter and balance: the card's shadow balance chain. Counter 0 balance 0 is
 # the personalised chip.
-CHAIN = """
+CHAIN = f"""
     WITH cards_in AS (
         SELECT DISTINCT card_id FROM clearing_entries
-        WHERE window_id = :w AND kind = 'offline_purchase' AND outcome = 'paid'
+        WHERE window_id = :w AND kind = '{OFFLINE}' AND outcome = '{PAID}'
     ), ev AS (
         SELECT l.card_id, l.card_counter AS counter, l.card_balance AS balance,
                l.amount AS delta, CAST(NULL AS BIGINT) AS tid
         FROM card_loads l JOIN cards_in ci ON ci.card_id = l.card_id
-        WHERE l.status = 'delivered' AND l.card_counter IS NOT NULL
+        WHERE l.status = '{LoadStatus.DELIVERED}' AND l.card_counter IS NOT NULL
         UNION ALL
         SELECT t.card_id, t.card_counter, t.balance_after, -t.amount, NULL
         FROM pos_transactions t JOIN cards_in ci ON ci.card_id = t.card_id
-        WHERE t.kind IN ('purchase', 'bill_payment') AND t.status IN ('accepted', 'voided')
+        WHERE t.kind IN ({CHIP_DEBITS}) AND t.status IN ({DEBITED})
         UNION ALL
         SELECT e.card_id, e.card_counter, e.balance_after, -e.amount, e.transaction_id
         FROM clearing_entries e
-        WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+        WHERE e.window_id = :w AND e.kind = '{OFFLINE}' AND e.outcome = '{PAID}'
         UNION ALL
         SELECT e.card_id, e.card_counter, e.balance_after, -e.amount, NULL
         FROM clearing_entries e JOIN cards_in ci ON ci.card_id = e.card_id
         JOIN clearing_windows cw ON cw.id = e.window_id
-        WHERE e.window_id <> :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
-          AND cw.status IN ('cleared', 'settled')
+        WHERE e.window_id <> :w AND e.kind = '{OFFLINE}' AND e.outcome = '{PAID}'
+          AND cw.status IN ({DONE_WINDOWS})
     ), chained AS (
         SELECT card_id, counter, balance, delta, tid,
                LAG(counter) OVER (PARTITION BY card_id ORDER BY counter) AS prev_counter,
@@ -295,17 +306,17 @@ def _flag(ctx: Ctx, card_ids: set[int], why: str) -> list[int]:
     return flagged
 
 
-OFFLINE_LEGS = """
+OFFLINE_LEGS = f"""
     SELECT a.id AS account_id, -SUM(e.amount) AS amount
     FROM clearing_entries e JOIN accounts a ON a.card_id = e.card_id
-    WHERE e.window_id = :w AND e.kind = 'offline_purchase' AND e.outcome = 'paid'
+    WHERE e.window_id = :w AND e.kind = '{OFFLINE}' AND e.outcome = '{PAID}'
     GROUP BY a.id
     UNION ALL
     SELECT a.id, m.total FROM (
         SELECT merchant_id, SUM(amount) AS total FROM clearing_entries
-        WHERE window_id = :w AND kind = 'offline_purchase' AND outcome = 'paid'
+        WHERE window_id = :w AND kind = '{OFFLINE}' AND outcome = '{PAID}'
         GROUP BY merchant_id) m
-    JOIN accounts a ON a.code = 'merchant:' || m.merchant_id
+    JOIN accounts a ON a.code = '{codes.MERCHANT}' || m.merchant_id
 """
 
 
@@ -314,30 +325,30 @@ OFFLINE_LEGS = """
 # to the merchants' payables, from which statements pay out. The ledger's own postings give the
 # amounts, so sales booked before takings existed (credited to the payable directly) move
 # nothing.
-TAKINGS_LEGS = """
+TAKINGS_LEGS = f"""
     WITH swept AS (
         SELECT e.merchant_id, p.account_id, p.amount
         FROM clearing_entries e
         JOIN pos_transactions t ON t.id = e.transaction_id
         JOIN postings p ON p.transfer_id = t.transfer_id
-        JOIN accounts a ON a.id = p.account_id AND a.kind = 'terminal_takings'
-        WHERE e.window_id = :w AND e.kind IN ('purchase', 'qr_purchase'))
+        JOIN accounts a ON a.id = p.account_id AND a.kind = '{AccountKind.TERMINAL_TAKINGS}'
+        WHERE e.window_id = :w AND e.kind IN ({sql_list(*SALE_KINDS)}))
     SELECT account_id, -SUM(amount) AS amount FROM swept GROUP BY account_id
     UNION ALL
     SELECT m.id, s.total
     FROM (SELECT merchant_id, SUM(amount) AS total FROM swept GROUP BY merchant_id) s
-    JOIN accounts m ON m.code = 'merchant:' || s.merchant_id
+    JOIN accounts m ON m.code = '{codes.MERCHANT}' || s.merchant_id
 """
 
 
 def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
     totals = {int(r[0]): r[1:] for r in ctx.db.execute(text(f"""
         SELECT merchant_id,
-               SUM(CASE WHEN kind IN {SALES} AND outcome = 'paid' THEN 1 ELSE 0 END),
-               COALESCE(SUM(CASE WHEN kind IN {SALES} AND outcome = 'paid'
+               SUM(CASE WHEN kind IN {SALES} AND outcome = '{PAID}' THEN 1 ELSE 0 END),
+               COALESCE(SUM(CASE WHEN kind IN {SALES} AND outcome = '{PAID}'
                                  THEN amount ELSE 0 END), 0),
-               SUM(CASE WHEN kind = 'refund' AND outcome = 'paid' THEN 1 ELSE 0 END),
-               COALESCE(SUM(CASE WHEN kind = 'refund' AND outcome = 'paid'
+               SUM(CASE WHEN kind = '{REFUND}' AND outcome = '{PAID}' THEN 1 ELSE 0 END),
+               COALESCE(SUM(CASE WHEN kind = '{REFUND}' AND outcome = '{PAID}'
                                  THEN amount ELSE 0 END), 0)
         FROM clearing_entries WHERE window_id = :w GROUP BY merchant_id"""),
         {"w": window.id})}
@@ -350,9 +361,9 @@ def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
             JOIN clearing_windows w2 ON w2.id = s2.window_id
             WHERE s2.merchant_id = s.merchant_id AND w2.business_date < :d)
           AND s.carried <> 0"""), {"d": window.business_date})}
-    collections = {int(r[0]): int(r[1]) for r in ctx.db.execute(text("""
+    collections = {int(r[0]): int(r[1]) for r in ctx.db.execute(text(f"""
         SELECT merchant_id, SUM(amount) FROM bill_payments
-        WHERE window_id = :w AND channel = 'store_cash' GROUP BY merchant_id"""),
+        WHERE window_id = :w AND channel = '{PaymentChannel.STORE_CASH}' GROUP BY merchant_id"""),
         {"w": window.id})}
     out = []
     for mid in sorted(set(totals) | set(carried) | set(collections)):
@@ -429,14 +440,14 @@ def clear(ctx: Ctx, window_id: int) -> bool:
     blocked = _flag(ctx, cloned, "cloned card (two records with one counter)")
     blocked += _flag(ctx, mismatched - cloned, "balance mismatch with the backend")
     # The exceptions report: refused and held records, then the chain findings.
-    ctx.db.execute(text("""
+    ctx.db.execute(text(f"""
         INSERT INTO clearing_exceptions
             (window_id, reason, transaction_id, merchant_id, card_id, card_counter, amount,
              paid, detail)
         SELECT window_id, reason, transaction_id, merchant_id, card_id, card_counter, amount,
-               false, CASE WHEN kind = 'offline_purchase' THEN 'offline record'
+               false, CASE WHEN kind = '{OFFLINE}' THEN 'offline record'
                            ELSE 'refused online' END
-        FROM clearing_entries WHERE window_id = :w AND outcome IN ('refused', 'held')
+        FROM clearing_entries WHERE window_id = :w AND outcome IN ({REFUSED_OR_HELD})
         ORDER BY transaction_id"""), w)
     for finding in findings:
         ctx.db.add(ClearingException(
@@ -445,14 +456,14 @@ def clear(ctx: Ctx, window_id: int) -> bool:
             paid=finding.paid, detail=finding.detail))
     statements = _net(ctx, window)
     _payable_accounts(ctx, {s.merchant_id for s in statements})
-    ledger.system_account(ctx, AccountKind.FEE_INCOME, ledger.FEE_INCOME_CODE)
+    ledger.system_account(ctx, AccountKind.FEE_INCOME, codes.FEE_INCOME)
     ledger.post_aggregated(ctx, "offline_clearing", OFFLINE_LEGS, w,
                            memo=f"offline records of {window.business_date}")
     ledger.post_aggregated(ctx, "takings_sweep", TAKINGS_LEGS, w,
                            memo=f"terminal takings of {window.business_date}")
     fees = [(merchant_code(s.merchant_id), s.fees) for s in statements if s.fees]
     if fees:
-        legs, params = _to_one_account(fees, ledger.FEE_INCOME_CODE)
+        legs, params = _to_one_account(fees, codes.FEE_INCOME)
         ledger.post_aggregated(ctx, "clearing_fees", legs, params,
                                memo=f"fees of {window.business_date}")
     ctx.db.flush()
@@ -510,7 +521,8 @@ def settle(ctx: Ctx, window_id: int) -> bool:
                              + sum(1 for b in billers if b[2] > 0)})
     ledger.system_account(ctx, AccountKind.PAYOUT, PAYOUT_CODE)
     payouts = [(merchant_code(s.merchant_id), s.payout) for s in statements if s.payout]
-    payouts += [(f"biller:{biller_id}", amount) for biller_id, _, amount in billers if amount]
+    payouts += [(codes.biller_code(biller_id), amount)
+                for biller_id, _, amount in billers if amount]
     if payouts:
         legs, params = _to_one_account(payouts, PAYOUT_CODE)
         ledger.post_aggregated(ctx, "payout", legs, params,

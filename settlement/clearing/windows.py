@@ -17,8 +17,9 @@ from cardsvc.context import TAIPEI, Ctx
 from cardsvc.db import UTCDateTime
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import InvalidInput, NotFound
+from merchants.pos.models import PosKind, PosStatus
 from settlement.clearing.errors import WindowOrder
-from settlement.clearing.models import ClearingPartition, ClearingWindow, WindowStatus
+from settlement.clearing.models import ClearingPartition, ClearingWindow, Outcome, WindowStatus
 
 EARLIEST = dt.date(2017, 1, 1)
 
@@ -83,17 +84,17 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
         # clearing_entries grows by a day's records in the statement below: planned from the
         # statistics of the table before it, a nested-loop anti-join would rescan it per row.
         ctx.db.execute(text("SET LOCAL enable_nestloop = off"))
-    result = ctx.db.execute(text("""
+    result = ctx.db.execute(text(f"""
         INSERT INTO clearing_entries
             (transaction_id, window_id, merchant_id, kind, card_id, card_counter, amount,
              balance_after, terminal_id, terminal_seq, card_time, certificate, outcome, reason)
         SELECT p.id, :window_id, p.merchant_id, p.kind, p.card_id, p.card_counter, p.amount,
                p.balance_after, p.terminal_id, p.terminal_seq, p.card_time, p.certificate,
-               CASE WHEN p.kind = 'offline_purchase' THEN 'paid'
-                    WHEN p.status = 'accepted' THEN 'paid'
-                    WHEN p.status = 'voided' THEN 'voided'
-                    ELSE 'refused' END,
-               CASE WHEN p.status = 'rejected' THEN p.reason END
+               CASE WHEN p.kind = '{PosKind.OFFLINE_PURCHASE}' THEN '{Outcome.PAID}'
+                    WHEN p.status = '{PosStatus.ACCEPTED}' THEN '{Outcome.PAID}'
+                    WHEN p.status = '{PosStatus.VOIDED}' THEN '{Outcome.VOIDED}'
+                    ELSE '{Outcome.REFUSED}' END,
+               CASE WHEN p.status = '{PosStatus.REJECTED}' THEN p.reason END
         FROM pos_transactions p
         WHERE p.created_at < :boundary
           AND NOT EXISTS (SELECT 1 FROM clearing_entries e WHERE e.transaction_id = p.id)
