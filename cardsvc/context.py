@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cardsvc.config import BUSINESS_TZ, Settings
 from cardsvc.db import utcnow
 from cardsvc.security.crypto import Keyring
+from cardsvc.services import Services
 
 TAIPEI = ZoneInfo(BUSINESS_TZ)
 
@@ -33,6 +34,7 @@ class Ctx:
     keys: Keyring
     actor: Actor
     now: dt.datetime = field(default_factory=utcnow)
+    services: Services = field(default_factory=Services)
 
     @property
     def today(self) -> dt.date:

@@ -6,11 +6,12 @@ The request (or task, or CLI command) boundary owns the transaction: services on
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -58,6 +59,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AdvisoryLock(enum.IntEnum):
+    """PostgreSQL advisory lock ids, every one here: two uses of one id would wait for each
+    other without reason."""
+
+    CLEARING_CLOSE = 0x4B4D434C  # a window's close (exclusive) against voids (shared)
+
+
+def advisory_xact_lock(db: Session, lock: AdvisoryLock, *, shared: bool = False) -> None:
+    """Take `lock` until the transaction ends (PostgreSQL; SQLite's writers queue anyway)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    db.execute(text(f"SELECT {function}(:k)"), {"k": int(lock)})
 
 
 def sql_list(*values: str) -> str:

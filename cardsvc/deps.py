@@ -74,7 +74,7 @@ def ctx_dep(
     rt: Annotated[Runtime, Depends(runtime)], db: DB,
     actor: Annotated[Actor, Depends(current_actor)],
 ) -> Ctx:
-    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=actor)
+    return rt.ctx(db, actor)
 
 
 CtxDep = Annotated[Ctx, Depends(ctx_dep)]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.cards.reader import NO_READER, CounterReader
 from cardsvc.config import Settings
+from cardsvc.context import Actor, Ctx
 from cardsvc.db import make_engine, make_sessionmaker
 from cardsvc.security.crypto import Keyring
 from cardsvc.security.secrets import load_secrets
+from cardsvc.services import Services
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     counter: CounterReader
     secrets_created: bool = False
+    # What domains ask of others, bound by the composition root (cardsvc.services).
+    services: Services = field(default_factory=Services)
 
     @classmethod
     def build(cls, settings: Settings, counter: CounterReader = NO_READER) -> Runtime:
@@ -33,6 +37,11 @@ class Runtime:
                    keys=Keyring.from_secrets(value, settings.token_ttl_seconds),
                    engine=engine, sessions=make_sessionmaker(engine), counter=counter,
                    secrets_created=created)
+
+    def ctx(self, db: Session, actor: Actor) -> Ctx:
+        """A unit of work's context on this runtime, acting as `actor`."""
+        return Ctx(db=db, settings=self.settings, keys=self.keys, actor=actor,
+                   services=self.services)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -15,6 +15,8 @@ from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.roles import Role
+from merchants.pos.interfaces import ClearingState
+from settlement.clearing.windows import ClearingWindows
 
 
 def _private(path: str | None) -> None:
@@ -27,8 +29,11 @@ def _private(path: str | None) -> None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The runtime with the hardware this deployment is configured for."""
-    return Runtime.build(settings, make_counter_reader(settings))
+    """The runtime with the hardware this deployment is configured for, and what each
+    domain asks of another bound to the domain that answers it."""
+    rt = Runtime.build(settings, make_counter_reader(settings))
+    rt.services.bind(ClearingState, ClearingWindows())
+    return rt
 
 
 @dataclass

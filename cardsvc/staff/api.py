@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from cardsvc.context import Actor, Ctx
+from cardsvc.context import Actor
 from cardsvc.deps import DB, CtxDep, allow, current_actor, runtime
 from cardsvc.errors import AuthenticationRequired
 from cardsvc.runtime import Runtime
@@ -47,8 +47,7 @@ router = APIRouter(tags=["staff"])
              summary="Log in with username and password; get a short-lived bearer token")
 def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)],
           request: Request) -> LoginResponse:
-    ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor(None, "anonymous",
-                                                                      "anonymous"))
+    ctx = rt.ctx(db, Actor(None, "anonymous", "anonymous"))
     # The client's address as the server sees it (behind the county's reverse proxy, run
     # uvicorn with --forwarded-allow-ips for the proxy so this is the real client).
     source = request.client.host if request.client else "unknown"

@@ -57,7 +57,7 @@ async def signed_headers(
 def authenticate(rt: Runtime, db: Session, method: str, path: str, body: bytes,
                  signed: SignedHeaders) -> Ctx:
     """Check a terminal's signed request; the context of its work, acting as the terminal."""
-    ctx = Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor(None, "pos", "terminal"))
+    ctx = rt.ctx(db, Actor(None, "pos", "terminal"))
     terminal = auth.authenticate_request(ctx, signed.key_id, signed.timestamp, signed.nonce,
                                             signed.signature, method, path, body)
     # The nonce is spent whatever happens next: commit it before the work starts. That

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
@@ -29,6 +29,7 @@ from cardsvc.ledger.models import Account, AccountKind
 from merchants.pos import errors as e
 from merchants.pos import qr
 from merchants.pos import schemas as s
+from merchants.pos.interfaces import clearing_state
 from merchants.pos.models import (
     CARD_PRESENT_KINDS,
     SALE_KINDS,
@@ -71,10 +72,6 @@ def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
     ctx.db.flush()
     error.extra["transaction_id"] = rec.id
     return error
-
-
-# Held exclusively while a clearing window closes; voids hold it shared (PostgreSQL).
-CLOSE_LOCK = 0x4B4D434C
 
 
 
@@ -195,12 +192,7 @@ def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
         PosTransaction.terminal_id == terminal.id, PosTransaction.status == PosStatus.ACCEPTED))
     same_day = t.created_at.astimezone(TAIPEI).date() == ctx.today
     # A purchase its clearing window already holds is settled as it was: refund it instead.
-    # (The table belongs to settlement/, which is built on this package; one query only.)
-    # The shared lock waits for a window's close in progress (which takes it exclusively).
-    if ctx.db.get_bind().dialect.name == "postgresql":
-        ctx.db.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": CLOSE_LOCK})
-    cleared = ctx.db.execute(text("SELECT 1 FROM clearing_entries WHERE transaction_id = :t"),
-                             {"t": t.id}).first() is not None
+    cleared = clearing_state(ctx).holds(ctx, t.id)
     if (t.id != last or t.terminal_id != terminal.id or t.kind not in SALE_KINDS
             or t.refunded or not same_day or cleared):
         raise e.NotVoidable("void the terminal's last accepted purchase of today, not "

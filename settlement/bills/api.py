@@ -68,7 +68,7 @@ UPLOAD_PATHS = ("/billers/{biller_id}/bills/import", "/billers/{biller_id}/confi
 
 
 def _public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
-    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=Actor.system("public"))
+    return rt.ctx(db, Actor.system("public"))
 
 
 def bill_out(b: Bill) -> BillOut:

@@ -34,7 +34,7 @@ ACTOR = Actor.system("clearing")
 
 
 def _ctx(rt: Runtime, db: object) -> Ctx:
-    return Ctx(db=db, settings=rt.settings, keys=rt.keys, actor=ACTOR)  # type: ignore[arg-type]
+    return rt.ctx(db, ACTOR)  # type: ignore[arg-type]
 
 
 @dataclass

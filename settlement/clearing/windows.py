@@ -14,12 +14,18 @@ from sqlalchemy import bindparam, func, select, text
 
 from cardsvc.audit import service as audit
 from cardsvc.context import TAIPEI, Ctx
-from cardsvc.db import UTCDateTime
+from cardsvc.db import AdvisoryLock, UTCDateTime, advisory_xact_lock
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import InvalidInput, NotFound
 from merchants.pos.models import PosKind, PosStatus
 from settlement.clearing.errors import WindowOrder
-from settlement.clearing.models import ClearingPartition, ClearingWindow, Outcome, WindowStatus
+from settlement.clearing.models import (
+    ClearingEntry,
+    ClearingPartition,
+    ClearingWindow,
+    Outcome,
+    WindowStatus,
+)
 
 EARLIEST = dt.date(2017, 1, 1)
 
@@ -77,10 +83,9 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
         raise WindowOrder(f"the window of {later_closed} is already closed: the records "
                           f"of {day} went there")
     boundary = min(window.cutoff_at, ctx.now)
+    # No void may change a record's status while the close copies it (ClearingWindows.holds).
+    advisory_xact_lock(ctx.db, AdvisoryLock.CLEARING_CLOSE)
     if ctx.db.get_bind().dialect.name == "postgresql":
-        # No void may change a record's status while the close copies it.
-        from merchants.pos.service import CLOSE_LOCK
-        ctx.db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLOSE_LOCK})
         # clearing_entries grows by a day's records in the statement below: planned from the
         # statistics of the table before it, a nested-loop anti-join would rescan it per row.
         ctx.db.execute(text("SET LOCAL enable_nestloop = off"))
@@ -128,3 +133,13 @@ def close(ctx: Ctx, day: dt.date) -> ClearingWindow:
 def partitions(ctx: Ctx, window: ClearingWindow) -> list[ClearingPartition]:
     return list(ctx.db.scalars(select(ClearingPartition).where(
         ClearingPartition.window_id == window.id).order_by(ClearingPartition.merchant_id)))
+
+
+class ClearingWindows:
+    """Clearing's answer to the POS domain (`merchants.pos.interfaces.ClearingState`)."""
+
+    def holds(self, ctx: Ctx, transaction_id: int) -> bool:
+        # The shared lock waits for a window's close in progress (which takes it exclusively).
+        advisory_xact_lock(ctx.db, AdvisoryLock.CLEARING_CLOSE, shared=True)
+        return ctx.db.scalar(select(ClearingEntry.transaction_id).where(
+            ClearingEntry.transaction_id == transaction_id)) is not None
