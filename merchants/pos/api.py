@@ -217,7 +217,7 @@ def _purchase(rt: Runtime, method: str, path: str, raw: bytes, signed: SignedHea
         ctx = authenticate(rt, db, method, path, raw, signed)
         terminal = _terminal(ctx)
         return replayable(idempotent(
-            ctx, _pos_key(ctx, idempotency_key), "pos.purchase", body.model_dump(),
+            ctx, _pos_key(ctx, idempotency_key), pos.PURCHASE_OPERATION, body.model_dump(),
             lambda: pos.purchase(ctx, terminal, body, idempotency_key or "")))
 
 

@@ -18,7 +18,7 @@ from merchants.pos.errors import (
     UnknownTerminal,
 )
 from merchants.pos.models import PosNonce
-from merchants.registry.models import Terminal
+from merchants.registry.models import Terminal, TerminalStatus
 from merchants.registry.service import unwrap_secret
 
 UNSIGNED = ("sign every request: X-Terminal-Key, X-Timestamp, X-Nonce and X-Signature "
@@ -37,7 +37,7 @@ def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
     t = ctx.db.scalar(select(Terminal).where(Terminal.key_id == key_id))
     if t is None:
         raise UnknownTerminal("unknown terminal key")
-    if t.status != "active":
+    if t.status != TerminalStatus.ACTIVE:
         raise TerminalRevoked(f"terminal {t.id} is {t.status}")
     when = signing.unix_seconds(timestamp)
     if when is None:

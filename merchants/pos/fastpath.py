@@ -3,7 +3,7 @@
 A busy POS network sends mostly purchases that are fine. This path books those: it checks
 in this process what needs no database (the clock, the request signature with the terminal's
 secret, the card's certificate with its load key, the per-purchase limit), then calls the
-database function `pos_fast_purchase` (migration 7c1f0a9d2b6e), which re-checks everything
+database function `pos_fast_purchase` (fast_purchases.sql), which re-checks everything
 that can change (the terminal still active with this key, the card still this chip and key
 version, not hotlisted, not expired, the chip transaction not booked before, not a retry, the
 purse balance) and writes the whole purchase in one transaction: the nonce, the transfer and
@@ -28,7 +28,8 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 import psycopg
 from pydantic import TypeAdapter
@@ -39,15 +40,44 @@ from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
 from cardsvc.idempotency.service import IDEMPOTENCY_KEY_RE, request_hash
 from cardsvc.keystore.service import debit_certificate, unwrap_master
+from cardsvc.ledger import codes
 from cardsvc.security.crypto import Keyring
 from merchants.pos import schemas as ps
 from merchants.pos import signing
+from merchants.pos.service import PURCHASE_OPERATION
+from merchants.registry.models import TerminalStatus
 from merchants.registry.service import unwrap_secret
 from readers.protocol import PURPOSE_NAMES, KeyPurpose
 
 log = logging.getLogger("merchants.fastpath")
 
 CALL = "SELECT pos_fast_purchases(%s, %s, %s, %s, %s)"
+# The database functions' current definition (migrations keep snapshots of it).
+SQL_FILE = Path(__file__).with_name("fast_purchases.sql")
+
+
+class FastRecord(NamedTuple):
+    """One purchase as the database function reads it: json_to_recordset's columns in
+    fast_purchases.sql, the same names in the same order (a test holds them to each other)."""
+
+    t: int  # terminal id
+    k: str  # its key id
+    n: str  # the request's nonce
+    ik: str  # idempotency key as stored: scoped to the terminal
+    rh: str  # hash of the request
+    ir: str  # idempotency key as the terminal sent it
+    c: int  # card id
+    cn: str  # card number
+    u: str  # chip UID
+    v: int  # load key version the certificate was checked with
+    a: int  # amount
+    cc: int  # the chip's counter
+    b: int  # the chip's balance after
+    s: int  # terminal sequence number
+    ct: int  # the chip's time
+    cert: str  # the transaction certificate
+    pa: int  # the purse's account id
+    ta: int  # the terminal's takings account id
 # Errors that undo a batch because of one purchase in it, or of its timing: the others are
 # booked one by one, and the one that fails alone goes the general way.
 _ONE_FAILED = (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected,
@@ -224,14 +254,12 @@ class FastPurchases:
             # Forged, or the card was re-keyed since: the next purchase reads it afresh.
             self._cards.pop(body.card_number, None)
             return None
-        answer = await batcher.submit({
-            "t": terminal.id, "k": key_id, "n": nonce,
-            "ik": f"t{terminal.id}:{idempotency_key}",
-            "rh": request_hash("pos.purchase", body.model_dump()), "ir": idempotency_key,
-            "c": card.id, "cn": body.card_number, "u": uid, "v": card.key_version,
-            "a": body.amount, "cc": body.card_counter, "b": body.balance_after,
-            "s": body.terminal_seq, "ct": body.time, "cert": body.certificate.lower(),
-            "pa": card.purse, "ta": terminal.takings})
+        answer = await batcher.submit(FastRecord(
+            t=terminal.id, k=key_id, n=nonce, ik=f"t{terminal.id}:{idempotency_key}",
+            rh=request_hash(PURCHASE_OPERATION, body.model_dump()), ir=idempotency_key,
+            c=card.id, cn=body.card_number, u=uid, v=card.key_version, a=body.amount,
+            cc=body.card_counter, b=body.balance_after, s=body.terminal_seq, ct=body.time,
+            cert=body.certificate.lower(), pa=card.purse, ta=terminal.takings)._asdict())
         if answer is None:
             # Something changed or needs the full rules: forget what this call relied on.
             self._terminals.pop(key_id, None)
@@ -279,9 +307,10 @@ class FastPurchases:
                              key_id: str) -> _Terminal | None:
         cur = await conn.execute(
             "SELECT t.id, t.secret_enc, t.status, a.id FROM terminals t "
-            "JOIN accounts a ON a.code = 'terminal:' || t.id WHERE t.key_id = %s", (key_id,))
+            "JOIN accounts a ON a.code = %s || t.id WHERE t.key_id = %s",
+            (codes.TERMINAL, key_id))
         row = await cur.fetchone()
-        if row is None or row[2] != "active":
+        if row is None or row[2] != TerminalStatus.ACTIVE:
             return None  # (no takings account yet: the general path opens it)
         try:
             secret = unwrap_secret(self.kek, key_id, str(row[1]))

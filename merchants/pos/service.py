@@ -76,6 +76,10 @@ def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
 
 
 
+# The idempotency operation of a card-present purchase (the fast path writes it too).
+PURCHASE_OPERATION = "pos.purchase"
+
+
 def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key: str, *,
              kind: str = PosKind.PURCHASE, payee: Account | None = None,
              limit: int | None = None) -> s.TransactionOut:

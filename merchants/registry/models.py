@@ -9,6 +9,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
 
 
+class MerchantStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class TerminalStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
 class MerchantCategory(enum.StrEnum):
     RETAIL = "retail"
     TRANSIT = "transit"
@@ -25,7 +35,7 @@ class Merchant(Base):
     category: Mapped[str] = mapped_column(String(16))
     fee_bps: Mapped[int] = mapped_column(Integer)  # basis points of each sale; 0 allowed
     bank_account_enc: Mapped[str] = mapped_column(Text)  # AES-GCM, like personal data
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
+    status: Mapped[str] = mapped_column(String(16), default=MerchantStatus.ACTIVE)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -43,7 +53,7 @@ class Terminal(Base):
     # The HMAC secret, AES-GCM-wrapped under the key-encryption key (it must be readable to
     # check signatures, so it cannot be a one-way hash).
     secret_enc: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
+    status: Mapped[str] = mapped_column(String(16), default=TerminalStatus.ACTIVE)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -24,7 +24,7 @@ from merchants.pos.errors import (
 )
 from merchants.registry import schemas as s
 from merchants.registry.identifiers import valid_tax_id
-from merchants.registry.models import Merchant, Terminal
+from merchants.registry.models import Merchant, MerchantStatus, Terminal, TerminalStatus
 
 
 def _mask_account(value: str) -> str:
@@ -47,7 +47,7 @@ def create_merchant(ctx: Ctx, data: s.MerchantCreate) -> Merchant:
     m = Merchant(legal_name=data.legal_name, tax_id=data.tax_id, category=data.category.value,
                  fee_bps=data.fee_bps,
                  bank_account_enc=ctx.keys.pii.encrypt("bank_account", data.bank_account),
-                 status="active", created_at=ctx.now, updated_at=ctx.now)
+                 status=MerchantStatus.ACTIVE, created_at=ctx.now, updated_at=ctx.now)
     try:
         with ctx.db.begin_nested():
             ctx.db.add(m)
@@ -123,10 +123,10 @@ def terminal_out(t: Terminal) -> s.TerminalOut:
 
 def create_terminal(ctx: Ctx, merchant_id: int, data: s.TerminalCreate) -> s.TerminalCredentials:
     m = get_merchant(ctx, merchant_id)
-    if m.status != "active":
+    if m.status != MerchantStatus.ACTIVE:
         raise Conflict(f"merchant {m.id} is {m.status}")
-    t = Terminal(merchant_id=m.id, label=data.label, location=data.location, status="active",
-                 created_at=ctx.now, key_id="", secret_enc="")
+    t = Terminal(merchant_id=m.id, label=data.label, location=data.location,
+                 status=TerminalStatus.ACTIVE, created_at=ctx.now, key_id="", secret_enc="")
     secret = _new_credentials(ctx, t)
     ctx.db.add(t)
     ctx.db.flush()
@@ -146,7 +146,7 @@ def get_terminal(ctx: Ctx, terminal_id: int, for_update: bool = False) -> Termin
 def rotate_terminal(ctx: Ctx, terminal_id: int) -> s.TerminalCredentials:
     """New key id and secret; the old ones stop working at once."""
     t = get_terminal(ctx, terminal_id, for_update=True)
-    if t.status != "active":
+    if t.status != TerminalStatus.ACTIVE:
         raise Conflict(f"terminal {t.id} is {t.status}")
     old = t.key_id
     secret = _new_credentials(ctx, t)
@@ -158,7 +158,7 @@ def rotate_terminal(ctx: Ctx, terminal_id: int) -> s.TerminalCredentials:
 
 def revoke_terminal(ctx: Ctx, terminal_id: int, reason: str) -> Terminal:
     t = get_terminal(ctx, terminal_id, for_update=True)
-    t.status = "revoked"
+    t.status = TerminalStatus.REVOKED
     audit.record(ctx, "terminal.revoke", target_type="terminal", target_id=t.id,
                  detail={"reason": reason})
     return t
