@@ -66,6 +66,18 @@ class RoleGuard:
         return actor
 
 
+class Public:
+    """A route's declaration that anyone may call it, without logging in (a login, a bill
+    receipt's check, a bill paid with the phone-signed token). The role-matrix test reads it
+    as it reads `RoleGuard`: every route declares one or the other."""
+
+    def __call__(self) -> None:
+        return None
+
+
+PUBLIC = Public()
+
+
 def allow(*roles: Role) -> RoleGuard:
     return RoleGuard(*roles)
 

@@ -24,7 +24,7 @@ from cardsvc.app.guard import Guard
 from cardsvc.audit.api import router as audit_router
 from cardsvc.audit.service import Sealer
 from cardsvc.cards.api import router as cards_router
-from cardsvc.deps import RoleGuard
+from cardsvc.deps import Public, RoleGuard
 from cardsvc.errors import DomainError
 from cardsvc.holders.api import router as holders_router
 from cardsvc.runtime import Runtime
@@ -50,12 +50,6 @@ ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_route
 # Called by terminals with signed requests, not by staff (merchants.api.TerminalAuth).
 POS_ROUTERS = (pos_router, pos_bills_router)
 
-# Routes that need no login. The role-matrix test checks every other route has a RoleGuard.
-PUBLIC_PATHS = frozenset({"/auth/login", "/health", "/openapi.json", "/docs",
-                          "/docs/oauth2-redirect", "/redoc",
-                          # anyone may check a bill receipt; a resident pays a bill with
-                          # the phone-signed token of the mobile card
-                          "/receipts/verify", "/bills/{bill_id}/pay-online"})
 
 
 DOCS_ASSETS = "/docs/assets"
@@ -155,7 +149,8 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
             app.openapi_schema = openapi.build(
                 app, is_staff=lambda call: isinstance(call, RoleGuard),
                 is_terminal=lambda call: isinstance(call, TerminalAuth | SignedRequest),
-                public_paths=PUBLIC_PATHS, terminal_headers=SIGNING_HEADER_NAMES)
+                is_public=lambda call: isinstance(call, Public),
+                terminal_headers=SIGNING_HEADER_NAMES)
         return app.openapi_schema
 
     app.openapi = contract  # type: ignore[method-assign]

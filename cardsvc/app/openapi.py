@@ -131,10 +131,11 @@ def _no_nul(node: dict[str, Any]) -> None:
 
 
 def build(app: Any, *, is_staff: Callable[[Any], bool], is_terminal: Callable[[Any], bool],
-          public_paths: frozenset[str], terminal_headers: Iterable[str] = ()
+          is_public: Callable[[Any], bool], terminal_headers: Iterable[str] = ()
           ) -> dict[str, Any]:
-    """The app's schema with every answer documented. `is_staff` / `is_terminal` tell a
-    route's guard dependency (a role guard, a terminal's signature) from its other calls;
+    """The app's schema with every answer documented. `is_staff` / `is_terminal` /
+    `is_public` tell a route's declaration (a role guard, a terminal's signature, open to
+    anyone) from its other calls;
     `terminal_headers` are the signing headers every terminal request must carry."""
     signing = frozenset(terminal_headers)
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
@@ -165,7 +166,8 @@ def build(app: Any, *, is_staff: Callable[[Any], bool], is_terminal: Callable[[A
                     _add(responses, LOOKUP)
                 elif _names_a_record(route):
                     _add(responses, REFERENCE)
-                guarded = path not in public_paths or any(is_terminal(c) for c in calls)
+                public = any(is_public(c) for c in calls)
+                guarded = not public or any(is_terminal(c) for c in calls)
                 if method in _CHANGES and guarded:
                     _add(responses, CHANGE)
                 if any(is_terminal(c) for c in calls):
@@ -173,7 +175,7 @@ def build(app: Any, *, is_staff: Callable[[Any], bool], is_terminal: Callable[[A
                     for parameter in operation.get("parameters", ()):
                         if parameter.get("in") == "header" and parameter["name"] in signing:
                             parameter["required"] = True
-                elif path not in public_paths and any(is_staff(c) for c in calls):
+                elif not public and any(is_staff(c) for c in calls):
                     _add(responses, STAFF)
             for status, response in responses.items():
                 if status[0] in "45":

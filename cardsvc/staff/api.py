@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from cardsvc.context import Actor
-from cardsvc.deps import DB, CtxDep, allow, current_actor, runtime
+from cardsvc.deps import DB, PUBLIC, CtxDep, allow, current_actor, runtime
 from cardsvc.errors import AuthenticationRequired
 from cardsvc.runtime import Runtime
 from cardsvc.schemas_common import IdPath
@@ -39,7 +39,7 @@ router = APIRouter(tags=["staff"])
 
 
 
-@router.post("/auth/login", response_model=LoginResponse,
+@router.post("/auth/login", response_model=LoginResponse, dependencies=[Depends(PUBLIC)],
              responses={401: {"description": "`invalid_credentials`: the username or password "
                                              "is wrong, or the account is disabled"},
                         429: {"description": "`login_throttled`: too many failed logins from "

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from cardsvc.context import Actor, Ctx
-from cardsvc.deps import DB, CtxDep, IdempotencyKey, RuntimeDep, allow
+from cardsvc.deps import DB, PUBLIC, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import idempotent
 from cardsvc.schemas_common import IdPath, IsoDate
@@ -151,6 +151,7 @@ def pay(bill_id: IdPath, body: PayIn, ctx: CtxDep,
 
 
 @public_router.post("/bills/{bill_id:int}/pay-online", response_model=PaymentOut,
+                    dependencies=[Depends(PUBLIC)],
                     responses={409: {"description": "bill_already_paid, bill_overdue, "
                                                     "qr_token_spent, qr_token_expired, "
                                                     "insufficient_funds"},
@@ -181,6 +182,7 @@ def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
 
 
 @public_router.get("/receipts/verify", response_model=ReceiptCheck,
+                   dependencies=[Depends(PUBLIC)],
                    summary="Check a bill receipt (anyone; no login)")
 def verify_receipt(receipt: Annotated[str, Query(max_length=400)],
                    ctx: Annotated[Ctx, Depends(_public_ctx)]) -> ReceiptCheck:
