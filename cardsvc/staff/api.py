@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
 
 from cardsvc.context import Actor
 from cardsvc.deps import DB, PUBLIC, CtxDep, allow, current_actor, runtime
@@ -66,7 +67,6 @@ def me(db: DB, actor: Annotated[Actor, Depends(current_actor)]) -> Staff:
 
 @router.get("/staff", response_model=list[StaffOut], dependencies=[Depends(allow(*ADMINS))])
 def list_staff(ctx: CtxDep) -> list[Staff]:
-    from sqlalchemy import select
     return list(ctx.db.scalars(select(Staff).order_by(Staff.id)))
 
 

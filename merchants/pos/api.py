@@ -145,13 +145,13 @@ def ping(ctx: PosCtx) -> ps.PingOut:
                    server_time=ctx.now)
 
 
-def _terminal(ctx: Ctx) -> Terminal:
+def terminal_of(ctx: Ctx) -> Terminal:
     t = ctx.db.get(Terminal, ctx.db.info["terminal_id"])
     assert t is not None  # noqa: S101 - authenticated by TerminalAuth
     return t
 
 
-def _pos_key(ctx: Ctx, key: str | None) -> str:
+def pos_idempotency_key(ctx: Ctx, key: str | None) -> str:
     # Keys are per terminal: two terminals may use the same key without meeting.
     return f"t{ctx.db.info['terminal_id']}:{validate_key(key)}"
 
@@ -215,9 +215,10 @@ def _purchase(rt: Runtime, method: str, path: str, raw: bytes, signed: SignedHea
     """Every purchase the fast path leaves (refusals, retries, SQLite) is decided here."""
     with unit_of_work(rt.sessions) as db:
         ctx = authenticate(rt, db, method, path, raw, signed)
-        terminal = _terminal(ctx)
+        terminal = terminal_of(ctx)
         return replayable(idempotent(
-            ctx, _pos_key(ctx, idempotency_key), pos.PURCHASE_OPERATION, body.model_dump(),
+            ctx, pos_idempotency_key(ctx, idempotency_key), pos.PURCHASE_OPERATION,
+            body.model_dump(),
             lambda: pos.purchase(ctx, terminal, body, idempotency_key or "")))
 
 
@@ -225,9 +226,9 @@ def _purchase(rt: Runtime, method: str, path: str, raw: bytes, signed: SignedHea
                  summary="Refund all or part of a purchase (never more than is left)")
 def pos_refund(body: ps.RefundRequest, ctx: PosCtx,
                idempotency_key: IdempotencyKey) -> JSONResponse:
-    terminal = _terminal(ctx)
+    terminal = terminal_of(ctx)
     return replayable(idempotent(
-        ctx, _pos_key(ctx, idempotency_key), "pos.refund", body.model_dump(),
+        ctx, pos_idempotency_key(ctx, idempotency_key), "pos.refund", body.model_dump(),
         lambda: pos.refund(ctx, terminal, body, idempotency_key or "")))
 
 
@@ -235,16 +236,16 @@ def pos_refund(body: ps.RefundRequest, ctx: PosCtx,
                  summary="Void the terminal's last purchase of the day")
 def pos_void(body: ps.VoidRequest, ctx: PosCtx,
              idempotency_key: IdempotencyKey) -> JSONResponse:
-    terminal = _terminal(ctx)
+    terminal = terminal_of(ctx)
     return replayable(idempotent(
-        ctx, _pos_key(ctx, idempotency_key), "pos.void", body.model_dump(),
+        ctx, pos_idempotency_key(ctx, idempotency_key), "pos.void", body.model_dump(),
         lambda: pos.void(ctx, terminal, body)))
 
 
 @pos_router.get("/transactions/{transaction_id:int}", response_model=ps.TransactionOut,
                 summary="Status of one of this merchant's transactions")
 def pos_status(transaction_id: IdPath, ctx: PosCtx) -> ps.TransactionOut:
-    return pos.status(ctx, _terminal(ctx), transaction_id)
+    return pos.status(ctx, terminal_of(ctx), transaction_id)
 
 
 @pos_router.get("/hotlist", response_model=ps.HotlistOut,
@@ -260,13 +261,13 @@ def pos_hotlist(ctx: PosCtx, since: Annotated[int, Query(ge=0, le=2**62)] = 0) -
                             422: {"description": "qr_token_invalid, amount_over_limit"}})
 def pos_qr_purchase(body: ps.QrPurchase, ctx: PosCtx,
                     idempotency_key: IdempotencyKey) -> JSONResponse:
-    terminal = _terminal(ctx)
+    terminal = terminal_of(ctx)
     return replayable(idempotent(
-        ctx, _pos_key(ctx, idempotency_key), "pos.qr_purchase", body.model_dump(),
+        ctx, pos_idempotency_key(ctx, idempotency_key), "pos.qr_purchase", body.model_dump(),
         lambda: pos.qr_purchase(ctx, terminal, body, idempotency_key or "")))
 
 
 @pos_router.post("/batches", response_model=ps.BatchOut,
                  summary="Upload an offline terminal's records (stored once, cleared later)")
 def pos_batch(body: ps.OfflineBatch, ctx: PosCtx) -> ps.BatchOut:
-    return pos.upload_batch(ctx, _terminal(ctx), body)
+    return pos.upload_batch(ctx, terminal_of(ctx), body)

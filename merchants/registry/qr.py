@@ -4,11 +4,11 @@ the rendering other domains use (bill receipts)."""
 from __future__ import annotations
 
 import io
+from urllib.parse import quote
 
 
 def merchant_qr_payload(merchant_id: int, terminal_id: int | None, location: str) -> str:
     """What a shop's static QR code says: which merchant (and counter), and where."""
-    from urllib.parse import quote
     target = f"kinmencard://merchant/{merchant_id}"
     if terminal_id is not None:
         target += f"/terminal/{terminal_id}"

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from sqlalchemy import select
 
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, PUBLIC, CtxDep, IdempotencyKey, RuntimeDep, allow
+from cardsvc.errors import NotFound
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import idempotent
 from cardsvc.schemas_common import IdPath, IsoDate
@@ -18,12 +20,13 @@ from cardsvc.staff.roles import (
     MANAGERS,
     VIEWERS,
 )
-from merchants.pos.api import PosCtx, _pos_key, _terminal
+from merchants.pos.api import PosCtx, pos_idempotency_key, terminal_of
 from merchants.pos.schemas import CardPurchase
 from merchants.registry.qr import render_qr
 from settlement.bills import barcodes
 from settlement.bills import service as bills
-from settlement.bills.models import Bill
+from settlement.bills.models import Bill, BillPayment
+from settlement.bills.reconcile import reconcile
 from settlement.bills.schemas import (
     BillerCreate,
     BillerOut,
@@ -169,10 +172,7 @@ def pay_online(bill_id: IdPath, body: OnlinePayIn,
 @router.get("/bills/{bill_id:int}/receipt.png", dependencies=[Depends(allow(*VIEWERS))],
             response_class=Response, summary="The payment receipt as a QR code")
 def receipt_png(bill_id: IdPath, ctx: CtxDep) -> Response:
-    from sqlalchemy import select
 
-    from cardsvc.errors import NotFound
-    from settlement.bills.models import BillPayment
     bill = bills.get_bill(ctx, bill_id)
     payment = ctx.db.scalar(select(BillPayment).where(BillPayment.bill_id == bill.id))
     if payment is None:
@@ -204,7 +204,7 @@ def pos_lookup(body: SlipIn, ctx: PosCtx) -> BillOut:
                        summary="A bill paid with a chip card at the terminal")
 def pos_pay(body: PosBillPayment, ctx: PosCtx,
             idempotency_key: IdempotencyKey) -> JSONResponse:
-    terminal = _terminal(ctx)
+    terminal = terminal_of(ctx)
     debit = CardPurchase.model_validate(body.model_dump(exclude={"segment1", "segment2",
                                                                  "segment3"}))
 
@@ -212,7 +212,7 @@ def pos_pay(body: PosBillPayment, ctx: PosCtx,
         bill = bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3)
         return payment_out(bills.pay_at_pos(ctx, terminal, bill, debit, idempotency_key or ""))
 
-    return replayable(idempotent(ctx, _pos_key(ctx, idempotency_key), "pos.bill_payment",
+    return replayable(idempotent(ctx, pos_idempotency_key(ctx, idempotency_key), "pos.bill_payment",
                                  body.model_dump(), work))
 
 
@@ -222,14 +222,14 @@ def pos_pay(body: PosBillPayment, ctx: PosCtx,
                        summary="Cash taken against a payment slip (convenience stores)")
 def collect(body: CollectIn, ctx: PosCtx,
             idempotency_key: IdempotencyKey) -> JSONResponse:
-    terminal = _terminal(ctx)
+    terminal = terminal_of(ctx)
 
     def work() -> Any:
         bill = bills.by_barcodes(ctx, body.segment1, body.segment2, body.segment3)
         return payment_out(bills.collect_cash(ctx, terminal.merchant_id, bill, body.amount))
 
-    return replayable(idempotent(ctx, _pos_key(ctx, idempotency_key), "pos.bill_collection",
-                                 body.model_dump(), work))
+    return replayable(idempotent(ctx, pos_idempotency_key(ctx, idempotency_key),
+                                 "pos.bill_collection", body.model_dump(), work))
 
 
 
@@ -244,7 +244,6 @@ def confirm(biller_id: IdPath, ctx: CtxDep,
             date: Annotated[IsoDate, Query(description="The window's business day")],
             content: Annotated[bytes, Body(media_type="text/csv", min_length=1)]
             ) -> ReconciliationOut:
-    from settlement.bills.reconcile import reconcile
     r = reconcile(ctx, date, biller_id, content)
     return ReconciliationOut(matched=r.matched, missing=r.missing, extra=r.extra,
                              amount_differs=r.amount_differs, duplicate=r.duplicate)

@@ -31,8 +31,12 @@ from cardsvc.errors import Conflict, NotFound
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
-from merchants.pos.models import PosKind, PosStatus
-from merchants.registry.models import Merchant
+from merchants.pos import errors as e
+from merchants.pos import qr
+from merchants.pos import service as pos
+from merchants.pos.models import PosKind, PosStatus, PosTransaction
+from merchants.pos.schemas import CardPurchase
+from merchants.registry.models import Merchant, Terminal
 from settlement.bills import barcodes
 from settlement.bills.errors import (
     BillAlreadyPaid,
@@ -383,11 +387,10 @@ def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
         biller=merchant.legal_name if merchant else None)
 
 
-def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key: str) -> Paid:
+def pay_at_pos(ctx: Ctx, terminal: Terminal, bill: Bill, debit: CardPurchase,
+               idempotency_key: str) -> Paid:
     """A chip card pays at a terminal: the terminal debited the chip for the bill's amount and
     sends the certificate; it is checked like a purchase and booked to the biller."""
-    from merchants.pos import service as pos
-    from merchants.pos.models import PosTransaction
     bill = get_bill(ctx, bill.id, for_update=True)
     try:
         _check_payable(ctx, bill, debit.amount)
@@ -417,9 +420,6 @@ def pay_at_pos(ctx: Ctx, terminal: Any, bill: Bill, debit: Any, idempotency_key:
 def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
     """The resident pays from the mobile card's purse, authorised by a payment token signed
     with the phone's key (the same token a shop scans): single use, short-lived."""
-    from merchants.pos import errors as e
-    from merchants.pos import qr
-    from merchants.pos import service as pos
     bill = get_bill(ctx, bill_id, for_update=True)
     _check_payable(ctx, bill, None)
     token = qr.parse_payment_token(token_text)

@@ -27,6 +27,7 @@ from sqlalchemy import select, text
 
 from cardsvc.context import TAIPEI, Ctx
 from merchants.registry.models import Merchant
+from settlement.bills.models import Bill, Biller, BillPayment
 from settlement.clearing.models import ClearingException, ClearingWindow, MerchantStatement
 
 PAIN_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
@@ -191,7 +192,6 @@ class Remittance:
 def remittances(ctx: Ctx, window: ClearingWindow) -> list[Remittance]:
     """Per biller: every bill paid in the window, with amount, channel and time, and control
     totals (count, amount, per channel, the CSV's hash)."""
-    from settlement.bills.models import Bill, Biller, BillPayment
     rows = ctx.db.execute(select(BillPayment, Bill).join(Bill, Bill.id == BillPayment.bill_id)
                           .where(BillPayment.window_id == window.id)
                           .order_by(BillPayment.biller_id, BillPayment.id)).all()

@@ -7,16 +7,19 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from cardsvc.audit import service as audit
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work, utcnow
 from cardsvc.db_upsert import insert_if_absent
 from cardsvc.errors import NotFound
 from cardsvc.runtime import Runtime
+from merchants.registry.models import Merchant
 from settlement.bills.models import Biller, BillerRemittance
 from settlement.clearing import steps as clearing
 from settlement.clearing import windows
@@ -127,7 +130,6 @@ def run_in_process(rt: Runtime, day: dt.date,
     workers = min(len(pending), os.cpu_count() or 1)
     if workers > 1 and rt.engine.dialect.name == "postgresql":
         # Verification is CPU work (CMAC): one process per core, like a worker pool.
-        from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(workers) as pool:
             futures = [pool.submit(_partition_in_child, rt.settings, window_id, m)
                        for m in pending]
@@ -178,7 +180,6 @@ class Report:
 
 
 def report(rt: Runtime, day: dt.date) -> Report:
-    from merchants.registry.models import Merchant
     with rt.sessions() as db:
         window = windows.get(_ctx(rt, db), day)
         if window.status not in (WindowStatus.CLEARED, WindowStatus.SETTLED):
@@ -211,7 +212,6 @@ def file_content(rt: Runtime, db: object, window_id: int, name: str) -> str:
 
 def files_of(rt: Runtime, day: dt.date) -> dict[str, str]:
     """Every file of a window, by name (the payout file decrypted: an audited read)."""
-    from cardsvc.audit import service as audit
     with unit_of_work(rt.sessions) as db:
         window = windows.get(_ctx(rt, db), day)
         names = list(db.scalars(select(ClearingFile.name).where(
