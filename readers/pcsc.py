@@ -1,5 +1,8 @@
 """Readers through the PC/SC stack (pcscd) with pyscard: real NFC readers, and virtual cards
-that pcscd shows through the vpcd driver."""
+that pcscd shows through the vpcd driver.
+
+pyscard is optional (`pip install '.[pcsc]'`; it builds with swig and the PC/SC headers): it
+is imported where it is used, so this module loads, and says what is missing, without it."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ class PcscCounter:
     def present(self, chip_uid: str | None = None,
                 transport_key_for: Callable[[bytes], bytes] | None = None) -> Reader:
         try:
-            from readers.pcsc import PcscReader
+            from readers.pcsc import PcscReader  # pyscard: the pcsc extra (ImportError below)
             reader = PcscReader(self.name_contains)
         except (ReaderError, ImportError) as exc:
             raise ReaderUnavailable(f"card reader unavailable: {exc}") from None

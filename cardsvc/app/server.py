@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_HEAD_LIMIT = 16_384
@@ -76,7 +77,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 def serve(app: Any, *, host: str, port: int, head_limit: int, workers: int = 1,
           **options: Any) -> None:
     """Run `app` (an ASGI app, or an import string when `workers` > 1) under uvicorn."""
-    import uvicorn
 
     uvicorn.run(app, host=host, port=port, workers=workers if workers > 1 else None,
                 http=BoundedHttpToolsProtocol, h11_max_incomplete_event_size=head_limit,

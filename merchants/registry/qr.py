@@ -6,6 +6,11 @@ from __future__ import annotations
 import io
 from urllib.parse import quote
 
+import qrcode
+import qrcode.exceptions
+import qrcode.image.pure
+import qrcode.image.svg
+
 
 def merchant_qr_payload(merchant_id: int, terminal_id: int | None, location: str) -> str:
     """What a shop's static QR code says: which merchant (and counter), and where."""
@@ -20,10 +25,6 @@ class PayloadTooLong(ValueError):
 
 
 def render_qr(payload: str, fmt: str) -> bytes:
-    import qrcode
-    import qrcode.exceptions
-    import qrcode.image.pure
-    import qrcode.image.svg
 
     factory = (qrcode.image.svg.SvgPathImage if fmt == "svg"
                else qrcode.image.pure.PyPNGImage)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+
 import typer
 
 from cardsvc.app.bootstrap import BootReport, bootstrap
@@ -15,7 +17,6 @@ console = make_console()
 
 def cli_actor() -> Actor:
     """Who ran the command, for the audit trail: the operating-system account."""
-    import getpass
 
     try:
         user = getpass.getuser()

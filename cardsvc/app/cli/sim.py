@@ -4,6 +4,8 @@ slot, a POS terminal against a running API)."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -35,8 +37,6 @@ def sim_card(
              "the all-zero factory key, which only a development backend accepts.")] = None,
 ) -> None:
     """Run a virtual card in a vpcd reader slot until interrupted (Ctrl-C)."""
-    import signal
-    import threading
 
 
     norm = normalize_chip_uid(uid)
@@ -97,7 +97,7 @@ def _pos_reader(spec: str):  # type: ignore[no-untyped-def]
         path = Path(spec[4:])
         uid = bytes.fromhex(json.loads(path.read_text())["uid"])
         return InProcessReader(VirtualCard(uid, path))
-    from readers.pcsc import PcscReader
+    from readers.pcsc import PcscReader  # pyscard: only where the pcsc extra is installed
     reader = PcscReader(spec[5:] if spec.startswith("pcsc:") else "")
     if not reader.wait_for_card(15):
         raise _fail("no card on the reader")
