@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     pos_fast_batches: int = Field(default=1, ge=1, le=100)
     # How long a mobile card's QR payment token stays valid.
     qr_token_ttl_seconds: int = Field(default=60, ge=5, le=600)
+    # How long the answer to a money-moving request is kept for its retries (then purged;
+    # the money movement itself is kept for good).
+    idempotency_retention_days: int = Field(default=90, ge=1, le=3650)
 
     # Eligibility thresholds.
     senior_min_age: int = Field(default=65, ge=0)

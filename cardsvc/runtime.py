@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.cards.reader import NO_READER, CounterReader
-from cardsvc.config import Settings
+from cardsvc.config import Settings, get_settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import make_engine, make_sessionmaker
 from cardsvc.security.crypto import Keyring
@@ -45,3 +45,21 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_process: Runtime | None = None
+
+
+def use_process_runtime(rt: Runtime | None) -> None:
+    """Run this process's tasks against `rt` (the CLI and tests); None: build one from the
+    environment on first use (a worker)."""
+    global _process
+    _process = rt
+
+
+def process_runtime() -> Runtime:
+    """The runtime of a worker process, built from its settings once."""
+    global _process
+    if _process is None:
+        _process = Runtime.build(get_settings())
+    return _process

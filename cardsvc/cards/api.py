@@ -122,7 +122,8 @@ def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep
         ctx, idempotency_key, "card.replace", {"card_id": card_id, **body.model_dump()},
         lambda: service.replace(ctx, card_id, body, chip.personaliser(ctx, rt.counter)))
     new_card = result.body["new_card"]["id"]
-    out = chip.topup_and_load(ctx, new_card, result.body, True, rt.counter)
+    out = chip.topup_and_load(ctx, new_card, result.body, True, rt.counter,
+                              ctx.db.commit, ctx.db.rollback)
     return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 
@@ -151,7 +152,8 @@ def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
     result = idempotent(
         ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
         lambda: money.topup(ctx, card_id, body))
-    out = chip.topup_and_load(ctx, card_id, result.body, body.load_card, rt.counter)
+    out = chip.topup_and_load(ctx, card_id, result.body, body.load_card, rt.counter,
+                              ctx.db.commit, ctx.db.rollback)
     return replayable(IdempotentResult(out, result.status_code, result.replayed))
 
 

@@ -288,26 +288,28 @@ def issue(ctx: Ctx, card_id: int, chip_uid: str | None, counter: CounterReader) 
 
 
 def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_now: bool,
-                   counter: CounterReader) -> dict[str, object]:
+                   counter: CounterReader, commit: Callable[[], None],
+                   rollback: Callable[[], None]) -> dict[str, object]:
     """After a committed top-up (or replacement): carry the value to the chip if asked. A card
     that is not on the reader leaves the load pending, and the answer says so; the money
     movement stands.
 
     The answer's `card_loads` always shows what became of this request's own load, also when
     the request is a retry or another session delivered it, followed by any other loads this
-    session delivered."""
+    session delivered. `commit` and `rollback` are the boundary's (the request's): the ledger
+    entry is committed before the chip is touched, and a chip session that fails leaves it."""
     load_id = result_body.get("card_load_id")
     if not isinstance(load_id, int):
         return result_body
-    ctx.db.commit()  # the ledger entry exists before the chip is touched
+    commit()  # the ledger entry exists before the chip is touched
     outcomes: list[LoadOutcome] = []
     note = None
     own = ctx.db.get(CardLoad, load_id, populate_existing=True)
     if load_now and own is not None and own.status == LoadStatus.PENDING:
         try:
-            outcomes = deliver_loads(ctx, card_id, counter, commit=ctx.db.commit)
+            outcomes = deliver_loads(ctx, card_id, counter, commit=commit)
         except DomainError as exc:
-            ctx.db.rollback()
+            rollback()
             note = f"{exc.detail} — the value stays pending and is loaded at the next tap"
     reported = {o.load_id for o in outcomes}
     if load_id not in reported:

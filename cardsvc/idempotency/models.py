@@ -25,4 +25,5 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer, default=200)
     response: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed: the retention purge deletes by age (cardsvc.idempotency.tasks).
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

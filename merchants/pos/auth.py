@@ -57,9 +57,14 @@ def authenticate_request(ctx: Ctx, key_id: str | None, timestamp: str | None,
     return t
 
 
+# Slack beyond the exact bound, for clocks and for a purge that runs a little late.
+NONCE_MARGIN = dt.timedelta(seconds=60)
+
+
 def purge_nonces(ctx: Ctx) -> int:
-    """Nonces older than twice the window cannot be replayed anyway (their timestamp is
-    refused); drop them."""
-    cutoff = ctx.now - dt.timedelta(seconds=2 * signing.WINDOW_SECONDS)
+    """A nonce seen at T came with a timestamp within the window of T, and a replay of it
+    must carry that timestamp within the window of its own arrival: so after T plus twice the
+    window the clock check refuses every replay. Nonces older than that (and a margin) go."""
+    cutoff = ctx.now - dt.timedelta(seconds=2 * signing.WINDOW_SECONDS) - NONCE_MARGIN
     result = ctx.db.execute(delete(PosNonce).where(PosNonce.seen_at < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)

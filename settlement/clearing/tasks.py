@@ -16,25 +16,12 @@ from celery import chord, group, shared_task
 from celery.schedules import crontab
 from sqlalchemy.exc import OperationalError
 
-from cardsvc.config import Settings, get_settings
-from cardsvc.runtime import Runtime
+from cardsvc.config import Settings
+from cardsvc.runtime import process_runtime, use_process_runtime
 from settlement.clearing import service
 
-_runtime: Runtime | None = None
-
-
-def use_runtime(rt: Runtime | None) -> None:
-    """Run tasks in this process against `rt` (the CLI and tests); None: build from the
-    environment on first use (a worker)."""
-    global _runtime
-    _runtime = rt
-
-
-def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime.build(get_settings())
-    return _runtime
+use_runtime = use_process_runtime
+runtime = process_runtime
 
 
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 8,
