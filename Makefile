@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install dev serve demo test test-pg contract lint types migrations check
+.PHONY: install dev serve demo test test-pg contract lint imports types migrations check
 
 install:
 	python3 -m venv $(VENV) && $(PY)/pip install -e .
@@ -29,10 +29,13 @@ contract:  # the API contract run: schemathesis against the app's own OpenAPI sc
 lint:
 	$(PY)/ruff check .
 
+imports:  # the import contracts in pyproject.toml: cardsvc.app > settlement > merchants > core
+	$(PY)/lint-imports
+
 types:
 	$(PY)/mypy
 
 migrations:
 	$(PY)/alembic check
 
-check: lint types test
+check: lint imports types test
