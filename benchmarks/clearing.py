@@ -24,6 +24,7 @@ import os
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import create_engine, text
@@ -118,7 +119,7 @@ def main() -> None:
 
     url = fresh_database(args.database)
     tmp = tempfile.mkdtemp(prefix="cardsvc-bench-")
-    settings = Settings(database_url=url, secrets_file=f"{tmp}/secrets.json")
+    settings = Settings(database_url=url, secrets_file=Path(tmp) / "secrets.json")
     rt = Runtime.build(settings)
     migrate.upgrade(rt.engine)
     rt.close()

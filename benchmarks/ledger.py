@@ -14,6 +14,7 @@ import datetime as dt
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -23,6 +24,7 @@ from cardsvc.app import migrate
 from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
+from cardsvc.cards.models import Product
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
@@ -62,7 +64,7 @@ def main() -> None:
             h = holders.register(ctx, hs.CardholderCreate(
                 name="bench", person_id=head + person_id_check_digit(head),
                 birth_date=dt.date(1980, 1, 1), township="金城鎮"))
-            c = cards.apply(ctx, s.CardApplication(cardholder_id=h.id, product="general"))
+            c = cards.apply(ctx, s.CardApplication(cardholder_id=h.id, product=Product.GENERAL))
             cards.issue(ctx, c.id, s.IssueRequest(chip_uid=f"04{i:012X}"))
             cards.simple_transition(ctx, c.id, "activate", "bench")
             card_ids.append(c.id)
@@ -74,7 +76,7 @@ def main() -> None:
             ctx = Ctx(db, rt.settings, rt.keys, actor)
             body = s.TopUpRequest(amount=1)
             idempotent(ctx, f"bench-{i:08d}", "purse.topup", {"card_id": card, "amount": 1},
-                       lambda ctx=ctx, card=card, body=body: money.topup(ctx, card, body))
+                       partial(money.topup, ctx, card, body))
     service_s = time.perf_counter() - started
 
     with rt.engine.connect() as conn:

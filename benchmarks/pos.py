@@ -42,7 +42,7 @@ from cardsvc.app.bootstrap import bootstrap
 from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as cs
 from cardsvc.cards import service as cards
-from cardsvc.cards.models import Card
+from cardsvc.cards.models import Card, Product
 from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
@@ -53,6 +53,7 @@ from cardsvc.keystore.service import KeyStore
 from merchants.pos import signing
 from merchants.registry import schemas as ms
 from merchants.registry import service as msvc
+from merchants.registry.models import MerchantCategory
 from readers import crypto
 from readers import protocol as p
 from readers.protocol import KeyPurpose
@@ -179,14 +180,16 @@ def main() -> None:
                 h = holders.register(ctx, hs.CardholderCreate(
                     name="bench", person_id=head + person_id_check_digit(head),
                     birth_date=dt.date(1980, 1, 1), township="金城鎮"))
-                c = cards.apply(ctx, cs.CardApplication(cardholder_id=h.id, product="general"))
-                cards.issue(ctx, c.id, cs.IssueRequest(chip_uid=f"04{i:012X}"))
-                cards.simple_transition(ctx, c.id, "activate", "bench")
-                money.topup(ctx, c.id, cs.TopUpRequest(amount=10_000))
-                card_rows.append((c.id, c.card_number, bytes.fromhex(c.chip_uid or "")))
+                card = cards.apply(ctx, cs.CardApplication(cardholder_id=h.id,
+                                                           product=Product.GENERAL))
+                cards.issue(ctx, card.id, cs.IssueRequest(chip_uid=f"04{i:012X}"))
+                cards.simple_transition(ctx, card.id, "activate", "bench")
+                money.topup(ctx, card.id, cs.TopUpRequest(amount=10_000))
+                card_rows.append((card.id, card.card_number,
+                                  bytes.fromhex(card.chip_uid or "")))
             db.execute(update(Card).values(load_key_version=1))  # chips carry our keys
             m = msvc.create_merchant(ctx, ms.MerchantCreate(
-                legal_name="bench", tax_id="10458575", category="retail", fee_bps=0,
+                legal_name="bench", tax_id="10458575", category=MerchantCategory.RETAIL, fee_bps=0,
                 bank_account="004-00012345678"))
             creds = [msvc.create_terminal(ctx, m.id, ms.TerminalCreate(label=f"T{i}"))
                      for i in range(args.clients)]

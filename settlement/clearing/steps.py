@@ -18,7 +18,6 @@ window again (or on a copy of the database) writes byte-identical files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,10 +142,6 @@ def verify_partition(ctx: Ctx, window_id: int, merchant_id: int) -> int:
 
 
 # --- 2. clearing the window ----------------------------------------------------------------
-
-
-def _ids(ctx: Ctx, sql: str, params: Mapping[str, object]) -> list[int]:
-    return [int(r[0]) for r in ctx.db.execute(text(sql), params)]
 
 
 def _set_outcome(ctx: Ctx, ids: list[int], outcome: Outcome, reason: str) -> None:
