@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # behind the county's proxy, name it, or every client looks like the proxy to the login
     # throttle and the audit trail.
     forwarded_allow_ips: str = "127.0.0.1"
-    # Requests are refused before anything reads them whole (cardsvc/guard.py): the request
+    # Requests are refused before anything reads them whole (cardsvc/app/guard.py): the request
     # line and headers, any body, and the body of an upload (a CSV bill file) from staff.
     max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
     max_body_bytes: int = Field(default=1_048_576, ge=4096, le=64 * 1_048_576)
@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # Largest single purchase at a POS terminal (terminals and the backend both check it).
     pos_purchase_limit: int = Field(default=1_000, ge=1)
     # PostgreSQL: book plainly fine card-present purchases in one database call from the
-    # event loop (merchants/fastpath.py); everything else takes the general path.
+    # event loop (merchants/pos/fastpath.py); everything else takes the general path.
     pos_fast_path: bool = True
     pos_fast_pool_size: int = Field(default=8, ge=1, le=100)
     # Database calls of that path at once per process; purchases arriving meanwhile go

@@ -1,6 +1,6 @@
 """Domain errors. Each carries its HTTP status and a stable machine-readable code.
 
-One handler (`cardsvc.api_errors`) renders them as RFC 9457 problem details. The code is the
+One handler (`cardsvc.app.problems`) renders them as RFC 9457 problem details. The code is the
 contract with clients: titles and details may be reworded, codes never change meaning.
 """
 

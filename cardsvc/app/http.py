@@ -47,7 +47,7 @@ The issuing-counter API of the resident card system.
 
 ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router,
            merchants_router, bills_router, public_router)
-# Called by terminals with signed requests, not by staff (merchants.api.TerminalAuth).
+# Called by terminals with signed requests, not by staff (merchants.pos.api.TerminalAuth).
 POS_ROUTERS = (pos_router, pos_bills_router)
 
 
@@ -139,7 +139,7 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     # Routes are matched in order: the terminals' (the most requests by far) first, the
-    # card-present purchase ahead of all (merchants.api.purchase_endpoint).
+    # card-present purchase ahead of all (merchants.pos.api.purchase_endpoint).
     for router in (*POS_ROUTERS, *ROUTERS):
         app.include_router(router)
     app.router.routes[0:0] = FAST_ROUTES

@@ -52,7 +52,7 @@ VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
-# What any request may be answered with, before routing (cardsvc.guard).
+# What any request may be answered with, before routing (cardsvc.app.guard).
 ANY_REQUEST = {
     "400": "`malformed_json`: the body is not JSON (cut short, not UTF-8, nested too deep, a "
            "number of thousands of digits); `invalid_input`: a NUL character in the URL",

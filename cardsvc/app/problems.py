@@ -69,4 +69,4 @@ def install(app: FastAPI) -> None:
             response.headers[name] = value
         return response
 
-    # Errors nothing here handles are answered (and logged once) by cardsvc.guard.Guard.
+    # Errors nothing here handles are answered (and logged once) by cardsvc.app.guard.Guard.

@@ -1,6 +1,6 @@
 """Serving the API with uvicorn, with the request head bounded in the server itself.
 
-The app's guard (`cardsvc.guard`) refuses a request whose headers are too large, but only
+The app's guard (`cardsvc.app.guard`) refuses a request whose headers are too large, but only
 once the server has read them all: httptools, uvicorn's fast parser, keeps no limit of its own,
 so a client could make the server hold megabytes of one header line. The protocol below counts
 the bytes of a head still open and answers 431 once they pass the limit (the one h11 takes as
