@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 
 from cardsvc.errors import InvalidInput
@@ -175,3 +177,21 @@ def svg(value: str, height: int = 60, scale: int = 2) -> str:
             f'<text x="{width // 2}" y="{height + 13}" font-family="monospace" '
             f'font-size="12" text-anchor="middle">{value}</text></svg>')
 
+
+def png(value: str, height: int = 60, scale: int = 2) -> bytes:
+    """A 1-bit PNG of the barcode (no text line), for printing slips."""
+    bars = modules(value)
+    row = bytearray()
+    bits = [0 if b else 1 for b in bars for _ in range(scale)]  # 1 = white
+    for i in range(0, len(bits), 8):
+        byte = bits[i:i + 8] + [1] * (8 - len(bits[i:i + 8]))
+        row.append(int("".join(map(str, byte)), 2))
+    raw = b"".join(b"\x00" + bytes(row) for _ in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", len(bits), height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
