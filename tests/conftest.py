@@ -6,6 +6,9 @@ migrated database created for this run and emptied (TRUNCATE) after each test. T
 real because idempotency, the audit chain and locking are all about what a commit does.
 Staff accounts (one per role) survive between tests so passwords are hashed once per run.
 
+Every fixture more than one test module uses is here; helpers that are not fixtures live in
+tests/support/, which is what test modules import (never each other, never a conftest).
+
 In CI (CI=true) a skip is a failure: every service the suite needs is there.
 """
 
@@ -13,31 +16,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from cardsvc.app import migrate
 from cardsvc.app.bootstrap import build_runtime
 from cardsvc.app.http import create_app
 from cardsvc.app.models import Base
-from cardsvc.config import Settings
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
-from cardsvc.keystore.service import KeyStore
-from cardsvc.runtime import Runtime
-from cardsvc.staff import service as staff_service
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-ROLES = ("clerk", "supervisor", "auditor", "admin")
-PASSWORD = "correct-horse-battery"
+from cardsvc.runtime import Runtime, use_process_runtime
+from tests.support.api import PASSWORD, ROLES, Api
+from tests.support.ci import IN_CI
+from tests.support.databases import (
+    DEFAULT_PG,
+    Backend,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+    seed_staff,
+)
+from tests.support.pcsc import VpcdSlot, pcsc_reader_name
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -49,61 +52,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         rep.longrepr = f"skipped in CI, where every service must be present: {rep.longrepr}"
 
 
-def need_service(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 # --- databases ---------------------------------------------------------------------------
-
-
-def create_pg_database(base_url: str) -> str:
-    """Create a fresh database on the server of `base_url`; return its URL."""
-    url = make_url(base_url)
-    name = f"cardsvc_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        need_service(f"PostgreSQL not reachable at {url.host}:{url.port} ({type(exc).__name__})")
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(base_url: str, url: str) -> None:
-    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@dataclass
-class Backend:
-    name: str  # sqlite | postgresql
-    template: Path | None  # sqlite: migrated file copied per test
-    url: str | None  # postgresql: the run's database
 
 
 @pytest.fixture(scope="session")
 def secrets_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("keys") / "secrets.json"
-
-
-def make_settings(url: str, secrets_file: Path, **overrides: object) -> Settings:
-    return Settings(database_url=url, secrets_file=secrets_file, token_ttl_seconds=3600,
-                    **overrides)  # type: ignore[arg-type]
-
-
-def _seed_staff(rt: Runtime) -> None:
-    """What the first start creates: card master keys; plus one staff account per role."""
-    with unit_of_work(rt.sessions) as db:
-        KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
-            Actor.system("tests"))
-        for role in ROLES:
-            staff_service.create_staff(db, Actor.system("tests"), f"t.{role}", role, PASSWORD)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +67,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, secrets_file: Path) -> Ite
         db_url = create_pg_database(url)
         rt = build_runtime(make_settings(db_url, secrets_file))
         migrate.upgrade(rt.engine)
-        _seed_staff(rt)
+        seed_staff(rt)
         rt.close()
         yield Backend("postgresql", None, db_url)
         drop_pg_database(url, db_url)
@@ -121,7 +75,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, secrets_file: Path) -> Ite
     template = tmp_path_factory.mktemp("db") / "template.db"
     rt = build_runtime(make_settings(f"sqlite:///{template}", secrets_file))
     migrate.upgrade(rt.engine)
-    _seed_staff(rt)
+    seed_staff(rt)
     rt.close()  # the last connection to close checkpoints the WAL into the file
     assert not Path(f"{template}-wal").exists()
     yield Backend("sqlite", template, None)
@@ -196,35 +150,6 @@ def tokens(app_client: TestClient, backend: Backend) -> dict[str, str]:
     return out
 
 
-class Api:
-    """A thin helper: one role's view of the API."""
-
-    def __init__(self, client: TestClient, token: str | None) -> None:
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-    def req(self, method: str, path: str, json: object = None, key: str | None = None,
-            **params: object):  # type: ignore[no-untyped-def]
-        headers = dict(self.headers)
-        if key:
-            headers["Idempotency-Key"] = key
-        return self.client.request(method, path, json=json, params=params or None,
-                                   headers=headers)
-
-    def get(self, path: str, **params: object):  # type: ignore[no-untyped-def]
-        return self.req("GET", path, **params)
-
-    def post(self, path: str, json: object = None, key: str | None = None,
-             **params: object):  # type: ignore[no-untyped-def]
-        return self.req("POST", path, json=json, key=key, **params)
-
-    def ok(self, method: str, path: str, json: object = None, status: int = 200,
-           key: str | None = None, **params: object) -> dict:  # type: ignore[type-arg]
-        r = self.req(method, path, json=json, key=key, **params)
-        assert r.status_code == status, f"{method} {path} -> {r.status_code} {r.text}"
-        return r.json() if r.content else {}
-
-
 @pytest.fixture
 def clerk(app_client: TestClient, tokens: dict[str, str]) -> Api:
     return Api(app_client, tokens["clerk"])
@@ -264,3 +189,32 @@ def pg_runtime(secrets_file: Path) -> Iterator[Runtime]:
     yield rt
     rt.close()
     drop_pg_database(base, url)
+
+
+# --- the process runtime that scheduled tasks use ----------------------------------------------
+
+
+@pytest.fixture
+def tasks_here(rt) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    use_process_runtime(rt)
+    yield
+    use_process_runtime(None)
+
+
+# --- PC/SC: pcscd with a virtual card in the vpcd slot (see tests/support/pcsc.py) ------------
+
+
+@pytest.fixture
+def vpcd_slot() -> Iterator[VpcdSlot]:
+    pcsc_reader_name()
+    slot = VpcdSlot()
+    yield slot
+    slot.eject()
+
+
+@pytest.fixture
+def pcsc_reader(vpcd_slot):  # type: ignore[no-untyped-def]
+    from readers.pcsc import PcscReader
+    reader = PcscReader(pcsc_reader_name())
+    yield reader
+    reader.close()

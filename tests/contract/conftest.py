@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,43 +23,18 @@ from cardsvc.app import migrate
 from cardsvc.app.bootstrap import build_runtime
 from cardsvc.app.http import create_app
 from cardsvc.runtime import Runtime
-from cardsvc.staff.models import Staff
 from merchants.pos.client import PosClient
 from settlement.bills.models import Bill
-from tests import factories as f
-from tests.conftest import (
-    PASSWORD,
-    ROLES,
-    Api,
+from tests.support import factories as f
+from tests.support.api import PASSWORD, ROLES, Api
+from tests.support.databases import (
     Backend,
-    _seed_staff,
     create_pg_database,
     drop_pg_database,
     make_settings,
+    seed_staff,
 )
-
-
-@dataclass
-class World:
-    rt: Runtime
-    client: TestClient
-    tokens: dict[str, str]
-    pos: PosClient
-    ids: dict[str, list[int]] = field(default_factory=dict)
-    card_numbers: list[str] = field(default_factory=list)
-    base_url: str = ""
-
-    def heal(self) -> None:
-        """Put the role accounts back as they were: the run's admin requests may demote,
-        disable or re-password them (the run's own staff ids are used where the run can
-        choose, but boundary cases name ids as they are). Tokens are issued afresh, without
-        a login (the run's failed logins may have throttled this address)."""
-        with self.rt.sessions.begin() as db:
-            for role in ROLES:
-                staff = db.scalar(select(Staff).where(Staff.username == f"t.{role}"))
-                assert staff is not None
-                staff.role, staff.active = role, True
-                self.tokens[role] = self.rt.keys.tokens.issue(staff.id)[0]
+from tests.support.worlds import World
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +48,7 @@ def contract_rt(backend: Backend, secrets_file: Path,
         url = create_pg_database(base)
         rt = build_runtime(make_settings(url, secrets_file, **overrides))
         migrate.upgrade(rt.engine)
-        _seed_staff(rt)
+        seed_staff(rt)
         yield rt
         rt.close()
         drop_pg_database(base, url)

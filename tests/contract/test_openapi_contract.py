@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.contract.conftest import World
+from tests.support.worlds import World
 
 pytestmark = pytest.mark.contract
 EXAMPLES = int(os.environ.get("CARDSVC_CONTRACT_EXAMPLES", "12"))

@@ -13,7 +13,7 @@ from readers.base import Reader
 from readers.errors import CardRemoved, NoCard, check
 from readers.memory import InProcessReader
 from simulators.card import TearPlan, VirtualCard
-from tests.cardproto.kit import new_uid
+from tests.support.chipkit import new_uid
 
 
 @dataclass

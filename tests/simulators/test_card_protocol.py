@@ -25,7 +25,7 @@ from readers.errors import (
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession, personalise
-from tests.cardproto.kit import CARD_NUMBER, SYSTEM_ID, Masters, blank_card, issue, load
+from tests.support.chipkit import CARD_NUMBER, SYSTEM_ID, Masters, blank_card, issue, load
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession
 from simulators.card import TearPlan, VirtualCard
-from tests.cardproto.kit import CARD_NUMBER, SYSTEM_ID, Masters, blank_card, issue, load
+from tests.support.chipkit import CARD_NUMBER, SYSTEM_ID, Masters, blank_card, issue, load
 
 TAP_APDUS = 4  # SELECT, AUTHENTICATE (2), DEBIT or LOAD
 CASES = [(i, stage) for i in range(1, TAP_APDUS + 1) for stage in ("before", "after")] + [

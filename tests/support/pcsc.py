@@ -1,20 +1,18 @@
-"""PC/SC fixtures: a virtual card in pcscd's vpcd slot, reached through pyscard.
+"""PC/SC: a virtual card in pcscd's vpcd slot, reached through pyscard (the fixtures
+vpcd_slot and pcsc_reader are in tests/conftest.py).
 
 Needs pcscd running with vsmartcard's vpcd driver and pyscard installed (`.ci/run` provides
-both). Elsewhere these tests skip with the reason; in CI a skip is a failure.
+both). Elsewhere the tests using them skip with the reason; in CI a skip is a failure.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from simulators.card import VirtualCard
 from simulators.vpcd import VpcdCard
-from tests.conftest import need_service
+from tests.support.ci import need_service
 
 VPCD = os.environ.get("CARDSVC_TEST_VPCD", "127.0.0.1:35963")
 VPCD_READER = os.environ.get("CARDSVC_TEST_VPCD_READER", "Virtual PCD 00 00")
@@ -63,18 +61,3 @@ class VpcdSlot:
                 time.sleep(max(0.0, 1.5 - (time.monotonic() - self.runner.last_tear)))
             self.runner = None
 
-
-@pytest.fixture
-def vpcd_slot() -> Iterator[VpcdSlot]:
-    pcsc_reader_name()
-    slot = VpcdSlot()
-    yield slot
-    slot.eject()
-
-
-@pytest.fixture
-def pcsc_reader(vpcd_slot):  # type: ignore[no-untyped-def]
-    from readers.pcsc import PcscReader
-    reader = PcscReader(pcsc_reader_name())
-    yield reader
-    reader.close()

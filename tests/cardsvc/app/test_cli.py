@@ -6,13 +6,14 @@ import datetime as dt
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.net import free_port
 
 CLI = [sys.executable, "-m", "cardsvc.app.cli"]
 
@@ -23,12 +24,6 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
     full_env.update(env or {}, COLUMNS="200")
     return subprocess.run(CLI + args, cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_first_start_creates_database_keys_and_admin(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import factories as f
+from tests.support import factories as f
 
 
 def test_malformed_json(clerk) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cardsvc.app.http import create_app
-from tests.test_cli import free_port
+from tests.support.net import free_port
 
 
 def post_raw(client: TestClient, path: str, body: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]

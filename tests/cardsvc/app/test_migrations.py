@@ -18,7 +18,7 @@ from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
-from tests import factories as f
+from tests.support import factories as f
 
 
 def test_loads_delivered_twice_at_one_chip_counter_go_to_review(rt) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from cardsvc.app.http import POS_ROUTERS, ROUTERS
-from tests import factories as f
+from tests.support import factories as f
 
 WRONG: dict[type, tuple[object, ...]] = {
     int: (True, 1.5, "1"),

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from cardsvc.app.http import POS_ROUTERS, ROUTERS, create_app
 from cardsvc.deps import Public, RoleGuard
 from merchants.pos.api import SignedRequest, TerminalAuth
-from tests.conftest import ROLES, Api
+from tests.support.api import ROLES, Api
 
 
 def guard_of(route: APIRoute) -> RoleGuard | None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
-from tests import factories as f
+from tests.support import factories as f
 
 
 def busy_day(clerk) -> None:  # type: ignore[no-untyped-def]

@@ -20,8 +20,8 @@ from cardsvc.app.http import create_app
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import CardLoad
 from cardsvc.db import unit_of_work
-from tests import factories as f
-from tests.conftest import PASSWORD, Api
+from tests.support import factories as f
+from tests.support.api import PASSWORD, Api
 
 TOPUPS = 20
 AMOUNT = 400
@@ -235,7 +235,7 @@ def test_the_simulated_cards_are_private_and_never_committed(counter) -> None:  
     card = chip_card(api)
     assert stat.S_IMODE(cards_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((cards_dir / f"{card['chip_uid']}.json").stat().st_mode) == 0o600
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     git = shutil.which("git")
     if git is None or not (repo / ".git").exists():
         pytest.skip("not a git checkout")

@@ -22,7 +22,7 @@ from cardsvc.holders import service as holders
 from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger.models import Account, Posting, Transfer
 from cardsvc.runtime import Runtime
-from tests import factories as f
+from tests.support import factories as f
 
 WORKERS = 60
 DEBIT = 200

@@ -19,9 +19,10 @@ from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession
 from simulators.card import TearPlan, VirtualCard
-from tests import factories as f
-from tests.cardproto.kit import new_uid
-from tests.conftest import PASSWORD, Api
+from tests.support import factories as f
+from tests.support.api import PASSWORD, Api
+from tests.support.chipkit import new_uid
+from tests.support.pcsc import pcsc_reader_name
 
 
 def clerk_api(client: TestClient) -> Api:
@@ -116,7 +117,6 @@ def test_master_keys_are_wrapped_and_never_in_answers(sim_counter) -> None:  # t
 
 @pytest.fixture
 def pcsc_counter(runtime_factory, vpcd_slot, tmp_path) -> Iterator[tuple]:  # type: ignore[no-untyped-def, type-arg]
-    from tests.cardproto.conftest import pcsc_reader_name
     rt = runtime_factory(reader=f"pcsc:{pcsc_reader_name()}", reader_timeout_seconds=5)
     with TestClient(create_app(rt)) as client:
         yield rt, clerk_api(client), vpcd_slot
@@ -134,7 +134,7 @@ def test_pcsc_issue_load_debit_verify(pcsc_counter, tmp_path: Path) -> None:  # 
     out = api.ok("POST", f"/cards/{card['id']}/topups", {"amount": 800}, key=f.key())
     assert out["card_loads"][0]["status"] == "delivered"
     assert chip.state["purse"]["balance"] == 800
-    reader = PcscReader(slot_reader_name())
+    reader = PcscReader(pcsc_reader_name())
     assert reader.wait_for_card(5)
     cert = terminal_debit(rt, reader, 250, seq=7)
     reader.close()
@@ -162,11 +162,6 @@ def test_pcsc_torn_load_is_delivered_once_at_the_next_tap(pcsc_counter, tmp_path
     assert delivered[0]["recovered"] is True
     assert chip.state["purse"]["balance"] == 300
     assert api.ok("GET", f"/cards/{card['id']}/card-loads")[0]["status"] == "delivered"
-
-
-def slot_reader_name() -> str:
-    from tests.cardproto.conftest import pcsc_reader_name
-    return pcsc_reader_name()
 
 
 def test_replacement_personalises_a_new_chip_and_loads_the_balance(sim_counter) -> None:  # type: ignore[no-untyped-def]
@@ -233,7 +228,6 @@ def test_a_pcsc_reader_in_another_session_is_busy(runtime_factory, vpcd_slot, tm
     """One card session per PC/SC reader: while another holds it (here, another process's
     lock on the same reader), the counter answers reader_busy and leaves the card alone."""
     from readers.locks import SessionLock, lock_path_for_reader
-    from tests.cardproto.conftest import pcsc_reader_name
     rt = runtime_factory(reader=f"pcsc:{pcsc_reader_name()}", reader_timeout_seconds=0.5,
                          reader_lock_dir=tmp_path / "locks")
     chip = supplied_blank(rt, tmp_path / "chip.json")

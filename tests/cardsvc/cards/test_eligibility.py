@@ -3,9 +3,12 @@
 import datetime as dt
 
 import pytest
+from fastapi.testclient import TestClient
 
+from cardsvc.app.http import create_app
 from cardsvc.cards.eligibility import age_on
-from tests import factories as f
+from tests.support import factories as f
+from tests.support.api import PASSWORD, Api
 
 
 def apply(api, holder_id, product, **extra):  # type: ignore[no-untyped-def]
@@ -31,10 +34,6 @@ def test_senior_the_day_before_the_65th_birthday_is_refused(clerk) -> None:  # t
 
 
 def test_senior_age_threshold_is_configurable(runtime_factory) -> None:  # type: ignore[no-untyped-def]
-    from fastapi.testclient import TestClient
-
-    from cardsvc.app.http import create_app
-    from tests.conftest import PASSWORD, Api
     rt = runtime_factory(senior_min_age=60)
     with TestClient(create_app(rt)) as client:
         token = client.post("/auth/login", json={"username": "t.clerk",

@@ -12,7 +12,7 @@ from cardsvc.cards.errors import IllegalTransition
 from cardsvc.cards.models import Card, CardStatus
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
-from tests import factories as f
+from tests.support import factories as f
 
 STATES = [s.value for s in CardStatus]
 ACTIONS = list(cards.TRANSITIONS)

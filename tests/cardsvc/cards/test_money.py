@@ -3,7 +3,7 @@
 from sqlalchemy import func, select, text
 
 from cardsvc.ledger.models import Account, Posting, Transfer
-from tests import factories as f
+from tests.support import factories as f
 
 
 def ledger_totals(rt):  # type: ignore[no-untyped-def]

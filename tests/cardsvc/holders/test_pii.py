@@ -10,7 +10,7 @@ from sqlalchemy import inspect, select, text
 
 from cardsvc.audit.models import AuditEvent
 from cardsvc.holders.models import Cardholder
-from tests import factories as f
+from tests.support import factories as f
 
 
 def all_database_text(rt) -> str:  # type: ignore[no-untyped-def]

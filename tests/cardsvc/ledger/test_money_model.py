@@ -26,7 +26,7 @@ from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
 from cardsvc.ledger.models import Account, AccountKind
 from cardsvc.runtime import Runtime
-from tests import factories as f
+from tests.support import factories as f
 
 amounts = st.integers(min_value=1, max_value=4_000)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from cardsvc.audit.models import AuditEvent
 from cardsvc.security.crypto import TokenSigner
 from cardsvc.staff.models import Staff
-from tests.conftest import PASSWORD, Api
+from tests.support.api import PASSWORD, Api
 
 
 def login(client, username: str, password: str):  # type: ignore[no-untyped-def]

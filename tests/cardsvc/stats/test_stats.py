@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import update
 
 from cardsvc.cards.models import Card
-from tests import factories as f
+from tests.support import factories as f
 
 
 def test_counts_by_product_status_and_township(clerk, supervisor, rt) -> None:  # type: ignore[no-untyped-def]

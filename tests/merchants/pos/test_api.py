@@ -3,9 +3,7 @@ refunds, voids, status, hotlist; every refusal with its own code, and nothing dr
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,74 +14,12 @@ from sqlalchemy import select
 from cardsvc.app.http import create_app
 from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
-from merchants.pos.client import PosClient
 from merchants.pos.models import PosTransaction
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
-from readers.session import CardSession
 from simulators.card import VirtualCard
-from tests import factories as f
-from tests.conftest import PASSWORD, Api
-
-_seq = itertools.count(1)
-
-
-@dataclass
-class Shop:
-    rt: Any
-    client: TestClient
-    clerk: Api
-    pos: PosClient
-    terminal: dict[str, Any]
-    card: dict[str, Any]
-    cards_dir: Path
-
-    def tap(self, amount: int, card: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The terminal debits the chip (it holds only the debit keys) and builds the
-        submission from the card's answer."""
-        card = card or self.card
-        chip = VirtualCard(bytes.fromhex(card["chip_uid"]),
-                           self.cards_dir / f"{card['chip_uid']}.json")
-        with unit_of_work(self.rt.sessions) as db:
-            masters = KeyStore(db, self.rt.keys.secrets.kek,
-                               self.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
-        s = CardSession(InProcessReader(chip), self.rt.keys.secrets.system_id)
-        s.select()
-        s.authenticate_with_master(KeyPurpose.DEBIT, masters)
-        rec = s.debit(amount, terminal_id=self.terminal["id"], terminal_seq=next(_seq),
-                      when=1_790_000_000).record
-        return {"card_number": card["card_number"], "chip_uid": card["chip_uid"],
-                "amount": rec.amount, "card_counter": rec.counter,
-                "balance_after": rec.balance_after, "terminal_seq": rec.terminal_seq,
-                "time": rec.time, "certificate": rec.certificate.hex()}
-
-    def buy(self, body: dict[str, Any], key: str | None = None) -> Any:
-        return self.pos.request("POST", "/pos/v1/purchases", body,
-                                idempotency_key=key or f.key())
-
-
-def chip_card(api: Api, topup: int) -> dict[str, Any]:
-    h = f.holder(api)
-    app = api.ok("POST", "/cards/applications", {"cardholder_id": h["id"],
-                                                 "product": "general"}, status=201)
-    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
-    api.ok("POST", f"/cards/{card['id']}/activate")
-    if topup:
-        api.ok("POST", f"/cards/{card['id']}/topups", {"amount": topup}, key=f.key())
-    return api.ok("GET", f"/cards/{card['id']}")
-
-
-def open_shop(rt: Any, client: TestClient, cards_dir: Path) -> Shop:
-    """A merchant with one terminal and a chip card holding NT$1,000."""
-    token = client.post("/auth/login", json={"username": "t.clerk",
-                                             "password": PASSWORD}).json()["access_token"]
-    clerk = Api(client, token)
-    m = clerk.ok("POST", "/merchants", {"legal_name": "金門陶瓷廠", "tax_id": "10458575",
-                                        "category": "government", "fee_bps": 0,
-                                        "bank_account": "004-00011122233"}, status=201)
-    t = clerk.ok("POST", f"/merchants/{m['id']}/terminals", {"label": "Shop"}, status=201)
-    return Shop(rt, client, clerk, PosClient(client, t["key_id"], t["secret"]), t,
-                chip_card(clerk, 1_000), cards_dir)
+from tests.support import factories as f
+from tests.support.worlds import Shop, open_shop
 
 
 @pytest.fixture

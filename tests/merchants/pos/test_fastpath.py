@@ -1,4 +1,4 @@
-"""The one-call card-present purchase on PostgreSQL (merchants/fastpath.py): it books what is
+"""The one-call card-present purchase on PostgreSQL (merchants/pos/fastpath.py): it books what is
 plainly fine with the same rows the general path writes, and leaves everything else to it,
 also when what it cached has changed since."""
 
@@ -34,15 +34,15 @@ from merchants.pos import schemas as ps
 from merchants.pos.fastpath import CALL, FastPurchases, call_args
 from merchants.pos.models import PosNonce, PosTransaction
 from merchants.registry.models import Terminal
-from tests import factories as f
-from tests.conftest import (
+from tests.support import factories as f
+from tests.support.databases import (
     DEFAULT_PG,
-    _seed_staff,
     create_pg_database,
     drop_pg_database,
     make_settings,
+    seed_staff,
 )
-from tests.test_pos import Shop, chip_card, open_shop
+from tests.support.worlds import Shop, chip_card, open_shop
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def shop(secrets_file: Path, tmp_path: Path) -> Iterator[Shop]:
                                      sim_cards_dir=tmp_path / "cards"))
     try:
         migrate.upgrade(rt.engine)
-        _seed_staff(rt)
+        seed_staff(rt)
         with TestClient(create_app(rt)) as client:
             yield open_shop(rt, client, tmp_path / "cards")
     finally:

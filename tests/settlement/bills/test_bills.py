@@ -15,8 +15,9 @@ from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
 from merchants.pos.client import PosClient
 from settlement.bills import barcodes
-from tests import factories as f
-from tests.conftest import PASSWORD, Api
+from tests.support import factories as f
+from tests.support.api import PASSWORD, Api
+from tests.support.worlds import bills_csv
 
 
 @dataclass
@@ -50,12 +51,6 @@ def plant(runtime_factory) -> Iterator[Plant]:  # type: ignore[no-untyped-def]
 
 def today() -> dt.date:
     return dt.datetime.now(TAIPEI).date()
-
-
-def bills_csv(*rows: tuple[str, str, str, str, str, str]) -> bytes:
-    lines = ["account_number,bill_number,period,amount,due_date,payer_name"]
-    lines += [",".join(r) for r in rows]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def import_file(plant: Plant, content: bytes) -> Any:

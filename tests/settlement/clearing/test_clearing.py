@@ -31,9 +31,9 @@ from settlement.clearing.errors import WindowOrder
 from settlement.clearing.models import ClearingEntry, ClearingFile, ClearingWindow
 from settlement.clearing.steps import PAYOUT_CODE
 from simulators.card import VirtualCard
-from tests import factories as f
-from tests.conftest import PASSWORD, Api
-from tests.test_pos import chip_card
+from tests.support import factories as f
+from tests.support.api import PASSWORD, Api
+from tests.support.worlds import bills_csv, chip_card
 
 _seq = itertools.count(1)
 
@@ -360,7 +360,6 @@ def test_a_record_in_two_batches_is_paid_once(town: Town) -> None:
 def test_water_bills_through_clearing_remittance_and_reconciliation(town: Town) -> None:
     """Import → look-up by barcode → pay by card at a terminal → a second payment refused →
     clearing → the remittance file → the plant's confirmation, with one planted difference."""
-    from tests.test_bills import bills_csv
     water = town.clerk.ok("POST", "/merchants", {
         "legal_name": "金門縣自來水廠", "tax_id": "76014406", "category": "utility",
         "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)

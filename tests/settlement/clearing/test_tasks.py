@@ -27,10 +27,10 @@ from cardsvc.context import TAIPEI
 from cardsvc.runtime import Runtime
 from settlement.clearing import service
 from settlement.clearing.models import ClearingPartition, ClearingRun, ClearingWindow
-from tests.conftest import need_service
+from tests.support.ci import need_service
 
 BROKER = os.environ.get("CARDSVC_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _redis_or_skip() -> None:
