@@ -14,6 +14,7 @@ from sqlalchemy import select
 from cardsvc.app.http import create_app
 from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
+from merchants.pos.interfaces import ClearingState, NothingCleared
 from merchants.pos.models import PosTransaction
 from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
@@ -127,6 +128,30 @@ def test_void_only_the_last_purchase(shop: Shop) -> None:
                          idempotency_key=f.key())
     assert r.status_code == 200 and r.json()["status"] == "voided"
     assert r.json()["purse_balance"] == 960
+
+
+class EverythingCleared:
+    """A ClearingState whose windows hold every transaction (what a void finds after the
+    day's window closed)."""
+
+    def holds(self, ctx: object, transaction_id: int) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("clearing", [NothingCleared(), EverythingCleared()],
+                         ids=["open", "cleared"])
+def test_a_void_asks_clearing_whether_its_window_holds_the_purchase(  # type: ignore[no-untyped-def]
+        shop: Shop, clearing) -> None:
+    """The POS domain asks clearing through its own interface, bound by the root: bound to a
+    fake, a purchase clearing holds is refunded instead of voided."""
+    shop.rt.services.bind(ClearingState, clearing)
+    sale = shop.buy(shop.tap(40)).json()
+    r = shop.pos.request("POST", "/pos/v1/voids", {"transaction_id": sale["transaction_id"]},
+                         idempotency_key=f.key())
+    if isinstance(clearing, EverythingCleared):
+        assert r.status_code == 409 and r.json()["code"] == "not_voidable"
+    else:
+        assert r.status_code == 200 and r.json()["status"] == "voided"
 
 
 # --- QR with the mobile card ------------------------------------------------------------------
