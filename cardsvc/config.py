@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     # the money movement itself is kept for good).
     idempotency_retention_days: int = Field(default=90, ge=1, le=3650)
 
+    # Library webhooks: how long a library's server may take to answer, how many failures in
+    # a row park its feed (an admin resumes it), and the first wait between tries (doubling,
+    # up to the cap).
+    library_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    library_webhook_max_failures: int = Field(default=8, ge=1, le=100)
+    library_webhook_backoff_seconds: float = Field(default=5.0, ge=0, le=3600)
+    library_webhook_backoff_max_seconds: float = Field(default=900.0, ge=0, le=86_400)
+
     # Eligibility thresholds.
     senior_min_age: int = Field(default=65, ge=0)
     general_min_age: int = Field(default=7, ge=0)

@@ -22,6 +22,11 @@ class Services:
     def bind(self, interface: Any, implementation: Any) -> None:
         self._bound[interface] = implementation
 
+    def find_or(self, interface: Any, default: Any) -> Any:
+        """The bound implementation, or `default` where the root bound none (a runtime built
+        by a tool or a test without the root)."""
+        return self._bound.get(interface, default)
+
     def find(self, interface: Any) -> Any:
         try:
             return self._bound[interface]

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from cardsvc.app import migrate
 from cardsvc.app.hardware import make_counter_reader
+from cardsvc.app.push import LibraryPush
 from cardsvc.config import Settings
 from cardsvc.context import Actor
 from cardsvc.db import unit_of_work
 from cardsvc.errors import ConfigurationError
 from cardsvc.keystore.service import KeyStore
+from cardsvc.library.feed import FeedNotifier
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.roles import Role
@@ -33,6 +35,7 @@ def build_runtime(settings: Settings) -> Runtime:
     domain asks of another bound to the domain that answers it."""
     rt = Runtime.build(settings, make_counter_reader(settings))
     rt.services.bind(ClearingState, ClearingWindows())
+    rt.services.bind(FeedNotifier, LibraryPush(rt))
     return rt
 
 

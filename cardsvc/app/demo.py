@@ -18,6 +18,7 @@ from rich.panel import Panel
 
 from cardsvc.app import reports
 from cardsvc.app.bootstrap import bootstrap
+from cardsvc.app.demo_library import Libraries
 from cardsvc.app.http import create_app
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
@@ -199,10 +200,14 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     st.say(f"張家豪 tops up his mobile card NT$200 and pays a NT$20 land-office fee from its "
            f"account-held purse → NT${fee['balance']}")
 
+    libraries = Libraries(st, rt)
+    libraries.link(ids["general"], gen, admin_password)
+
     st.step("Lost card and replacement")
     st.call("POST", f"/cards/{gen['id']}/suspend", {"kind": "lost",
                                                     "reason": "resident reports card lost"})
     st.say(f"card {gen['card_number']} reported lost → [yellow]suspended[/]")
+    libraries.after_lost(gen)
     bad = st.call("POST", f"/cards/{gen['id']}/topups", {"amount": 100},
                   key=f"demo-{uuid.uuid4()}", expect=409)
     st.say(f"a top-up on the lost card is refused: [yellow]{bad['code']}[/]")
@@ -217,6 +222,7 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     illegal = st.call("POST", f"/cards/{gen['id']}/reinstate",
                       {"reason": "found it after all"}, expect=409)
     st.say(f"reinstating the replaced card: [yellow]{illegal['code']}[/] — {illegal['detail']}")
+    libraries.after_replacement(gen, rep["new_card"])
 
     _shops(st, rt, rep["new_card"], gen, cards["mobile"], phone_private)
     _water_bill(st, cards["mobile"], today)

@@ -20,7 +20,7 @@ from cardsvc.config import BUSINESS_TZ, Settings, get_settings
 # Each module defines its tasks with `shared_task` (explicit names: a task's name is its wire
 # format) and a `beat(settings)` with its schedule entries.
 TASK_MODULES = ("settlement.clearing.tasks", "merchants.pos.tasks", "cardsvc.cards.tasks",
-                "cardsvc.staff.tasks", "cardsvc.idempotency.tasks")
+                "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

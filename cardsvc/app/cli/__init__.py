@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from cardsvc.app.cli import audit, cards, db, keys, serve, settle, sim, staff, stats
+from cardsvc.app.cli import audit, cards, db, keys, library, serve, settle, sim, staff, stats
 from cardsvc.app.cli.common import console
 from cardsvc.errors import ConfigurationError
 
@@ -17,7 +17,8 @@ app = typer.Typer(help="Resident card system: card-management core.", no_args_is
 app.command()(serve.serve)
 for name, group in (("db", db.app), ("staff", staff.app), ("audit", audit.app),
                     ("cards", cards.app), ("stats", stats.app), ("keys", keys.app),
-                    ("sim", sim.app), ("settle", settle.app)):
+                    ("sim", sim.app), ("settle", settle.app), ("library", library.app),
+                    ("sip2", library.sip2_app)):
     app.add_typer(group, name=name)
 app.command()(serve.demo)
 app.command()(serve.seed)

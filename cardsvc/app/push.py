@@ -1,0 +1,45 @@
+"""What happens right after a commit that gave libraries new events: their webhook delivery
+starts. With a broker, a worker takes it (`cardsvc.library.tasks.deliver`); in the embedded
+default, a thread of this process does, so that a counter request never waits for a
+library's server. Either way the beat's sweep (or `cardsvc library push`) picks up what a
+failure left for later."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from celery import Celery
+
+from cardsvc.library import webhooks
+from cardsvc.runtime import Runtime
+
+log = logging.getLogger("cardsvc.library")
+DELIVER_TASK = "cardsvc.library.tasks.deliver"
+
+
+class LibraryPush:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._sender: Celery | None = None
+
+    def notify(self, library_ids: Iterable[int]) -> None:
+        ids = list(library_ids)
+        if self.rt.settings.broker_url:
+            if self._sender is None:
+                self._sender = Celery("cardsvc-push", broker=self.rt.settings.broker_url)
+                self._sender.conf.task_default_queue = self.rt.settings.celery_queue
+            for library_id in ids:
+                self._sender.send_task(DELIVER_TASK, args=[library_id])
+            return
+        threading.Thread(target=self._deliver, args=(ids,), name="library-push",
+                         daemon=True).start()
+
+    def _deliver(self, ids: list[int]) -> None:
+        for library_id in ids:
+            try:
+                webhooks.deliver(self.rt.sessions, self.rt.settings, self.rt.keys, library_id,
+                                 webhooks.HttpTransport())
+            except Exception:  # a thread of its own: log, the sweep or the CLI retries
+                log.exception("pushing library %s's feed failed", library_id)

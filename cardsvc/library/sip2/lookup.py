@@ -1,0 +1,105 @@
+"""What a library's SIP2 client may learn: whether a card is good for borrowing there.
+
+A card is looked up by its number (what a kiosk scans) or by the library's patron id. Only
+residents linked to the asking login's library are answered for: to any other library, a card
+is unknown. The name goes out only where the resident agreed to share it with that library.
+Every lookup is in the audit trail (which login, which patron).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from cardsvc.audit import service as audit
+from cardsvc.cards.models import Card, CardStatus
+from cardsvc.context import Ctx
+from cardsvc.holders.models import Cardholder
+from cardsvc.library import records
+from cardsvc.library.models import Library, LibraryLink, PatronStatus, SipLogin
+from cardsvc.security.crypto import burn_password_check, verify_password
+
+
+@dataclass(frozen=True)
+class Patron:
+    found: bool
+    status: PatronStatus | None = None
+    patron_id: str | None = None
+    name: str | None = None
+    expires_on: dt.date | None = None
+    pin_ok: bool | None = None  # None: no PIN was sent
+    message: str = ""
+
+
+UNKNOWN = Patron(False, message="此卡未於本館登記，請至縣民卡櫃台連結 / Card not registered with "
+                                "this library: link it at a county card counter")
+MESSAGES = {
+    PatronStatus.VALID: "",
+    PatronStatus.LOST: "此卡已掛失 / This card was reported lost",
+    PatronStatus.BLOCKED: "此卡暫停使用，請洽縣民卡櫃台 / This card is blocked: please see a "
+                          "county card counter",
+    PatronStatus.EXPIRED: "此卡已逾期，請至縣民卡櫃台換發 / This card has expired: renew it at "
+                          "a county card counter",
+    PatronStatus.CLOSED: "此卡已停用 / This card is no longer in use",
+}
+REPLACED = "此卡已換發新卡，請使用新卡 / This card was replaced: use the new card"
+
+
+def login(ctx: Ctx, username: str, password: str) -> tuple[SipLogin, Library] | None:
+    found = ctx.db.scalar(select(SipLogin).where(SipLogin.username == username))
+    if found is None:
+        burn_password_check(password)
+        ok = False
+    else:
+        ok = verify_password(password, found.password_hash) and found.active
+    library = ctx.db.get(Library, found.library_id) if found is not None else None
+    ok = ok and library is not None and library.active
+    audit.record(ctx, "library.sip_login" if ok else "library.sip_login_failed",
+                 target_type="library", target_id=library.id if library else None,
+                 detail={"username": username[:64]})
+    if not ok or found is None or library is None:
+        return None
+    return found, library
+
+
+def patron(ctx: Ctx, login_: SipLogin, library: Library, identifier: str,
+           pin: str | None) -> Patron:
+    """The answer for one card number (or patron id), audited."""
+    identifier = identifier.strip()
+    link = None
+    card: Card | None = None
+    replaced = False
+    if identifier.startswith(records.PATRON_ID_PREFIX):
+        link = ctx.db.scalar(select(LibraryLink).where(
+            LibraryLink.patron_id == identifier, LibraryLink.library_id == library.id,
+            LibraryLink.live_holder_id.is_not(None)))
+        if link is not None:
+            card = records.current_card(ctx.db, link.cardholder_id)
+    elif identifier.isascii() and identifier.isdigit() and len(identifier) <= 20:
+        scanned = ctx.db.scalar(select(Card).where(Card.card_number == identifier))
+        if scanned is not None:
+            link = ctx.db.scalar(select(LibraryLink).where(
+                LibraryLink.library_id == library.id,
+                LibraryLink.live_holder_id == scanned.cardholder_id))
+            card = scanned
+            replaced = scanned.status == CardStatus.REPLACED
+    answer = UNKNOWN
+    if link is not None:
+        holder = ctx.db.get(Cardholder, link.cardholder_id)
+        assert holder is not None  # noqa: S101 - foreign key
+        status = records.status_of(card, ctx.today)
+        pin_ok = None
+        if pin is not None and pin != "":
+            pin_ok = link.pin_hash is not None and verify_password(pin, link.pin_hash)
+        answer = Patron(
+            True, status, link.patron_id,
+            holder.name if "name" in records.shared_fields(link) else None,
+            card.expires_on if card is not None else None, pin_ok,
+            REPLACED if replaced else MESSAGES[status])
+    audit.record(ctx, "library.sip_lookup", target_type="library", target_id=library.id,
+                 purpose="library SIP2 patron lookup",
+                 detail={"login": login_.username, "patron_id": answer.patron_id,
+                         "status": answer.status.value if answer.status else "unknown"})
+    return answer
