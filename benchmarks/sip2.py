@@ -147,7 +147,11 @@ import asyncio, sys
 def checksum(data): return f"{(-sum(data)) & 0xFFFF:04X}".encode()
 async def handle(reader, writer):
     while True:
-        line = await reader.readuntil(b"\r")
+        try:
+            line = await reader.readuntil(b"\r")
+        except asyncio.IncompleteReadError:
+            writer.close()
+            return
         if line.startswith(b"93"):
             out = b"941AY0AZ"
         else:

@@ -4,15 +4,13 @@ replaced."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import socket
-import threading
 from typing import TYPE_CHECKING, Any
 
 from cardsvc.db import utcnow
 from cardsvc.library.sip2 import codec
-from cardsvc.library.sip2.server import Sip2Server, sip_date
+from cardsvc.library.sip2.server import InThread, Sip2Server, sip_date
 from cardsvc.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -27,13 +25,8 @@ class Kiosk:
     """A self-check kiosk of the culture bureau's library, speaking SIP2 to our server."""
 
     def __init__(self, rt: Runtime) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            Sip2Server(rt.sessions, rt.ctx).start("127.0.0.1", 0), self.loop).result(10)
-        port = self.server.sockets[0].getsockname()[1]
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.server = InThread(Sip2Server(rt.sessions, rt.ctx))
+        self.sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         self.seq = 0
         self.buffer = b""
 
@@ -62,19 +55,7 @@ class Kiosk:
 
     def close(self) -> None:
         self.sock.close()
-
-        async def stop() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.server.stop()
 
 
 class Libraries:

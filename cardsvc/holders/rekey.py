@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from cardsvc.context import Actor
 from cardsvc.db import unit_of_work
 from cardsvc.holders.models import Cardholder, DisabilityCertificate
 from cardsvc.runtime import Runtime
 
+ACTOR = Actor.system("pii-rekey")
 FIELDS = (("person_id", "person_id_enc"), ("birth_date", "birth_date_enc"),
           ("phone", "phone_enc"), ("email", "email_enc"))
 
@@ -22,6 +24,9 @@ def reencrypt_all(rt: Runtime, progress: Callable[[int], None] | None = None,
     done, last = 0, 0
     while True:
         with unit_of_work(rt.sessions) as db:
+            # The work's context (what commits on its behalf, such as libraries' feeds, needs
+            # the keys): the records do not change, only their ciphertext.
+            rt.ctx(db, ACTOR)
             rows = db.scalars(select(Cardholder).where(Cardholder.id > last)
                               .order_by(Cardholder.id).limit(batch)).all()
             if not rows:

@@ -28,6 +28,7 @@ from cardsvc.library import records
 from cardsvc.library.models import EventKind, Library, LibraryEvent, LibraryFeed, LibraryLink
 
 _TOUCHED = "cardsvc.library.touched"
+CHUNK = 500  # ids per IN list (SQLite caps the parameters of one statement)
 _PUBLISHED = "cardsvc.library.published"
 
 
@@ -70,15 +71,21 @@ def changed_fields(before: str | None, after: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(after) if old.get(k) != after.get(k))
 
 
+def _linked(db: Session, holder_ids: Iterable[int]) -> list[LibraryLink]:
+    """The standing links of these residents, in library order (feed rows are locked in that
+    order, so two transactions never wait for each other's feeds the other way round)."""
+    ids = sorted(set(holder_ids))
+    links: list[LibraryLink] = []
+    for i in range(0, len(ids), CHUNK):
+        links += db.scalars(select(LibraryLink).where(
+            LibraryLink.live_holder_id.in_(ids[i:i + CHUNK])))
+    return sorted(links, key=lambda link: (link.library_id, link.id))
+
+
 def refresh(ctx: Ctx, holder_ids: Iterable[int], cause: str = "change") -> int:
     """Rebuild the records of these residents' standing links; append an event for each
     library whose record changed. Returns the number of events."""
-    ids = sorted(set(holder_ids))
-    if not ids:
-        return 0
-    links = list(ctx.db.scalars(
-        select(LibraryLink).where(LibraryLink.live_holder_id.in_(ids))
-        .order_by(LibraryLink.library_id, LibraryLink.id)))
+    links = _linked(ctx.db, holder_ids)
     written = 0
     for link in links:
         library = ctx.db.get(Library, link.library_id)
@@ -105,7 +112,10 @@ def _note_changes(db: Session, _flush_context: Any) -> None:
         db.info.setdefault(_TOUCHED, set()).update(touched)
 
 
-@event.listens_for(Session, "before_commit")
+# Ahead of the audit trail's own before_commit (insert=True): a feed row is then always locked
+# before the audit chain's head, in every transaction (a webhook delivery locks the feed row
+# and writes an audit row too); the other order deadlocked the two.
+@event.listens_for(Session, "before_commit", insert=True)
 def _publish(db: Session) -> None:
     if db.in_nested_transaction():
         return
@@ -113,8 +123,9 @@ def _publish(db: Session) -> None:
     touched = db.info.pop(_TOUCHED, None)
     if not touched:
         return
-    if db.scalar(select(LibraryLink.id).where(LibraryLink.live_holder_id.in_(touched))
-                 .limit(1)) is None:
+    if not db.scalar(select(LibraryLink.id).limit(1)):
+        return  # no library is linked at all: nothing to do for any change
+    if not _linked(db, touched):
         return
     ctx = ctx_of(db)
     if ctx is None:

@@ -79,7 +79,7 @@ def world(contract_rt: Runtime) -> Iterator[World]:
         clerk = Api(client, tokens["clerk"])
         ids: dict[str, list[int]] = {k: [] for k in (
             "holder", "card", "merchant", "terminal", "biller", "bill", "transaction",
-            "staff")}
+            "staff", "library", "link")}
         ids["card_disposable"] = []
         numbers = []
         # Live cards take the money routes; disposable ones the state changes (close,
@@ -133,8 +133,18 @@ def world(contract_rt: Runtime) -> Iterator[World]:
             ids["staff"].append(admin.ok("POST", "/staff", {
                 "username": f"{name}.{uuid.uuid4().hex[:6]}", "role": "clerk",
                 "password": "fuzz-password-1"}, status=201)["id"])
+        libraries = [admin.ok("POST", "/libraries", {
+            "code": code, "name": code, "ils": "koha", "home_branch": code,
+            "categories": {"general": "AD", "senior": "SR", "default": "AD"},
+            "optional_fields": ["name", "phone", "email", "township"]}, status=201)
+            for code in ("KMCCL", "JCLIB")]
+        ids["library"] += [lib["id"] for lib in libraries]
+        for holder_id in ids["holder"][:6]:
+            ids["link"].append(clerk.ok("POST", f"/cardholders/{holder_id}/library-links", {
+                "library_id": libraries[0]["id"], "shared_fields": ["name"]}, status=201)["id"])
+        auth = (libraries[0]["feed_key_id"], libraries[0]["feed_key"])
         with serving(contract_rt) as base_url:
-            yield World(contract_rt, client, tokens, pos, ids, numbers, base_url)
+            yield World(contract_rt, client, tokens, pos, ids, numbers, base_url, auth)
 
 
 @contextmanager

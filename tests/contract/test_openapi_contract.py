@@ -46,6 +46,7 @@ ID_NAMES = {
     "companion_id": "holder", "merchant_id": "merchant", "terminal_id": "terminal",
     "biller_id": "biller", "bill_id": "bill", "staff_id": "staff",
     "transaction_id": "transaction", "original_transaction_id": "transaction",
+    "library_id": "library", "link_id": "link",
 }
 
 
@@ -175,7 +176,10 @@ def _exercise(case: Any, role: str, world: World) -> None:
             headers["Idempotency-Key"] = f"contract-{uuid.uuid4()}"
         if pos:
             session.auth = TerminalSignature(world)
-    if not pos and not _mutated(case, "header"):
+    library = case.path.startswith("/library/v1/")
+    if library and not _mutated(case, "header"):
+        session.auth = world.library_auth  # a library system's feed key (HTTP Basic)
+    elif not pos and not _mutated(case, "header"):
         headers["Authorization"] = f"Bearer {world.tokens[role]}"
     response = case.call(base_url=world.base_url, session=session, headers=headers)
     REACHED[f"{case.method} {case.path}"][response.status_code] += 1
@@ -196,6 +200,8 @@ MUST_SUCCEED = (
     "POST /cards/{card_id}/charges", "POST /cards/{card_id}/close",
     "POST /cards/{card_id}/suspend", "POST /bills/{bill_id}/payments",
     "GET /cardholders/{holder_id}", "POST /merchants", "POST /staff",
+    "POST /cardholders/{holder_id}/library-links", "GET /library/v1/feed",
+    "GET /library/v1/patrons.csv",
 )
 
 

@@ -108,6 +108,7 @@ class World:
     ids: dict[str, list[int]] = field(default_factory=dict)
     card_numbers: list[str] = field(default_factory=list)
     base_url: str = ""
+    library_auth: tuple[str, str] | None = None  # a library's feed key id and key
 
     def heal(self) -> None:
         """Put the role accounts back as they were: the run's admin requests may demote,

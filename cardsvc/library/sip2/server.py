@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -245,6 +246,35 @@ class Sip2Server:
             ready(bound)
         async with server:
             await server.serve_forever()
+
+
+class InThread:
+    """The server on an event loop of its own thread, for a caller that is not async (the
+    demo, tests): listening once constructed, until `stop()`."""
+
+    def __init__(self, server: Sip2Server, host: str = "127.0.0.1", port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="sip2",
+                                       daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(server.start(host, port, tls),
+                                                       self.loop).result(10)
+        self.port: int = self.server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 def _language(msg: codec.Message) -> str:

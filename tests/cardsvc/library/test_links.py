@@ -8,6 +8,9 @@ import re
 from sqlalchemy import select
 
 from cardsvc.audit.models import AuditEvent
+from cardsvc.holders.rekey import reencrypt_all
+from cardsvc.runtime import Runtime
+from cardsvc.security.secrets import write_secrets
 from tests.support import factories as f
 from tests.support import libraries as lib
 
@@ -119,3 +122,20 @@ def test_a_library_reads_only_with_its_own_key(app_client, admin) -> None:  # ty
     rotated = admin.ok("POST", f"/libraries/{county['id']}/rotate-credentials")
     assert app_client.get("/library/v1/feed", headers=lib.basic(county)).status_code == 401
     assert app_client.get("/library/v1/feed", headers=lib.basic(rotated)).status_code == 200
+
+
+def test_a_personal_data_key_rotation_changes_no_record_a_library_holds(  # type: ignore[no-untyped-def]
+        app_client, admin, clerk, rt, tmp_path) -> None:
+    county = lib.register(admin, "KMCCL", optional=["name", "phone"])
+    holder, _ = lib.resident_with_card(clerk)
+    lib.link(clerk, holder["id"], county, ["name", "phone"])
+    rotated = rt.keys.secrets.with_new_pii_key()
+    path = tmp_path / "rotated.json"
+    write_secrets(path, rotated)
+    rt2 = Runtime.build(rt.settings.model_copy(update={"secrets_file": path}))
+    try:
+        assert reencrypt_all(rt2) >= 1
+    finally:
+        rt2.close()
+    events = lib.feed(app_client, county)
+    assert len(events) == 1 and events[0]["record"]["phone"] == "0912-000-111"

@@ -3,22 +3,27 @@ kiosk would use, and through raw frames the way real clients deviate."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import ipaddress
 import socket
-import threading
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from Sip2.sip2 import Sip2
 from sqlalchemy import select
 
 from cardsvc.audit.models import AuditEvent
 from cardsvc.library.sip2 import codec
-from cardsvc.library.sip2.server import Sip2Server
+from cardsvc.library.sip2.server import InThread, Sip2Server
 from tests.support import libraries as lib
 from tests.support.api import Api
 
@@ -38,25 +43,9 @@ def desk(rt, admin, clerk, tmp_path, monkeypatch) -> Iterator[Desk]:  # type: ig
     county = lib.register(admin, "KMCCL", optional=["name"])
     login = admin.ok("POST", f"/libraries/{county['id']}/sip-logins",
                      {"username": "kmccl-kiosk1", "password": "kiosk-pass-1"}, status=201)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(
-        Sip2Server(rt.sessions, rt.ctx).start("127.0.0.1", 0), loop).result(10)
-    yield Desk(server.sockets[0].getsockname()[1], admin, clerk, county, login)
-
-    async def shutdown() -> None:
-        server.close()
-        await server.wait_closed()
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    running = InThread(Sip2Server(rt.sessions, rt.ctx))
+    yield Desk(running.port, admin, clerk, county, login)
+    running.stop()
 
 
 def client(desk: Desk, patron: str = "", pin: str = "") -> Sip2:
@@ -223,3 +212,42 @@ def test_three_wrong_logins_close_the_connection(desk: Desk) -> None:
         assert raw.ask(f"9300CNkmccl-kiosk1|COwrong|AY{seq}AZ").startswith(b"940")
     raw.sock.settimeout(5)
     assert raw.sock.recv(10) == b""
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp / "sip2.crt", tmp / "sip2.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_sip2_over_tls(rt, admin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    county = lib.register(admin, "KMCCL")
+    admin.ok("POST", f"/libraries/{county['id']}/sip-logins",
+             {"username": "kmccl-proxy", "password": "proxy-pass-1"}, status=201)
+    cert_file, key_file = self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    running = InThread(Sip2Server(rt.sessions, rt.ctx), tls=server_tls)
+    try:
+        client_tls = ssl.create_default_context(cafile=str(cert_file))
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as plain, \
+                client_tls.wrap_socket(plain, server_hostname="127.0.0.1") as sock:
+            data = b"9300CNkmccl-proxy|COproxy-pass-1|AY1AZ"
+            sock.sendall(data + codec.checksum(data).encode() + b"\r")
+            answer = sock.recv(100)
+        assert answer.startswith(b"941AY1AZ")
+    finally:
+        running.stop()
