@@ -7,7 +7,8 @@ holder, record) with its audit row.
 
 Two runs: paced at --rate exchanges/s in all (the goal: p99 ≤ 10 ms at 200/s), then as fast
 as the clients go (exchanges/s). Baseline in the same run: a bare asyncio server answering
-the same frames with a fixed 64 (checksum and all), same clients, same pacing.
+the same frames with the same database work as raw SQL (the lookup's join and the audit
+row, autocommitted, one connection per client) and a fixed 64, same clients, same pacing.
 
 Then, with a Celery worker on Redis and a webhook receiver: the time from a card reported
 lost (its commit) to the library's webhook receiving the event (the goal: ≤ 5 s).
@@ -144,21 +145,43 @@ def load(port: int, numbers: list[str], clients: int, total: int, rate: float | 
 
 BARE = r'''
 import asyncio, sys
+import psycopg
+
 def checksum(data): return f"{(-sum(data)) & 0xFFFF:04X}".encode()
+
+LOOKUP = ("SELECT c.status, c.expires_on, l.patron_id, h.name FROM cards c "
+          "JOIN library_links l ON l.live_holder_id = c.cardholder_id AND l.library_id = %s "
+          "JOIN cardholders h ON h.id = c.cardholder_id WHERE c.card_number = %s")
+AUDIT = ("INSERT INTO audit_pending (at, actor, actor_role, action, purpose, target_type, "
+         "target_id, detail) VALUES (now(), 'raw', 'library', 'library.sip_lookup', 'raw', "
+         "'library', %s, %s)")
+
 async def handle(reader, writer):
-    while True:
-        try:
-            line = await reader.readuntil(b"\r")
-        except asyncio.IncompleteReadError:
-            writer.close()
-            return
-        if line.startswith(b"93"):
-            out = b"941AY0AZ"
-        else:
-            out = (b"64" + b" " * 14 + b"000" + b"20261205    101010" + b" " * 24
-                   + b"AOBENCH|AA8902000000000000|AE|BLY|PA20361231    235959|AY0AZ")
-        writer.write(out + checksum(out) + b"\r")
-        await writer.drain()
+    # The same database work as the real server, as raw SQL on a connection of its own,
+    # without the protocol's tolerance, the ORM or the domain's rules.
+    conn = await psycopg.AsyncConnection.connect(sys.argv[2], autocommit=True)
+    try:
+        while True:
+            try:
+                line = await reader.readuntil(b"\r")
+            except asyncio.IncompleteReadError:
+                return
+            if line.startswith(b"93"):
+                out = b"941AY0AZ"
+            else:
+                number = line.split(b"|AA", 1)[1].split(b"|", 1)[0].decode()
+                row = await (await conn.execute(LOOKUP, (int(sys.argv[3]), number))).fetchone()
+                await conn.execute(AUDIT, (sys.argv[3], '{"raw":1}'))
+                name = row[3].encode() if row else b""
+                out = (b"64" + b" " * 14 + b"000" + b"20261205    101010" + b" " * 24
+                       + b"AOBENCH|AA" + number.encode() + b"|AE" + name
+                       + b"|BLY|PA20361231    235959|AY0AZ")
+            writer.write(out + checksum(out) + b"\r")
+            await writer.drain()
+    finally:
+        await conn.close()
+        writer.close()
+
 async def main():
     server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
     async with server:
@@ -282,14 +305,17 @@ def main() -> None:
                 library.link(ctx, holder_id, ls.LinkCreate(library_id=lib.id,
                                                            shared_fields=["name"]))
                 numbers.append(cards.get(ctx, card_id).card_number)
+            library_id = lib.id
         rt.close()
+        raw_dsn = make_url(db_url).set(drivername="postgresql").render_as_string(
+            hide_password=False)
 
         port, bare_port = free_port(), free_port()
         procs.append(subprocess.Popen(  # noqa: S603 - our own server, fixed arguments
             [sys.executable, "-m", "cardsvc.app.cli", "sip2", "serve", "--port", str(port)],
             env=env, stdout=subprocess.DEVNULL))
         procs.append(subprocess.Popen(  # noqa: S603 - the baseline above, fixed arguments
-            [sys.executable, "-c", BARE, str(bare_port)]))
+            [sys.executable, "-c", BARE, str(bare_port), raw_dsn, str(library_id)]))
         wait_port(port)
         wait_port(bare_port)
         paced = args.rate * 10  # ten seconds at the paced rate

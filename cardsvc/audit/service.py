@@ -79,6 +79,19 @@ def record_for(
     )
 
 
+def record_unchained(
+    db: Session, actor: Actor, action: str, *, target_type: str | None = None,
+    target_id: object = None, purpose: str | None = None, detail: dict[str, Any] | None = None,
+) -> None:
+    """An audit row for a high-volume path (a library's SIP2 lookups): written in the
+    caller's transaction without waiting for the chain's head, and chained by the sealer
+    within a second or so (every reader of the trail seals first)."""
+    db.add(AuditPending(at=utcnow(), actor=actor.username, actor_role=actor.role,
+                        action=action, purpose=purpose, target_type=target_type,
+                        target_id=None if target_id is None else str(target_id),
+                        detail=canonical(detail)))
+
+
 def _lock_head(db: Session, wait: bool = True) -> AuditHead | None:
     """The chain head, locked; None when another transaction holds it and `wait` is False."""
     head = db.execute(

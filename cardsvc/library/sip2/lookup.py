@@ -9,9 +9,10 @@ Every lookup is in the audit trail (which login, which patron).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card, CardStatus
@@ -68,38 +69,54 @@ def patron(ctx: Ctx, login_: SipLogin, library: Library, identifier: str,
            pin: str | None) -> Patron:
     """The answer for one card number (or patron id), audited."""
     identifier = identifier.strip()
-    link = None
-    card: Card | None = None
-    replaced = False
-    if identifier.startswith(records.PATRON_ID_PREFIX):
-        link = ctx.db.scalar(select(LibraryLink).where(
-            LibraryLink.patron_id == identifier, LibraryLink.library_id == library.id,
-            LibraryLink.live_holder_id.is_not(None)))
-        if link is not None:
-            card = records.current_card(ctx.db, link.cardholder_id)
-    elif identifier.isascii() and identifier.isdigit() and len(identifier) <= 20:
-        scanned = ctx.db.scalar(select(Card).where(Card.card_number == identifier))
-        if scanned is not None:
-            link = ctx.db.scalar(select(LibraryLink).where(
-                LibraryLink.library_id == library.id,
-                LibraryLink.live_holder_id == scanned.cardholder_id))
-            card = scanned
-            replaced = scanned.status == CardStatus.REPLACED
     answer = UNKNOWN
-    if link is not None:
-        holder = ctx.db.get(Cardholder, link.cardholder_id)
-        assert holder is not None  # noqa: S101 - foreign key
-        status = records.status_of(card, ctx.today)
-        pin_ok = None
-        if pin is not None and pin != "":
-            pin_ok = link.pin_hash is not None and verify_password(pin, link.pin_hash)
-        answer = Patron(
-            True, status, link.patron_id,
-            holder.name if "name" in records.shared_fields(link) else None,
-            card.expires_on if card is not None else None, pin_ok,
-            REPLACED if replaced else MESSAGES[status])
-    audit.record(ctx, "library.sip_lookup", target_type="library", target_id=library.id,
-                 purpose="library SIP2 patron lookup",
-                 detail={"login": login_.username, "patron_id": answer.patron_id,
-                         "status": answer.status.value if answer.status else "unknown"})
+    if identifier.startswith(records.PATRON_ID_PREFIX):
+        answer = _by_patron_id(ctx, library, identifier, pin)
+    elif identifier.isascii() and identifier.isdigit() and len(identifier) <= 20:
+        answer = _by_card_number(ctx, library, identifier, pin)
+    audit.record_unchained(
+        ctx.db, ctx.actor, "library.sip_lookup", target_type="library", target_id=library.id,
+        purpose="library SIP2 patron lookup",
+        detail={"login": login_.username, "patron_id": answer.patron_id,
+                "status": answer.status.value if answer.status else "unknown"})
     return answer
+
+
+def _answer(ctx: Ctx, card: Card | None, patron_id: str, shared: str, name: str,
+            pin_hash: str | None, pin: str | None) -> Patron:
+    status = records.status_of(card, ctx.today)
+    pin_ok = None
+    if pin is not None and pin != "":
+        pin_ok = pin_hash is not None and verify_password(pin, pin_hash)
+    replaced = card is not None and card.status == CardStatus.REPLACED
+    return Patron(True, status, patron_id, name if "name" in json.loads(shared) else None,
+                  card.expires_on if card is not None else None, pin_ok,
+                  REPLACED if replaced else MESSAGES[status])
+
+
+def _by_card_number(ctx: Ctx, library: Library, number: str, pin: str | None) -> Patron:
+    # One round trip: the card as scanned, the asking library's standing link of its
+    # holder, and the name (sent only where shared).
+    row = ctx.db.execute(
+        select(Card, LibraryLink.patron_id, LibraryLink.shared_fields, LibraryLink.pin_hash,
+               Cardholder.name)
+        .join(LibraryLink, and_(LibraryLink.live_holder_id == Card.cardholder_id,
+                                LibraryLink.library_id == library.id))
+        .join(Cardholder, Cardholder.id == Card.cardholder_id)
+        .where(Card.card_number == number)).first()
+    if row is None:
+        return UNKNOWN
+    card, patron_id, shared, pin_hash, name = row
+    return _answer(ctx, card, patron_id, shared, name, pin_hash, pin)
+
+
+def _by_patron_id(ctx: Ctx, library: Library, patron_id: str, pin: str | None) -> Patron:
+    link = ctx.db.scalar(select(LibraryLink).where(
+        LibraryLink.patron_id == patron_id, LibraryLink.library_id == library.id,
+        LibraryLink.live_holder_id.is_not(None)))
+    if link is None:
+        return UNKNOWN
+    holder = ctx.db.get(Cardholder, link.cardholder_id)
+    assert holder is not None  # noqa: S101 - foreign key
+    return _answer(ctx, records.current_card(ctx.db, link.cardholder_id), link.patron_id,
+                   link.shared_fields, holder.name, link.pin_hash, pin)

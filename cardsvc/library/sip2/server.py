@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.context import TAIPEI, Actor, Ctx
@@ -76,9 +77,15 @@ class Connection:
 
 
 class Sip2Server:
-    def __init__(self, sessions: sessionmaker[Session], make_ctx: CtxFactory) -> None:
+    def __init__(self, sessions: sessionmaker[Session], make_ctx: CtxFactory,
+                 own_engine: Engine | None = None) -> None:
         self.sessions = sessions
         self.make_ctx = make_ctx
+        self.own_engine = own_engine  # disposed by close(): an engine made for this server
+
+    def close(self) -> None:
+        if self.own_engine is not None:
+            self.own_engine.dispose()
 
     # --- the protocol ------------------------------------------------------------------------
 
@@ -254,6 +261,7 @@ class InThread:
 
     def __init__(self, server: Sip2Server, host: str = "127.0.0.1", port: int = 0,
                  tls: ssl.SSLContext | None = None) -> None:
+        self.sip2 = server
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="sip2",
                                        daemon=True)
@@ -275,6 +283,7 @@ class InThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+        self.sip2.close()
 
 
 def _language(msg: codec.Message) -> str:
