@@ -161,6 +161,7 @@ def library_ctx(rt: RuntimeDep, db: DB,
 
 
 LibraryCtx = Annotated[Ctx, Depends(library_ctx)]
+MAX_SEQ = 2**31 - 1  # a feed's sequence numbers are 32-bit integers
 
 
 def _library(ctx: Ctx) -> Library:
@@ -173,7 +174,7 @@ def _library(ctx: Ctx) -> Library:
                     summary="This library's patron changes after a sequence number, in order "
                             "(a replay gives the same events)")
 def pull_feed(ctx: LibraryCtx,
-              after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+              after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
               limit: Annotated[int, Query(ge=1, le=service.FEED_PAGE)] = service.FEED_PAGE
               ) -> s.FeedPage:
     return service.feed_page(ctx, _library(ctx), after, limit)

@@ -51,7 +51,7 @@ KOHA_COLUMNS = ("cardnumber", "surname", "firstname", "categorycode", "branchcod
 # --- credentials ---------------------------------------------------------------------------
 
 
-def _key_hash(key: str) -> str:
+def key_hash(key: str) -> str:
     # Feed keys are 32 random bytes: a plain digest is enough (no password to stretch).
     return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
 
@@ -59,7 +59,7 @@ def _key_hash(key: str) -> str:
 def _new_feed_key(library: Library) -> str:
     library.feed_key_id = "lib_" + secrets.token_hex(8)
     key = secrets.token_urlsafe(32)
-    library.feed_key_hash = _key_hash(key)
+    library.feed_key_hash = key_hash(key)
     return key
 
 
@@ -80,8 +80,8 @@ def authenticate(ctx: Ctx, key_id: str | None, key: str | None) -> Library:
     library = None
     if key_id and key:
         library = ctx.db.scalar(select(Library).where(Library.feed_key_id == key_id))
-    expected = library.feed_key_hash if library is not None else _key_hash("-")
-    if library is None or not hmac.compare_digest(expected, _key_hash(key or "")):
+    expected = library.feed_key_hash if library is not None else key_hash("-")
+    if library is None or not hmac.compare_digest(expected, key_hash(key or "")):
         raise LibraryAuthRequired("send the library's feed key id and key with HTTP Basic "
                                   "authentication")
     if not library.active:

@@ -34,7 +34,7 @@ from tests.support.databases import (
     make_settings,
     seed_staff,
 )
-from tests.support.worlds import World
+from tests.support.worlds import LIBRARY_WITH_KEY, World
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def world(contract_rt: Runtime) -> Iterator[World]:
             "code": code, "name": code, "ils": "koha", "home_branch": code,
             "categories": {"general": "AD", "senior": "SR", "default": "AD"},
             "optional_fields": ["name", "phone", "email", "township"]}, status=201)
-            for code in ("KMCCL", "JCLIB")]
+            for code in (LIBRARY_WITH_KEY, "JCLIB")]
         ids["library"] += [lib["id"] for lib in libraries]
         for holder_id in ids["holder"][:6]:
             ids["link"].append(clerk.ok("POST", f"/cardholders/{holder_id}/library-links", {

@@ -5,6 +5,7 @@ the contract run's populated world."""
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from sqlalchemy import select
 
 from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
+from cardsvc.library import service as library_service
+from cardsvc.library.models import Library
+from cardsvc.library.records import OPTIONAL_FIELDS
 from cardsvc.runtime import Runtime
 from cardsvc.staff.models import Staff
 from merchants.pos.client import PosClient
@@ -98,6 +102,8 @@ def bills_csv(*rows: tuple[str, str, str, str, str, str]) -> bytes:
 
 # --- the API contract run (tests/contract/) ------------------------------------------------
 
+LIBRARY_WITH_KEY = "KMCCL"  # the library whose feed key the run calls the library routes with
+
 
 @dataclass
 class World:
@@ -121,3 +127,11 @@ class World:
                 assert staff is not None
                 staff.role, staff.active = role, True
                 self.tokens[role] = self.rt.keys.tokens.issue(staff.id)[0]
+            # Libraries likewise: the run's admin requests may deactivate them, narrow what
+            # they may receive or rotate the feed key the library routes are called with.
+            for library in db.scalars(select(Library)):
+                library.active = True
+                library.optional_fields = json.dumps(list(OPTIONAL_FIELDS))
+                if self.library_auth and library.code == LIBRARY_WITH_KEY:
+                    library.feed_key_id = self.library_auth[0]
+                    library.feed_key_hash = library_service.key_hash(self.library_auth[1])
