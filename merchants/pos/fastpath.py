@@ -14,7 +14,8 @@ Whenever anything is not plainly fine, the function writes nothing and this path
 None: the general path (`merchants.pos.service.purchase`, in a worker thread) then decides
 with every rule, records refusals with their reasons and replays retries. So a refusal, a
 stale cache entry or a concurrent retry is never decided here, and the two paths cannot
-disagree about one: an accepted purchase is written with the same rows either way (tests compare them).
+disagree about one: an accepted purchase is written with the same rows either way (tests
+compare them).
 
 The caches (terminal secrets, card chip data, account ids, master keys) are per process; the
 function's checks make a stale entry harmless, and a call that fell through drops the entries
