@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     library_webhook_backoff_seconds: float = Field(default=5.0, ge=0, le=3600)
     library_webhook_backoff_max_seconds: float = Field(default=900.0, ge=0, le=86_400)
 
+    # The carrier type code the MOF assigned to the county's card (a setting, not code).
+    einvoice_carrier_type: str = Field(default="2G0001", min_length=1, max_length=8)
+
     # Eligibility thresholds.
     senior_min_age: int = Field(default=65, ge=0)
     general_min_age: int = Field(default=7, ge=0)

@@ -41,6 +41,7 @@ from tests.support.databases import (
     seed_staff,
 )
 from tests.support.pcsc import VpcdSlot, pcsc_reader_name
+from tests.support.worlds import Shop, open_shop
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -189,6 +190,16 @@ def pg_runtime(secrets_file: Path) -> Iterator[Runtime]:
     yield rt
     rt.close()
     drop_pg_database(base, url)
+
+
+# --- a shop: a merchant with a terminal and a chip card (tests/support/worlds.py) ------------
+
+
+@pytest.fixture
+def shop(runtime_factory, tmp_path) -> Iterator[Shop]:  # type: ignore[no-untyped-def]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt)) as client:
+        yield open_shop(rt, client, tmp_path / "cards")
 
 
 # --- the process runtime that scheduled tasks use ----------------------------------------------

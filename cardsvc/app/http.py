@@ -25,6 +25,7 @@ from cardsvc.audit.api import router as audit_router
 from cardsvc.audit.service import Sealer
 from cardsvc.cards.api import router as cards_router
 from cardsvc.deps import Public, RoleGuard
+from cardsvc.einvoice.api import router as einvoice_router
 from cardsvc.errors import DomainError
 from cardsvc.holders.api import router as holders_router
 from cardsvc.library.api import library_router
@@ -48,7 +49,8 @@ The issuing-counter API of the resident card system.
 """
 
 ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router,
-           library_admin_router, library_router, merchants_router, bills_router, public_router)
+           library_admin_router, library_router, einvoice_router, merchants_router,
+           bills_router, public_router)
 # Called by terminals with signed requests, not by staff (merchants.pos.api.TerminalAuth).
 POS_ROUTERS = (pos_router, pos_bills_router)
 

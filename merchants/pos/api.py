@@ -18,11 +18,12 @@ from starlette.routing import Route
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
 from cardsvc.deps import DB, IdempotencyKey, RuntimeDep
+from cardsvc.einvoice import schemas as es
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN, idempotent, validate_key
 from cardsvc.runtime import Runtime
 from cardsvc.schemas_common import IdPath
-from merchants.pos import auth
+from merchants.pos import auth, invoices
 from merchants.pos import schemas as ps
 from merchants.pos import service as pos
 from merchants.pos.errors import BadSignature
@@ -240,6 +241,43 @@ def pos_void(body: ps.VoidRequest, ctx: PosCtx,
     return replayable(idempotent(
         ctx, pos_idempotency_key(ctx, idempotency_key), "pos.void", body.model_dump(),
         lambda: pos.void(ctx, terminal, body)))
+
+
+@pos_router.post("/invoices", response_model=es.InvoiceOut,
+                 responses={404: {"description": "invoice_unknown_purchase"},
+                            409: {"description": "invoice_number_used"},
+                            422: {"description": "invoice_seller_mismatch, "
+                                                 "invoice_amount_mismatch, "
+                                                 "invoice_period_mismatch, invoice_invalid"}},
+                 summary="Report the e-invoice issued for a purchase onto the card's carrier")
+def pos_invoice(body: es.InvoiceReport, ctx: PosCtx,
+                idempotency_key: IdempotencyKey) -> JSONResponse:
+    terminal = terminal_of(ctx)
+    return replayable(idempotent(
+        ctx, pos_idempotency_key(ctx, idempotency_key), "pos.invoice", body.model_dump(),
+        lambda: invoices.report(ctx, terminal, body)))
+
+
+@pos_router.post("/invoices/void", response_model=es.InvoiceOut,
+                 summary="Void (作廢) an invoice this merchant issued")
+def pos_invoice_void(body: es.InvoiceVoid, ctx: PosCtx,
+                     idempotency_key: IdempotencyKey) -> JSONResponse:
+    terminal = terminal_of(ctx)
+    return replayable(idempotent(
+        ctx, pos_idempotency_key(ctx, idempotency_key), "pos.invoice_void", body.model_dump(),
+        lambda: invoices.void(ctx, terminal, body)))
+
+
+@pos_router.post("/invoices/allowances", response_model=es.InvoiceOut,
+                 responses={409: {"description": "invoice_voided"},
+                            422: {"description": "invoice_amount_mismatch"}},
+                 summary="An allowance (折讓) on an invoice this merchant issued")
+def pos_invoice_allowance(body: es.AllowanceRequest, ctx: PosCtx,
+                          idempotency_key: IdempotencyKey) -> JSONResponse:
+    terminal = terminal_of(ctx)
+    return replayable(idempotent(
+        ctx, pos_idempotency_key(ctx, idempotency_key), "pos.invoice_allowance",
+        body.model_dump(), lambda: invoices.allowance(ctx, terminal, body)))
 
 
 @pos_router.get("/transactions/{transaction_id:int}", response_model=ps.TransactionOut,

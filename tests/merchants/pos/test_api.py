@@ -3,15 +3,12 @@ refunds, voids, status, hotlist; every refusal with its own code, and nothing dr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cardsvc.app.http import create_app
 from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from merchants.pos.interfaces import ClearingState, NothingCleared
@@ -20,14 +17,7 @@ from readers.memory import InProcessReader
 from readers.protocol import KeyPurpose
 from simulators.card import VirtualCard
 from tests.support import factories as f
-from tests.support.worlds import Shop, open_shop
-
-
-@pytest.fixture
-def shop(runtime_factory, tmp_path) -> Iterator[Shop]:  # type: ignore[no-untyped-def]
-    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
-    with TestClient(create_app(rt)) as client:
-        yield open_shop(rt, client, tmp_path / "cards")
+from tests.support.worlds import Shop
 
 
 def test_card_present_purchase(shop: Shop) -> None:

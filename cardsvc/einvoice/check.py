@@ -1,0 +1,128 @@
+"""The prize check of a period, set-based in the database.
+
+Every prize needs the invoice's last three digits to equal those of a winning number (the
+special, grand and first-prize numbers in full, extra sixth prizes alone), so invoices are
+joined to the period's numbers on those three digits: a hash join that leaves about one
+invoice in a hundred. The candidates get their tier by comparing longer suffixes, the cloud
+list is joined on the whole number, and each invoice keeps its one prize, the largest
+(regular before cloud at equal amounts). The same tiers as `rules.regular_tier`, held to the
+same worked examples by the tests.
+
+Invoices are taken in slices of ids, one statement each, so a long check shows progress.
+Rerunning it replaces the period's winnings with the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sqlalchemy import delete, func, select, text
+
+from cardsvc.context import Ctx
+from cardsvc.einvoice import rules
+from cardsvc.einvoice.models import Invoice, InvoiceStatus, PrizeCheck, Winning
+from cardsvc.einvoice.rules import Exclusion, Tier
+
+SLICE = 500_000  # invoice ids per statement
+
+ELIGIBLE = (f"i.status = '{InvoiceStatus.ISSUED}' AND i.amount - i.allowances > 0 "
+            f"AND i.buyer_tax_id = '{rules.NO_BUYER}' AND NOT i.after_the_fact")
+
+# Tier ranks, highest first; the amounts come from the period's draw.
+_RANK = {Tier.SPECIAL: 1, Tier.GRAND: 2, Tier.FIRST: 3, Tier.SECOND: 4, Tier.THIRD: 5,
+         Tier.FOURTH: 6, Tier.FIFTH: 7, Tier.SIXTH: 8, Tier.CLOUD: 9}
+_TIER_OF_RANK = " ".join(f"WHEN {rank} THEN '{tier}'" for tier, rank in _RANK.items())
+_AMOUNT_OF_RANK = " ".join(f"WHEN {_RANK[t]} THEN d.{t.value}_amount"
+                           for t in rules.Tier if t != Tier.CLOUD)
+
+WINNERS = text(f"""
+INSERT INTO einvoice_winnings (invoice_id, period, cardholder_id, tier, amount, income_tax,
+                               stamp_duty, donated, claim_from, claim_until)
+SELECT w.invoice_id, :period, c.cardholder_id, w.tier, w.amount,
+       CASE WHEN w.amount > 5000 THEN w.amount * 20 / 100 ELSE 0 END,
+       CASE WHEN w.amount >= CASE WHEN w.tier = '{Tier.CLOUD}' THEN 500 ELSE 1000 END
+            THEN (w.amount * 4 + 500) / 1000 ELSE 0 END,
+       i.donation_code IS NOT NULL, :claim_from, :claim_until
+FROM (
+    SELECT invoice_id, CASE rank {_TIER_OF_RANK} END AS tier, amount,
+           ROW_NUMBER() OVER (PARTITION BY invoice_id ORDER BY amount DESC, rank) AS n
+    FROM (
+        SELECT r.invoice_id, r.rank, CASE r.rank {_AMOUNT_OF_RANK} END AS amount
+        FROM (
+            SELECT i.id AS invoice_id, MIN(CASE
+                WHEN p.kind = 'special' AND i.digits = p.number THEN 1
+                WHEN p.kind = 'grand' AND i.digits = p.number THEN 2
+                WHEN p.kind = 'first' AND i.digits = p.number THEN 3
+                WHEN p.kind = 'first' AND substr(i.digits, 2, 7) = substr(p.number, 2, 7)
+                    THEN 4
+                WHEN p.kind = 'first' AND substr(i.digits, 3, 6) = substr(p.number, 3, 6)
+                    THEN 5
+                WHEN p.kind = 'first' AND substr(i.digits, 4, 5) = substr(p.number, 4, 5)
+                    THEN 6
+                WHEN p.kind = 'first' AND substr(i.digits, 5, 4) = substr(p.number, 5, 4)
+                    THEN 7
+                WHEN p.kind IN ('first', 'extra_sixth') THEN 8
+                END) AS rank
+            FROM einvoice_invoices i
+            JOIN einvoice_prize_numbers p ON p.period = i.period AND p.suffix = i.suffix
+            WHERE i.period = :period AND i.id BETWEEN :lo AND :hi AND {ELIGIBLE}
+            GROUP BY i.id
+        ) r
+        JOIN einvoice_draws d ON d.period = :period
+        WHERE r.rank IS NOT NULL
+        UNION ALL
+        SELECT i.id, {_RANK[Tier.CLOUD]}, cp.amount
+        FROM einvoice_invoices i
+        JOIN einvoice_cloud_prizes cp ON cp.period = i.period AND cp.number = i.number
+        WHERE i.period = :period AND i.id BETWEEN :lo AND :hi AND {ELIGIBLE}
+    ) candidates
+) w
+JOIN einvoice_invoices i ON i.id = w.invoice_id
+JOIN einvoice_carriers c ON c.id = i.carrier_id
+WHERE w.n = 1
+""")
+
+EXCLUDED = text(f"""
+SELECT CASE
+         WHEN i.status = '{InvoiceStatus.VOIDED}' THEN '{Exclusion.VOIDED}'
+         WHEN i.amount - i.allowances <= 0 THEN '{Exclusion.NOT_POSITIVE}'
+         WHEN i.buyer_tax_id <> '{rules.NO_BUYER}' THEN '{Exclusion.BUSINESS_BUYER}'
+         WHEN i.after_the_fact THEN '{Exclusion.AFTER_THE_FACT}'
+       END AS reason, COUNT(*)
+FROM einvoice_invoices i
+WHERE i.period = :period AND NOT ({ELIGIBLE})
+GROUP BY 1
+""")
+
+
+def run(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None = None
+        ) -> PrizeCheck:
+    """Check every invoice of the period against its draw; replace its winnings."""
+    claim_from, claim_until = rules.claim_window(period)
+    lo, hi = ctx.db.execute(select(func.min(Invoice.id), func.max(Invoice.id))
+                            .where(Invoice.period == period)).one()
+    total = int(ctx.db.scalar(select(func.count()).select_from(Invoice)
+                              .where(Invoice.period == period)) or 0)
+    ctx.db.execute(delete(Winning).where(Winning.period == period))
+    if lo is not None:
+        for start in range(int(lo), int(hi) + 1, SLICE):
+            end = min(start + SLICE - 1, int(hi))
+            ctx.db.execute(WINNERS, {"period": period, "lo": start, "hi": end,
+                                     "claim_from": claim_from, "claim_until": claim_until})
+            if progress is not None:
+                progress(round(total * (end - lo + 1) / (hi - lo + 1)), total)
+    exclusions = {str(reason): int(n) for reason, n in
+                  ctx.db.execute(EXCLUDED, {"period": period}).all()}
+    winners, amount = ctx.db.execute(
+        select(func.count(), func.coalesce(func.sum(Winning.amount), 0))
+        .where(Winning.period == period)).one()
+    found = ctx.db.get(PrizeCheck, period)
+    if found is None:
+        found = PrizeCheck(period=period)
+        ctx.db.add(found)
+    found.checked_at, found.checked_by = ctx.now, ctx.actor.username
+    found.invoices, found.winners, found.amount = total, int(winners), int(amount)
+    found.exclusions = json.dumps(exclusions, sort_keys=True)
+    ctx.db.flush()
+    return found

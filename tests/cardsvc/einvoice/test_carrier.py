@@ -1,0 +1,238 @@
+"""The card as an e-invoice carrier: terminals report invoices for their purchases (each bad
+report refused with its code), 歸戶 to a mobile barcode, a period's draw and cloud list, the
+set-based check with planted winners of every kind, notices once per win, the resident's
+view, paper invoices and the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from cardsvc.context import TAIPEI, Actor
+from cardsvc.db import unit_of_work
+from cardsvc.einvoice import rules
+from cardsvc.einvoice.service import CarrierPlatform, FakePlatform
+from cardsvc.notify.service import FakeSender, deliver
+from tests.support import factories as f
+from tests.support.api import Api
+from tests.support.worlds import Shop
+
+SELLER = "10458575"  # the shop's 統一編號 (tests/support/worlds.py)
+
+
+def today() -> dt.date:
+    return dt.datetime.now(TAIPEI).date()
+
+
+def bought(shop: Shop, amount: int) -> dict[str, Any]:
+    out: dict[str, Any] = shop.buy(shop.tap(amount)).json()
+    assert out["status"] == "accepted", out
+    return out
+
+
+def report(shop: Shop, purchase: dict[str, Any], number: str, **over: Any) -> Any:
+    body = {"transaction_id": purchase["transaction_id"], "invoice_number": number,
+            "invoice_date": today().isoformat(), "random_code": "1234",
+            "amount": purchase["amount"], "seller_tax_id": SELLER, **over}
+    return shop.pos.request("POST", "/pos/v1/invoices", body, idempotency_key=f.key())
+
+
+def issued(shop: Shop, number: str, amount: int = 10, **over: Any) -> dict[str, Any]:
+    r = report(shop, bought(shop, amount), number, **over)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_each_bad_invoice_report_is_refused_with_its_code(shop: Shop) -> None:
+    sale = bought(shop, 30)
+    cases = [
+        ({"invoice_number": "ab12345678"}, 422, "invalid_input"),
+        ({"seller_tax_id": "04595252"}, 422, "invoice_seller_mismatch"),
+        ({"amount": 31}, 422, "invoice_amount_mismatch"),
+        ({"invoice_date": (today() - dt.timedelta(days=70)).isoformat()}, 422,
+         "invoice_period_mismatch"),
+        ({"transaction_id": 999_999}, 404, "invoice_unknown_purchase"),
+        ({"buyer_tax_id": "04595252", "donation_code": "8585"}, 422, "invoice_invalid"),
+    ]
+    for over, status, code in cases:
+        r = report(shop, sale, "AB00000001", **over)
+        assert r.status_code == status and r.json()["code"] == code, (over, r.text)
+    assert report(shop, sale, "AB00000001").status_code == 200
+    again = report(shop, bought(shop, 30), "AB00000001")
+    assert again.status_code == 409 and again.json()["code"] == "invoice_number_used"
+    # A retry with the same key is the same answer, not a second invoice.
+    body = {"transaction_id": bought(shop, 5)["transaction_id"], "invoice_number": "AB00000002",
+            "invoice_date": today().isoformat(), "random_code": "1234", "amount": 5,
+            "seller_tax_id": SELLER}
+    key = f.key()
+    first = shop.pos.request("POST", "/pos/v1/invoices", body, idempotency_key=key)
+    second = shop.pos.request("POST", "/pos/v1/invoices", body, idempotency_key=key)
+    assert first.json() == second.json() and second.headers["Idempotent-Replayed"] == "true"
+
+
+def test_binding_to_a_mobile_barcode(shop: Shop) -> None:
+    card = shop.card
+    bad = shop.clerk.post(f"/cards/{card['id']}/carrier/binding", {"mobile_barcode": "/abc"})
+    assert bad.status_code == 422
+    out = shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/binding",
+                        {"mobile_barcode": "/ABC+123"})
+    assert out["carrier"] == card["card_number"] and out["unbound_at"] is None
+    other = shop.clerk.post(f"/cards/{card['id']}/carrier/binding",
+                            {"mobile_barcode": "/XYZ.789"})
+    assert other.status_code == 409 and other.json()["code"] == "carrier_already_bound"
+    done = shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/unbind")
+    assert done["unbound_at"] is not None
+    assert shop.clerk.post(f"/cards/{card['id']}/carrier/unbind").status_code == 404
+
+
+def winning_list(period: int, **over: str) -> bytes:
+    data = {"invoYm": f"{period:05d}", "superPrizeNo": "12345678", "spcPrizeNo": "87654321",
+            "firstPrizeNo1": "00507588", "firstPrizeNo2": "40912336",
+            "firstPrizeNo3": "91286147", "superPrizeAmt": "10000000",
+            "spcPrizeAmt": "02000000", "firstPrizeAmt": "00200000",
+            "secondPrizeAmt": "00040000", "thirdPrizeAmt": "00010000",
+            "fourthPrizeAmt": "00004000", "fifthPrizeAmt": "00001000",
+            "sixthPrizeAmt": "00000200", "sixthPrizeNo1": "765"}
+    data.update({f"firstPrizeNo{n}": "" for n in range(4, 11)})
+    data.update({f"sixthPrizeNo{n}": "" for n in range(2, 7)})
+    data.update(over)
+    return json.dumps(data).encode()
+
+
+def post_raw(api: Api, path: str, content: bytes, media: str) -> Any:
+    return api.client.post(path, content=content,
+                           headers={**api.headers, "Content-Type": media})
+
+
+@pytest.fixture
+def supervisor_of(shop: Shop, tokens: dict[str, str]) -> Api:
+    return Api(shop.client, tokens["supervisor"])
+
+
+def test_the_check_finds_every_planted_winner_once(shop: Shop, supervisor_of: Api) -> None:
+    period = rules.period_of(today())
+    planted = {  # number -> what it should win
+        "XA12345678": ("special", 10_000_000), "XB87654321": ("grand", 2_000_000),
+        "XC00507588": ("first", 200_000), "XD10507588": ("second", 40_000),
+        "XE11507588": ("third", 10_000), "XF11107588": ("fourth", 4_000),
+        "XG11117588": ("fifth", 1_000), "XH11111588": ("sixth", 200),
+        "XI22222765": ("sixth", 200),  # the extra sixth prize
+        "XJ99992336": ("fifth", 1_000),
+        "XK33333333": ("cloud", 2_000),  # on the cloud list only
+        "XL40912336": ("first", 200_000),  # on the cloud list too: one prize, the larger
+    }
+    for number in planted:
+        issued(shop, number)
+    issued(shop, "YA12345678", donation_code="8585")  # wins for the charity
+    voided = issued(shop, "YB87654321")
+    issued(shop, "YC00507588", buyer_tax_id="04595252")  # a business buyer never wins
+    zero = issued(shop, "YD40912336", amount=7)
+    issued(shop, "YE91286147", after_the_fact=True)
+    issued(shop, "YF55555555")  # wins nothing
+    pos = shop.pos
+    assert pos.request("POST", "/pos/v1/invoices/void", {
+        "invoice_number": voided["number"], "invoice_date": today().isoformat(),
+        "reason": "wrong item"}, idempotency_key=f.key()).status_code == 200
+    assert pos.request("POST", "/pos/v1/invoices/allowances", {
+        "invoice_number": zero["number"], "invoice_date": today().isoformat(), "amount": 7,
+        "reason": "returned"}, idempotency_key=f.key()).status_code == 200
+
+    sup = supervisor_of
+    assert post_raw(sup, "/einvoice/draws", winning_list(period),
+                    "application/json").status_code == 201
+    cloud = "invoice_number,amount\nXK33333333,2000\nXL40912336,800\n"
+    assert post_raw(sup, f"/einvoice/periods/{period}/cloud-prizes", cloud.encode(),
+                    "text/csv").json()["prizes"] == 2
+    out = sup.ok("POST", f"/einvoice/periods/{period}/check")
+    assert out["invoices"] == len(planted) + 6
+    assert out["exclusions"] == {"voided": 1, "not_positive": 1, "business_buyer": 1,
+                                 "after_the_fact": 1}
+    assert out["winners"] == len(planted) + 1  # and the charity's
+    assert out["notified"] == len(planted)  # the donated win is not the resident's to hear of
+
+    mine = sup.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
+    won = {w["invoice_number"]: (w["tier"], w["amount"]) for w in mine["winnings"]}
+    assert {k: v for k, v in won.items() if not k.endswith("***")} == planted
+    assert won["YA12345***"] == ("special", 10_000_000)  # the charity's, masked
+    special = next(w for w in mine["winnings"] if w["invoice_number"] == "XA12345678")
+    assert (special["income_tax"], special["stamp_duty"]) == (2_000_000, 40_000)
+    assert (special["claim_from"], special["claim_until"]) == tuple(
+        d.isoformat() for d in rules.claim_window(period))
+
+    # Checking again changes nothing, and nobody hears twice.
+    again = sup.ok("POST", f"/einvoice/periods/{period}/check")
+    assert again["winners"] == out["winners"] and again["notified"] == 0
+    assert sup.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")["winnings"] \
+        == mine["winnings"]
+
+    # A corrected draw replaces the old one and checks the period again.
+    assert post_raw(sup, "/einvoice/draws", winning_list(period, superPrizeNo="55555555"),
+                    "application/json").status_code == 201
+    corrected = sup.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
+    tiers = {w["invoice_number"]: w["tier"] for w in corrected["winnings"]}
+    assert tiers["YF55555555"] == "special" and "XA12345678" not in tiers
+
+    report_ = sup.ok("GET", f"/einvoice/periods/{period}/report")
+    assert report_["label"] == rules.period_label(period)
+    assert {t["tier"]: t["winners"] for t in report_["tiers"]}["first"] == 2
+    csv_text = sup.client.get(f"/einvoice/periods/{period}/report", params={"format": "csv"},
+                              headers=sup.headers).text
+    assert "excluded:voided" in csv_text
+
+
+def test_winners_hear_of_it_once_through_the_outbox(shop: Shop, supervisor_of: Api) -> None:
+    period = rules.period_of(today())
+    issued(shop, "XC00507588")
+    post_raw(supervisor_of, "/einvoice/draws", winning_list(period), "application/json")
+    supervisor_of.ok("POST", f"/einvoice/periods/{period}/check")
+    sender = FakeSender()
+    rt = shop.rt
+    with unit_of_work(rt.sessions) as db:
+        assert deliver(rt.ctx(db, Actor.system("tests")), sender) == 1
+    with unit_of_work(rt.sessions) as db:
+        assert deliver(rt.ctx(db, Actor.system("tests")), sender) == 0
+    (channel, to, text), = sender.sent
+    assert channel == "sms" and to == "0912-000-111" and "XC00507588" in text
+    assert "200,000" in text
+
+
+def test_paper_invoices_by_number_or_by_qr(shop: Shop, supervisor_of: Api) -> None:
+    period = rules.period_of(today())
+    post_raw(supervisor_of, "/einvoice/draws", winning_list(period), "application/json")
+    out = shop.clerk.ok("POST", "/einvoice/prize-check",
+                        {"period": period, "numbers": ["AB10507588", "AB11111111"]})
+    assert [(r["number"], r["tier"], r["amount"]) for r in out] == [
+        ("AB10507588", "second", 40_000), ("AB11111111", None, 0)]
+    roc = f"{today().year - 1911:03d}{today():%m%d}"
+    qr = f"QQ00507588{roc}1234{95:08x}{100:08x}00000000{SELLER}" + "A" * 24 + ":x"
+    (paper,) = shop.clerk.ok("POST", "/einvoice/prize-check", {"qr": qr})
+    assert (paper["period"], paper["tier"]) == (period, "first")
+    b2b = qr.replace("00000000" + SELLER, "04595252" + SELLER)
+    (refused,) = shop.clerk.ok("POST", "/einvoice/prize-check", {"qr": b2b})
+    assert refused["tier"] is None and "buyer" in refused["note"]
+    bad = shop.clerk.post("/einvoice/prize-check", {"qr": "X" * 80})
+    assert bad.status_code == 422 and bad.json()["code"] == "invoice_invalid"
+
+
+def test_a_replaced_cards_invoices_stay_the_residents(shop: Shop) -> None:
+    issued(shop, "ZZ00000001")
+    new = shop.clerk.ok("POST", f"/cards/{shop.card['id']}/replace",
+                        {"reason": "damaged", "chip_uid": f.uid()}, key=f.key())["new_card"]
+    mine = shop.clerk.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
+    assert [(i["number"], i["carrier"]) for i in mine["invoices"]] == [
+        ("ZZ00000001", shop.card["card_number"])]
+    assert new["card_number"] != shop.card["card_number"]
+
+
+def test_the_platform_is_told_of_bindings(shop: Shop) -> None:
+    fake = FakePlatform()
+    shop.rt.services.bind(CarrierPlatform, fake)
+    card = shop.card
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/binding", {"mobile_barcode": "/ABC+123"})
+    assert fake.bound == {card["card_number"]: "/ABC+123"}
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/unbind")
+    assert fake.bound == {}
