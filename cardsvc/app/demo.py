@@ -16,10 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.panel import Panel
 
-from cardsvc.app import reports
+from cardsvc.app import demo_einvoice, reports
 from cardsvc.app.bootstrap import bootstrap
 from cardsvc.app.demo_library import Libraries
 from cardsvc.app.http import create_app
+from cardsvc.app.story import DemoFailed, Story
 from cardsvc.config import Settings
 from cardsvc.context import TAIPEI
 from cardsvc.db import unit_of_work
@@ -44,10 +45,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-class DemoFailed(RuntimeError):
-    pass
-
-
 def person_id(prefix9: str) -> str:
     return prefix9 + person_id_check_digit(prefix9)
 
@@ -58,39 +55,6 @@ def years_ago(today: dt.date, years: int, days: int = 0) -> dt.date:
     except ValueError:
         d = today.replace(year=today.year - years, day=28)
     return d - dt.timedelta(days=days)
-
-
-class Story:
-    def __init__(self, console: Console, client: TestClient) -> None:
-        self.c = console
-        self.client = client
-        self.token: str | None = None
-        self.step_no = 0
-
-    def step(self, title: str) -> None:
-        self.step_no += 1
-        self.c.print()
-        self.c.rule(f"[bold cyan]{self.step_no}. {title}")
-
-    def say(self, text: str) -> None:
-        self.c.print(f"  {text}")
-
-    def call(self, method: str, path: str, body: Any = None, expect: int = 200,
-             key: str | None = None, **params: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        if key:
-            headers["Idempotency-Key"] = key
-        r = self.client.request(method, path, json=body, params=params or None, headers=headers)
-        if r.status_code != expect:
-            raise DemoFailed(f"{method} {path}: expected {expect}, got {r.status_code}: {r.text}")
-        return r.json() if r.content else None
-
-    def login(self, username: str, password: str) -> None:
-        self.token = None
-        out = self.call("POST", "/auth/login", {"username": username, "password": password})
-        self.token = out["access_token"]
-        self.say(f"[green]✓[/] {username} logged in as {out['role']} "
-                 f"(token valid until {out['expires_at'][11:19]} UTC)")
 
 
 def run_demo(console: Console) -> bool:
@@ -224,7 +188,8 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     st.say(f"reinstating the replaced card: [yellow]{illegal['code']}[/] — {illegal['detail']}")
     libraries.after_replacement(gen, rep["new_card"])
 
-    _shops(st, rt, rep["new_card"], gen, cards["mobile"], phone_private)
+    sales = _shops(st, rt, rep["new_card"], gen, cards["mobile"], phone_private)
+    demo_einvoice.chapter(st, today, sales, ids["general"], cards["mobile"])
     _water_bill(st, cards["mobile"], today)
 
     st.step("Closing a card with a cash refund")
@@ -310,8 +275,10 @@ def _water_bill(st: Story, mobile: dict[str, Any], today: dt.date) -> None:
 
 
 def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
-           mobile: dict[str, Any], phone_private: Any) -> None:
-    """Two merchants' terminals, through the signed POS API."""
+           mobile: dict[str, Any], phone_private: Any
+           ) -> list[tuple[PosClient, str, dict[str, Any], str]]:
+    """Two merchants' terminals, through the signed POS API. Returns the day's sales, with
+    the invoice number each shop will report for it."""
 
     st.step("Shops: a card tap, a QR payment, a refund")
     st.login("clerk.lin", "clerk.lin-Passw0rd")
@@ -367,3 +334,5 @@ def _shops(st: Story, rt: Runtime, card: dict[str, Any], lost: dict[str, Any],
         raise DemoFailed(f"offline tap not stored: {ride.status}")
     st.say(f"the terminal goes offline: a NT$35 tap is kept on the terminal, then uploaded as "
            f"batch {batch['batch_id']} ({batch['records']} record) — clearing verifies it")
+    return [(factory.client, "10458575", tap.response, "KM" + demo_einvoice.FIRST),
+            (shop.client, "53212539", qr, "TG12340" + demo_einvoice.EXTRA_SIXTH)]

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import base64
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cardsvc.app.story import Story
 from cardsvc.db import utcnow
 from cardsvc.library.sip2 import codec
 from cardsvc.library.sip2.server import InThread, Sip2Server, sip_date
 from cardsvc.runtime import Runtime
-
-if TYPE_CHECKING:
-    from cardsvc.app.demo import Story
 
 CATEGORIES = {"general": "AD", "senior": "SR", "disability": "SR", "companion": "SR",
               "student": "ST", "default": "AD"}

@@ -1,4 +1,5 @@
-"""Reports as tables people read: the council's issuance statistics, a day's clearing."""
+"""Reports as tables people read: the council's issuance statistics, a day's clearing, a
+period's e-invoice prizes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cardsvc.config import TOWNSHIPS
+from cardsvc.einvoice.schemas import PeriodReport
 from cardsvc.stats.service import OUTSIDE, IssuanceReport
 from settlement.clearing.service import Report
 
@@ -67,3 +69,18 @@ def print_clearing(r: Report, console: Console) -> None:
             billers.add_row(f"{name} (biller #{rem.biller_id})", f"{rem.bills:,}",
                             f"{rem.amount:,}")
         console.print(billers)
+
+
+def prizes_table(out: PeriodReport) -> Table:
+    """A period's check: winners and amounts by tier, exclusions by reason."""
+    table = Table("tier", "", "winners", "NT$", "donated",
+                  title=f"{out.label} ({out.period}): {out.invoices:,} invoices checked")
+    for line in out.tiers:
+        table.add_row(line.tier, line.tier_name, f"{line.winners:,}", f"{line.amount:,}",
+                      f"{line.donated:,}")
+    table.add_section()
+    table.add_row("total", "", f"{out.winners:,}", f"{out.amount:,}", "")
+    if out.exclusions:
+        table.caption = "excluded: " + ", ".join(
+            f"{k} {v:,}" for k, v in sorted(out.exclusions.items()))
+    return table

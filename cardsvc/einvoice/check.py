@@ -21,13 +21,19 @@ from sqlalchemy import delete, func, select, text
 
 from cardsvc.context import Ctx
 from cardsvc.einvoice import rules
-from cardsvc.einvoice.models import Invoice, InvoiceStatus, PrizeCheck, Winning
+from cardsvc.einvoice.models import (
+    Invoice,
+    InvoiceStatus,
+    PrizeCheck,
+    Winning,
+    excluded,
+)
 from cardsvc.einvoice.rules import Exclusion, Tier
+from cardsvc.notify.models import NotificationStatus
 
 SLICE = 500_000  # invoice ids per statement
 
-ELIGIBLE = (f"i.status = '{InvoiceStatus.ISSUED}' AND i.amount - i.allowances > 0 "
-            f"AND i.buyer_tax_id = '{rules.NO_BUYER}' AND NOT i.after_the_fact")
+ELIGIBLE = f"NOT ({excluded('i')})"
 
 # Tier ranks, highest first; the amounts come from the period's draw.
 _RANK = {Tier.SPECIAL: 1, Tier.GRAND: 2, Tier.FIRST: 3, Tier.SECOND: 4, Tier.THIRD: 5,
@@ -83,7 +89,7 @@ JOIN einvoice_carriers c ON c.id = i.carrier_id
 WHERE w.n = 1
 """)
 
-EXCLUDED = text(f"""
+EXCLUSIONS = text(f"""
 SELECT CASE
          WHEN i.status = '{InvoiceStatus.VOIDED}' THEN '{Exclusion.VOIDED}'
          WHEN i.amount - i.allowances <= 0 THEN '{Exclusion.NOT_POSITIVE}'
@@ -91,9 +97,38 @@ SELECT CASE
          WHEN i.after_the_fact THEN '{Exclusion.AFTER_THE_FACT}'
        END AS reason, COUNT(*)
 FROM einvoice_invoices i
-WHERE i.period = :period AND NOT ({ELIGIBLE})
+WHERE i.period = :period AND ({excluded('i')})
 GROUP BY 1
 """)
+
+
+_TIER_NAME = " ".join(f"WHEN '{t}' THEN '{rules.TIER_NAMES[t]}'" for t in Tier)
+
+# Winners hear of it once: the notice's key is the win, so a check run again (or after a
+# corrected draw that leaves the win as it was) writes nothing new.
+NOTICES = text(f"""
+INSERT INTO notifications (dedup_key, cardholder_id, kind, text, status, attempts, created_at)
+SELECT 'einvoice:' || :period || ':' || w.invoice_id || ':' || w.tier, w.cardholder_id,
+       'einvoice.win',
+       '縣民卡載具發票 ' || i.number || ' 中' || CASE w.tier {_TIER_NAME} END
+       || ' NT$' || w.amount || '（實得 NT$'
+       || (w.amount - w.income_tax - w.stamp_duty) || '），請於 ' || :claim_from || ' 至 '
+       || :claim_until || ' 領獎。Your card''s invoice ' || i.number || ' won NT$'
+       || w.amount || ' (NT$' || (w.amount - w.income_tax - w.stamp_duty)
+       || ' after tax); claim it ' || :claim_from || ' to ' || :claim_until || '.',
+       '{NotificationStatus.PENDING}', 0, :now
+FROM einvoice_winnings w JOIN einvoice_invoices i ON i.id = w.invoice_id
+WHERE w.period = :period AND NOT w.donated
+ON CONFLICT (dedup_key) DO NOTHING
+""")
+
+
+def notify_winners(ctx: Ctx, period: int) -> int:
+    """Queue a notice for each of the period's wins not told before; how many were new."""
+    claim_from, claim_until = rules.claim_window(period)
+    result = ctx.db.execute(NOTICES, {"period": period, "claim_from": claim_from.isoformat(),
+                                      "claim_until": claim_until.isoformat(), "now": ctx.now})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def run(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None = None
@@ -113,7 +148,7 @@ def run(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None = Non
             if progress is not None:
                 progress(round(total * (end - lo + 1) / (hi - lo + 1)), total)
     exclusions = {str(reason): int(n) for reason, n in
-                  ctx.db.execute(EXCLUDED, {"period": period}).all()}
+                  ctx.db.execute(EXCLUSIONS, {"period": period}).all()}
     winners, amount = ctx.db.execute(
         select(func.count(), func.coalesce(func.sum(Winning.amount), 0))
         .where(Winning.period == period)).one()

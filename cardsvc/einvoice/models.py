@@ -6,15 +6,38 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
+from cardsvc.einvoice.rules import NO_BUYER
 
 
 class InvoiceStatus(enum.StrEnum):
     ISSUED = "issued"
     VOIDED = "voided"  # 作廢
+
+
+# The invoices that cannot win (voided, nothing left after allowances, a business buyer,
+# issued after the fact), as the check counts them: one home for the condition, which the
+# partial index below holds the few such rows of (the check counts them from it).
+def excluded(alias: str = "") -> str:
+    a = f"{alias}." if alias else ""
+    return (f"{a}status = '{InvoiceStatus.VOIDED}' OR {a}amount - {a}allowances <= 0 "
+            f"OR {a}buyer_tax_id <> '{NO_BUYER}' OR {a}after_the_fact")
+
+
+EXCLUDED = excluded()
 
 
 class Carrier(Base):
@@ -56,7 +79,9 @@ class Invoice(Base):
     __tablename__ = "einvoice_invoices"
     # Invoice numbers are the MOF's, unique in a period across the country.
     __table_args__ = (UniqueConstraint("period", "number"),
-                      Index("ix_einvoice_invoices_period_suffix", "period", "suffix"))
+                      Index("ix_einvoice_invoices_period_suffix", "period", "suffix"),
+                      Index("ix_einvoice_invoices_excluded", "period",
+                            postgresql_where=text(EXCLUDED), sqlite_where=text(EXCLUDED)))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(10))  # two letters, eight digits
@@ -67,7 +92,7 @@ class Invoice(Base):
     random_code: Mapped[str] = mapped_column(String(4))
     amount: Mapped[int] = mapped_column(Integer)  # the total, whole NT dollars
     allowances: Mapped[int] = mapped_column(Integer, default=0)  # 折讓 so far
-    buyer_tax_id: Mapped[str] = mapped_column(String(8), default="00000000")
+    buyer_tax_id: Mapped[str] = mapped_column(String(8), default=NO_BUYER)
     seller_tax_id: Mapped[str] = mapped_column(String(8))
     donation_code: Mapped[str | None] = mapped_column(String(7), nullable=True)
     after_the_fact: Mapped[bool] = mapped_column(Boolean, default=False)  # 補開

@@ -18,7 +18,7 @@ RANDOM_CODE = re.compile(r"^[0-9]{4}$")
 MOBILE_BARCODE = re.compile(r"^/[0-9A-Z.+\-]{7}$")
 DONATION_CODE = re.compile(r"^[0-9]{3,7}$")
 PERIOD = re.compile(r"^[0-9]{3}(02|04|06|08|10|12)$")
-NO_BUYER = "00000000"
+NO_BUYER = "00000000"  # the buyer of a consumer's invoice
 
 
 class Tier(enum.StrEnum):

@@ -46,7 +46,6 @@ from cardsvc.einvoice.models import (
 )
 from cardsvc.einvoice.rules import Tier
 from cardsvc.errors import NotFound
-from cardsvc.notify import service as notify
 
 # --- carriers ------------------------------------------------------------------------------
 
@@ -393,15 +392,6 @@ def import_cloud(ctx: Ctx, period: int, content: bytes) -> int:
 # --- the check -----------------------------------------------------------------------------
 
 
-def notice(winning: Winning, invoice: Invoice) -> str:
-    net = winning.amount - winning.income_tax - winning.stamp_duty
-    return (f"縣民卡載具發票 {invoice.number} 中{rules.TIER_NAMES[Tier(winning.tier)]} "
-            f"NT${winning.amount:,}（實得 NT${net:,}），請於 {winning.claim_from} 至 "
-            f"{winning.claim_until} 領獎。Your card's invoice {invoice.number} won "
-            f"NT${winning.amount:,} (NT${net:,} after tax); claim it {winning.claim_from} to "
-            f"{winning.claim_until}.")
-
-
 def run_check(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None = None
               ) -> s.CheckOut:
     if not rules.valid_period(period):
@@ -409,15 +399,7 @@ def run_check(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None
     if ctx.db.get(Draw, period) is None:
         raise NoDraw(f"no draw imported for period {period}: `cardsvc einvoice draw import`")
     found = check.run(ctx, period, progress)
-    notified = 0
-    rows = ctx.db.execute(select(Winning, Invoice).join(Invoice, Invoice.id == Winning.invoice_id)
-                          .where(Winning.period == period, Winning.donated.is_(False))).all()
-    for winning, invoice in rows:
-        # Once per win, however often the period is checked again.
-        if notify.notify(ctx, winning.cardholder_id, "einvoice.win",
-                         f"einvoice:{period}:{invoice.id}:{winning.tier}",
-                         notice(winning, invoice)):
-            notified += 1
+    notified = check.notify_winners(ctx, period)
     audit.record(ctx, "einvoice.check", target_type="period", target_id=period,
                  detail={"invoices": found.invoices, "winners": found.winners,
                          "amount": found.amount, "notified": notified})

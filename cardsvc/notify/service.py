@@ -1,4 +1,5 @@
-"""Writing to the outbox (once per dedup key) and emptying it through a sender.
+"""Emptying the outbox through a sender (domains write to it in their own transactions,
+once per dedup key).
 
 Senders are the edge of the world (an SMS gateway, a mail relay): the root binds one; the
 fake keeps what it was given, for tests and the demo."""
@@ -11,7 +12,6 @@ from typing import Protocol
 from sqlalchemy import select
 
 from cardsvc.context import Ctx
-from cardsvc.db_upsert import insert_if_absent
 from cardsvc.holders.models import Cardholder
 from cardsvc.notify.models import Notification, NotificationStatus
 
@@ -32,15 +32,6 @@ class FakeSender:
 
     def send(self, channel: str, to: str, text: str) -> None:
         self.sent.append((channel, to, text))
-
-
-def notify(ctx: Ctx, cardholder_id: int, kind: str, dedup_key: str, text: str) -> bool:
-    """Queue a notice unless one with this key was queued before. True when queued now."""
-    new = insert_if_absent(ctx.db, Notification, {
-        "dedup_key": dedup_key, "cardholder_id": cardholder_id, "kind": kind, "text": text,
-        "status": NotificationStatus.PENDING, "attempts": 0, "created_at": ctx.now},
-        [Notification.dedup_key], Notification.id)
-    return new is not None
 
 
 def deliver(ctx: Ctx, sender: Sender) -> int:

@@ -8,7 +8,19 @@ import sys
 
 import typer
 
-from cardsvc.app.cli import audit, cards, db, keys, library, serve, settle, sim, staff, stats
+from cardsvc.app.cli import (
+    audit,
+    cards,
+    db,
+    einvoice,
+    keys,
+    library,
+    serve,
+    settle,
+    sim,
+    staff,
+    stats,
+)
 from cardsvc.app.cli.common import console
 from cardsvc.errors import ConfigurationError
 
@@ -18,7 +30,7 @@ app.command()(serve.serve)
 for name, group in (("db", db.app), ("staff", staff.app), ("audit", audit.app),
                     ("cards", cards.app), ("stats", stats.app), ("keys", keys.app),
                     ("sim", sim.app), ("settle", settle.app), ("library", library.app),
-                    ("sip2", library.sip2_app)):
+                    ("sip2", library.sip2_app), ("einvoice", einvoice.app)):
     app.add_typer(group, name=name)
 app.command()(serve.demo)
 app.command()(serve.seed)

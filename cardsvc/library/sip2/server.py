@@ -232,6 +232,8 @@ class Sip2Server:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is stopping: the connection ends quietly
         except Exception:  # one connection's failure must not take the server down
             log.exception("SIP2 connection from %s failed", peer)
         finally:

@@ -197,7 +197,7 @@ def test_winners_hear_of_it_once_through_the_outbox(shop: Shop, supervisor_of: A
         assert deliver(rt.ctx(db, Actor.system("tests")), sender) == 0
     (channel, to, text), = sender.sent
     assert channel == "sms" and to == "0912-000-111" and "XC00507588" in text
-    assert "200,000" in text
+    assert "NT$200000" in text
 
 
 def test_paper_invoices_by_number_or_by_qr(shop: Shop, supervisor_of: Api) -> None:

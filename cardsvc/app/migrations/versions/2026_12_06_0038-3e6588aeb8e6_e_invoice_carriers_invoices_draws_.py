@@ -4,9 +4,9 @@ Cards as e-invoice carriers, their invoices and allowances, bindings to mobile b
 periods' draws (numbers, cloud prizes), checks and winnings; and the outbox of notices to
 residents.
 
-Revision ID: 1a965ce29373
+Revision ID: 3e6588aeb8e6
 Revises: 48e077c0f27f
-Create Date: 2026-12-06 00:33:52.522202
+Create Date: 2026-12-06 00:38:52.655003
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 
 import cardsvc.db
 
-revision: str = '1a965ce29373'
+revision: str = '3e6588aeb8e6'
 down_revision: str | None = '48e077c0f27f'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -151,6 +151,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('einvoice_invoices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_einvoice_invoices_carrier_id'), ['carrier_id'], unique=False)
+        batch_op.create_index('ix_einvoice_invoices_excluded', ['period'], unique=False, postgresql_where=sa.text("status = 'voided' OR amount - allowances <= 0 OR buyer_tax_id <> '00000000' OR after_the_fact"), sqlite_where=sa.text("status = 'voided' OR amount - allowances <= 0 OR buyer_tax_id <> '00000000' OR after_the_fact"))
         batch_op.create_index(batch_op.f('ix_einvoice_invoices_merchant_id'), ['merchant_id'], unique=False)
         batch_op.create_index('ix_einvoice_invoices_period_suffix', ['period', 'suffix'], unique=False)
 
@@ -202,6 +203,7 @@ def downgrade() -> None:
     with op.batch_alter_table('einvoice_invoices', schema=None) as batch_op:
         batch_op.drop_index('ix_einvoice_invoices_period_suffix')
         batch_op.drop_index(batch_op.f('ix_einvoice_invoices_merchant_id'))
+        batch_op.drop_index('ix_einvoice_invoices_excluded', postgresql_where=sa.text("status = 'voided' OR amount - allowances <= 0 OR buyer_tax_id <> '00000000' OR after_the_fact"), sqlite_where=sa.text("status = 'voided' OR amount - allowances <= 0 OR buyer_tax_id <> '00000000' OR after_the_fact"))
         batch_op.drop_index(batch_op.f('ix_einvoice_invoices_carrier_id'))
 
     op.drop_table('einvoice_invoices')
