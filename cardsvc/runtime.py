@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -48,6 +49,14 @@ class Runtime:
 
 
 _process: Runtime | None = None
+# How a worker builds its runtime: the composition root sets its own (hardware, the services
+# domains ask of each other) when the worker loads it (cardsvc.app.worker).
+_builder: Callable[[Settings], Runtime] = Runtime.build
+
+
+def build_process_runtime_with(builder: Callable[[Settings], Runtime]) -> None:
+    global _builder
+    _builder = builder
 
 
 def use_process_runtime(rt: Runtime | None) -> None:
@@ -61,5 +70,5 @@ def process_runtime() -> Runtime:
     """The runtime of a worker process, built from its settings once."""
     global _process
     if _process is None:
-        _process = Runtime.build(get_settings())
+        _process = _builder(get_settings())
     return _process

@@ -15,12 +15,15 @@ from typing import Any
 
 from celery import Celery
 
+from cardsvc.app.bootstrap import build_runtime
 from cardsvc.config import BUSINESS_TZ, Settings, get_settings
+from cardsvc.runtime import build_process_runtime_with
 
 # Each module defines its tasks with `shared_task` (explicit names: a task's name is its wire
 # format) and a `beat(settings)` with its schedule entries.
 TASK_MODULES = ("settlement.clearing.tasks", "merchants.pos.tasks", "cardsvc.cards.tasks",
-                "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks")
+                "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks",
+                "cardsvc.notify.tasks")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -59,4 +62,6 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
+# A worker's tasks run on the runtime the root builds (the process builds it on first use).
+build_process_runtime_with(build_runtime)
 app = make_app(get_settings())
