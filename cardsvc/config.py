@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,9 @@ class Settings(BaseSettings):
     library_webhook_backoff_seconds: float = Field(default=5.0, ge=0, le=3600)
     library_webhook_backoff_max_seconds: float = Field(default=900.0, ge=0, le=86_400)
 
+    # How residents' notices leave the outbox: `none` keeps them queued, `log` writes them to
+    # the service log (cardsvc.app.senders).
+    notify_sender: Literal["none", "log"] = "none"
     # The carrier type code the MOF assigned to the county's card (a setting, not code).
     einvoice_carrier_type: str = Field(default="2G0001", min_length=1, max_length=8)
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from cardsvc.app import migrate
 from cardsvc.app.hardware import make_counter_reader
 from cardsvc.app.push import LibraryPush
+from cardsvc.app.senders import LogSender
 from cardsvc.config import Settings
 from cardsvc.context import Actor
 from cardsvc.db import unit_of_work
 from cardsvc.errors import ConfigurationError
 from cardsvc.keystore.service import KeyStore
 from cardsvc.library.feed import FeedNotifier
+from cardsvc.notify.service import Sender
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.roles import Role
@@ -36,6 +38,8 @@ def build_runtime(settings: Settings) -> Runtime:
     rt = Runtime.build(settings, make_counter_reader(settings))
     rt.services.bind(ClearingState, ClearingWindows())
     rt.services.bind(FeedNotifier, LibraryPush(rt))
+    if settings.notify_sender == "log":
+        rt.services.bind(Sender, LogSender())
     return rt
 
 
