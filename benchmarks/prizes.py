@@ -10,8 +10,9 @@ the cloud list, the winnings with withholding and claim window, exclusions by re
 notice queued for each win.
 
 Baseline in the same run: one SQL statement joining the same invoices to the same numbers
-(on the last three digits, counting the candidates). The ratio seconds/baseline is the
-figure; the goal is ≤ 2.
+(on the last three digits, counting the candidates), which the index on (period, suffix)
+answers by reading only the candidates; also shown: the same statement reading every
+invoice. The ratio seconds/baseline (the first) is the figure; the goal is ≤ 2.
 
 Last line: invoices=N seconds=S invoices_per_s=R vs_raw=X
 """
@@ -117,8 +118,15 @@ def main() -> None:
             t0 = time.perf_counter()
             candidates = conn.execute(BASELINE, {"period": PERIOD}).scalar_one()
             raw = time.perf_counter() - t0
+            conn.execute(text("SET LOCAL enable_indexscan = off"))
+            conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+            t0 = time.perf_counter()
+            conn.execute(BASELINE, {"period": PERIOD}).scalar_one()
+            scan = time.perf_counter() - t0
+            conn.rollback()
         console.print(f"raw baseline: one join of the invoices to the numbers "
-                      f"({candidates:,} candidates) in {raw:.2f} s")
+                      f"({candidates:,} candidates) in {raw:.2f} s through the index on the "
+                      f"last three digits ({scan:.2f} s reading every invoice)")
 
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())

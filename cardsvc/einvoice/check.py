@@ -8,8 +8,8 @@ list is joined on the whole number, and each invoice keeps its one prize, the la
 (regular before cloud at equal amounts). The same tiers as `rules.regular_tier`, held to the
 same worked examples by the tests.
 
-Invoices are taken in slices of ids, one statement each, so a long check shows progress.
-Rerunning it replaces the period's winnings with the same rows.
+One statement per suffix of the period's numbers (so a long check shows its progress), then
+the cloud list. Rerunning it replaces the period's winnings with the same rows.
 """
 
 from __future__ import annotations
@@ -25,68 +25,74 @@ from cardsvc.einvoice.models import (
     Invoice,
     InvoiceStatus,
     PrizeCheck,
+    PrizeNumber,
     Winning,
     excluded,
 )
 from cardsvc.einvoice.rules import Exclusion, Tier
 from cardsvc.notify.models import NotificationStatus
 
-SLICE = 500_000  # invoice ids per statement
-
 ELIGIBLE = f"NOT ({excluded('i')})"
 
 # Tier ranks, highest first; the amounts come from the period's draw.
 _RANK = {Tier.SPECIAL: 1, Tier.GRAND: 2, Tier.FIRST: 3, Tier.SECOND: 4, Tier.THIRD: 5,
-         Tier.FOURTH: 6, Tier.FIFTH: 7, Tier.SIXTH: 8, Tier.CLOUD: 9}
+         Tier.FOURTH: 6, Tier.FIFTH: 7, Tier.SIXTH: 8}
 _TIER_OF_RANK = " ".join(f"WHEN {rank} THEN '{tier}'" for tier, rank in _RANK.items())
-_AMOUNT_OF_RANK = " ".join(f"WHEN {_RANK[t]} THEN d.{t.value}_amount"
-                           for t in rules.Tier if t != Tier.CLOUD)
+_AMOUNT_OF_RANK = " ".join(f"WHEN {rank} THEN d.{tier.value}_amount"
+                           for tier, rank in _RANK.items())
+_INCOME_TAX = "CASE WHEN {a} > 5000 THEN {a} * 20 / 100 ELSE 0 END"
+_STAMP_DUTY = "CASE WHEN {a} >= {floor} THEN ({a} * 4 + 500) / 1000 ELSE 0 END"
 
-WINNERS = text(f"""
+# The regular prizes of the invoices ending in one three-digit suffix (every prize needs
+# the last three digits of a winning number: the index on (period, suffix) finds them).
+REGULAR = text(f"""
 INSERT INTO einvoice_winnings (invoice_id, period, cardholder_id, tier, amount, income_tax,
                                stamp_duty, donated, claim_from, claim_until)
 SELECT w.invoice_id, :period, c.cardholder_id, w.tier, w.amount,
-       CASE WHEN w.amount > 5000 THEN w.amount * 20 / 100 ELSE 0 END,
-       CASE WHEN w.amount >= CASE WHEN w.tier = '{Tier.CLOUD}' THEN 500 ELSE 1000 END
-            THEN (w.amount * 4 + 500) / 1000 ELSE 0 END,
+       {_INCOME_TAX.format(a="w.amount")}, {_STAMP_DUTY.format(a="w.amount", floor=1000)},
        i.donation_code IS NOT NULL, :claim_from, :claim_until
 FROM (
-    SELECT invoice_id, CASE rank {_TIER_OF_RANK} END AS tier, amount,
-           ROW_NUMBER() OVER (PARTITION BY invoice_id ORDER BY amount DESC, rank) AS n
+    SELECT r.invoice_id, CASE r.rank {_TIER_OF_RANK} END AS tier,
+           CASE r.rank {_AMOUNT_OF_RANK} END AS amount
     FROM (
-        SELECT r.invoice_id, r.rank, CASE r.rank {_AMOUNT_OF_RANK} END AS amount
-        FROM (
-            SELECT i.id AS invoice_id, MIN(CASE
-                WHEN p.kind = 'special' AND i.digits = p.number THEN 1
-                WHEN p.kind = 'grand' AND i.digits = p.number THEN 2
-                WHEN p.kind = 'first' AND i.digits = p.number THEN 3
-                WHEN p.kind = 'first' AND substr(i.digits, 2, 7) = substr(p.number, 2, 7)
-                    THEN 4
-                WHEN p.kind = 'first' AND substr(i.digits, 3, 6) = substr(p.number, 3, 6)
-                    THEN 5
-                WHEN p.kind = 'first' AND substr(i.digits, 4, 5) = substr(p.number, 4, 5)
-                    THEN 6
-                WHEN p.kind = 'first' AND substr(i.digits, 5, 4) = substr(p.number, 5, 4)
-                    THEN 7
-                WHEN p.kind IN ('first', 'extra_sixth') THEN 8
-                END) AS rank
-            FROM einvoice_invoices i
-            JOIN einvoice_prize_numbers p ON p.period = i.period AND p.suffix = i.suffix
-            WHERE i.period = :period AND i.id BETWEEN :lo AND :hi AND {ELIGIBLE}
-            GROUP BY i.id
-        ) r
-        JOIN einvoice_draws d ON d.period = :period
-        WHERE r.rank IS NOT NULL
-        UNION ALL
-        SELECT i.id, {_RANK[Tier.CLOUD]}, cp.amount
+        SELECT i.id AS invoice_id, MIN(CASE
+            WHEN p.kind = 'special' AND i.digits = p.number THEN 1
+            WHEN p.kind = 'grand' AND i.digits = p.number THEN 2
+            WHEN p.kind = 'first' AND i.digits = p.number THEN 3
+            WHEN p.kind = 'first' AND substr(i.digits, 2, 7) = substr(p.number, 2, 7) THEN 4
+            WHEN p.kind = 'first' AND substr(i.digits, 3, 6) = substr(p.number, 3, 6) THEN 5
+            WHEN p.kind = 'first' AND substr(i.digits, 4, 5) = substr(p.number, 4, 5) THEN 6
+            WHEN p.kind = 'first' AND substr(i.digits, 5, 4) = substr(p.number, 5, 4) THEN 7
+            WHEN p.kind IN ('first', 'extra_sixth') THEN 8
+            END) AS rank
         FROM einvoice_invoices i
-        JOIN einvoice_cloud_prizes cp ON cp.period = i.period AND cp.number = i.number
-        WHERE i.period = :period AND i.id BETWEEN :lo AND :hi AND {ELIGIBLE}
-    ) candidates
+        JOIN einvoice_prize_numbers p ON p.period = i.period AND p.suffix = i.suffix
+        WHERE i.period = :period AND i.suffix = :suffix AND {ELIGIBLE}
+        GROUP BY i.id
+    ) r
+    JOIN einvoice_draws d ON d.period = :period
+    WHERE r.rank IS NOT NULL
 ) w
 JOIN einvoice_invoices i ON i.id = w.invoice_id
 JOIN einvoice_carriers c ON c.id = i.carrier_id
-WHERE w.n = 1
+""")
+
+# Cloud prizes, on the whole number. An invoice wins one prize: a cloud prize replaces a
+# regular one only when it is larger.
+CLOUD = text(f"""
+INSERT INTO einvoice_winnings (invoice_id, period, cardholder_id, tier, amount, income_tax,
+                               stamp_duty, donated, claim_from, claim_until)
+SELECT i.id, :period, c.cardholder_id, '{Tier.CLOUD}', cp.amount,
+       {_INCOME_TAX.format(a="cp.amount")}, {_STAMP_DUTY.format(a="cp.amount", floor=500)},
+       i.donation_code IS NOT NULL, :claim_from, :claim_until
+FROM einvoice_cloud_prizes cp
+JOIN einvoice_invoices i ON i.period = cp.period AND i.number = cp.number
+JOIN einvoice_carriers c ON c.id = i.carrier_id
+WHERE cp.period = :period AND {ELIGIBLE}
+ON CONFLICT (invoice_id) DO UPDATE SET
+    tier = excluded.tier, amount = excluded.amount, income_tax = excluded.income_tax,
+    stamp_duty = excluded.stamp_duty
+WHERE excluded.amount > einvoice_winnings.amount
 """)
 
 EXCLUSIONS = text(f"""
@@ -135,18 +141,19 @@ def run(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None = Non
         ) -> PrizeCheck:
     """Check every invoice of the period against its draw; replace its winnings."""
     claim_from, claim_until = rules.claim_window(period)
-    lo, hi = ctx.db.execute(select(func.min(Invoice.id), func.max(Invoice.id))
-                            .where(Invoice.period == period)).one()
+    params = {"period": period, "claim_from": claim_from, "claim_until": claim_until}
     total = int(ctx.db.scalar(select(func.count()).select_from(Invoice)
                               .where(Invoice.period == period)) or 0)
     ctx.db.execute(delete(Winning).where(Winning.period == period))
-    if lo is not None:
-        for start in range(int(lo), int(hi) + 1, SLICE):
-            end = min(start + SLICE - 1, int(hi))
-            ctx.db.execute(WINNERS, {"period": period, "lo": start, "hi": end,
-                                     "claim_from": claim_from, "claim_until": claim_until})
-            if progress is not None:
-                progress(round(total * (end - lo + 1) / (hi - lo + 1)), total)
+    suffixes = sorted(set(ctx.db.scalars(select(PrizeNumber.suffix)
+                                         .where(PrizeNumber.period == period))))
+    for n, suffix in enumerate(suffixes, start=1):
+        ctx.db.execute(REGULAR, params | {"suffix": suffix})
+        if progress is not None:
+            progress(total * n // (len(suffixes) + 1), total)
+    ctx.db.execute(CLOUD, params)
+    if progress is not None:
+        progress(total, total)
     exclusions = {str(reason): int(n) for reason, n in
                   ctx.db.execute(EXCLUSIONS, {"period": period}).all()}
     winners, amount = ctx.db.execute(

@@ -164,14 +164,18 @@ class CloudPrize(Base):
 
 
 class Winning(Base):
-    """What an invoice won in its period's check (one prize per invoice, the highest)."""
+    """What an invoice won in its period's check (one prize per invoice, the highest).
+
+    Derived rows: the check writes them from the invoices and carriers it joins, and replaces
+    them when it runs again, so they carry no foreign keys (whose checks were half the cost
+    of writing a period's winnings)."""
 
     __tablename__ = "einvoice_winnings"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("einvoice_invoices.id"), unique=True)
+    invoice_id: Mapped[int] = mapped_column(BigId, unique=True)
     period: Mapped[int] = mapped_column(Integer, index=True)
-    cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"), index=True)
+    cardholder_id: Mapped[int] = mapped_column(BigId, index=True)
     tier: Mapped[str] = mapped_column(String(12))  # rules.Tier
     amount: Mapped[int] = mapped_column(Integer)
     income_tax: Mapped[int] = mapped_column(Integer)

@@ -4,9 +4,9 @@ Cards as e-invoice carriers, their invoices and allowances, bindings to mobile b
 periods' draws (numbers, cloud prizes), checks and winnings; and the outbox of notices to
 residents.
 
-Revision ID: 3e6588aeb8e6
+Revision ID: c4baffb5def4
 Revises: 48e077c0f27f
-Create Date: 2026-12-06 00:38:52.655003
+Create Date: 2026-12-06 00:46:12.470565
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 
 import cardsvc.db
 
-revision: str = '3e6588aeb8e6'
+revision: str = 'c4baffb5def4'
 down_revision: str | None = '48e077c0f27f'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -59,6 +59,25 @@ def upgrade() -> None:
     sa.Column('imported_by', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('period', name=op.f('pk_einvoice_draws'))
     )
+    op.create_table('einvoice_winnings',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('period', sa.Integer(), nullable=False),
+    sa.Column('cardholder_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tier', sa.String(length=12), nullable=False),
+    sa.Column('amount', sa.Integer(), nullable=False),
+    sa.Column('income_tax', sa.Integer(), nullable=False),
+    sa.Column('stamp_duty', sa.Integer(), nullable=False),
+    sa.Column('donated', sa.Boolean(), nullable=False),
+    sa.Column('claim_from', sa.Date(), nullable=False),
+    sa.Column('claim_until', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_einvoice_winnings')),
+    sa.UniqueConstraint('invoice_id', name=op.f('uq_einvoice_winnings_invoice_id'))
+    )
+    with op.batch_alter_table('einvoice_winnings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_einvoice_winnings_cardholder_id'), ['cardholder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_einvoice_winnings_period'), ['period'], unique=False)
+
     op.create_table('einvoice_prize_numbers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('period', sa.Integer(), nullable=False),
@@ -167,35 +186,9 @@ def upgrade() -> None:
     with op.batch_alter_table('einvoice_allowances', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_einvoice_allowances_invoice_id'), ['invoice_id'], unique=False)
 
-    op.create_table('einvoice_winnings',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('period', sa.Integer(), nullable=False),
-    sa.Column('cardholder_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('tier', sa.String(length=12), nullable=False),
-    sa.Column('amount', sa.Integer(), nullable=False),
-    sa.Column('income_tax', sa.Integer(), nullable=False),
-    sa.Column('stamp_duty', sa.Integer(), nullable=False),
-    sa.Column('donated', sa.Boolean(), nullable=False),
-    sa.Column('claim_from', sa.Date(), nullable=False),
-    sa.Column('claim_until', sa.Date(), nullable=False),
-    sa.ForeignKeyConstraint(['cardholder_id'], ['cardholders.id'], name=op.f('fk_einvoice_winnings_cardholder_id_cardholders')),
-    sa.ForeignKeyConstraint(['invoice_id'], ['einvoice_invoices.id'], name=op.f('fk_einvoice_winnings_invoice_id_einvoice_invoices')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_einvoice_winnings')),
-    sa.UniqueConstraint('invoice_id', name=op.f('uq_einvoice_winnings_invoice_id'))
-    )
-    with op.batch_alter_table('einvoice_winnings', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_einvoice_winnings_cardholder_id'), ['cardholder_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_einvoice_winnings_period'), ['period'], unique=False)
-
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('einvoice_winnings', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_einvoice_winnings_period'))
-        batch_op.drop_index(batch_op.f('ix_einvoice_winnings_cardholder_id'))
-
-    op.drop_table('einvoice_winnings')
     with op.batch_alter_table('einvoice_allowances', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_einvoice_allowances_invoice_id'))
 
@@ -224,6 +217,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_einvoice_prize_numbers_period'))
 
     op.drop_table('einvoice_prize_numbers')
+    with op.batch_alter_table('einvoice_winnings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_einvoice_winnings_period'))
+        batch_op.drop_index(batch_op.f('ix_einvoice_winnings_cardholder_id'))
+
+    op.drop_table('einvoice_winnings')
     op.drop_table('einvoice_draws')
     with op.batch_alter_table('einvoice_cloud_prizes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_einvoice_cloud_prizes_period'))
