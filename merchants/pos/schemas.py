@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import Field
 
-from cardsvc.schemas_common import IdField, Integer, Model
+from cardsvc.schemas_common import IdField, Integer, IsoDate, Model
 
 
 class CardPurchase(Model):
@@ -64,10 +64,32 @@ class QrPurchase(Model):
     amount: Integer = Field(gt=0, le=1_000_000)
 
 
+class OfflineInvoice(Model):
+    """The e-invoice the terminal issued for an offline record (cardsvc.einvoice)."""
+
+    invoice_number: str = Field(pattern=r"^[A-Z]{2}[0-9]{8}$")
+    invoice_date: IsoDate
+    random_code: str = Field(pattern=r"^[0-9]{4}$")
+    seller_tax_id: str = Field(pattern=r"^[0-9]{8}$")
+    buyer_tax_id: str | None = Field(default=None, pattern=r"^[0-9]{8}$")
+    donation_code: str | None = Field(default=None, pattern=r"^[0-9]{3,7}$")
+
+
+class OfflineRecord(CardPurchase):
+    invoice: OfflineInvoice | None = Field(default=None, description="The invoice issued "
+                                           "for this purchase, onto the card's carrier")
+
+
 class OfflineBatch(Model):
     batch_ref: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                            description="The terminal's own name for this batch")
-    records: list[CardPurchase] = Field(min_length=1, max_length=1000)
+    records: list[OfflineRecord] = Field(min_length=1, max_length=1000)
+
+
+class InvoiceRefused(Model):
+    terminal_seq: int
+    code: str
+    detail: str
 
 
 class BatchOut(Model):
@@ -75,6 +97,9 @@ class BatchOut(Model):
     batch_ref: str
     records: int
     duplicate: bool = Field(description="This batch had been received before; nothing changed")
+    invoices: int = Field(default=0, description="Invoices put onto cards' carriers")
+    invoices_refused: list[InvoiceRefused] = Field(
+        default_factory=list, description="Invoices refused (the records themselves stand)")
 
 
 class PingOut(Model):

@@ -27,7 +27,7 @@ from cardsvc.ledger import service as ledger
 from cardsvc.ledger.errors import InsufficientFunds
 from cardsvc.ledger.models import Account, AccountKind
 from merchants.pos import errors as e
-from merchants.pos import qr
+from merchants.pos import invoices, qr
 from merchants.pos import schemas as s
 from merchants.pos.interfaces import clearing_state
 from merchants.pos.models import (
@@ -297,8 +297,10 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
 
 def upload_batch(ctx: Ctx, terminal: Terminal, data: s.OfflineBatch) -> s.BatchOut:
     """Store an offline terminal's records as facts, once. Clearing validates them."""
-    digest = hashlib.sha256(json.dumps([r.model_dump() for r in data.records],
-                                       sort_keys=True).encode()).hexdigest()
+    # A record without an invoice hashes as it did before records could carry one.
+    digest = hashlib.sha256(json.dumps(
+        [r.model_dump(mode="json", exclude={"invoice"} if r.invoice is None else None)
+         for r in data.records], sort_keys=True).encode()).hexdigest()
     batch = PosBatch(terminal_id=terminal.id, batch_ref=data.batch_ref,
                      records=len(data.records), content_hash=digest, received_at=ctx.now)
     try:
@@ -315,16 +317,18 @@ def upload_batch(ctx: Ctx, terminal: Terminal, data: s.OfflineBatch) -> s.BatchO
                           records=existing.records, duplicate=True)
     cards = {c.card_number: c.id for c in ctx.db.scalars(select(Card).where(
         Card.card_number.in_({r.card_number for r in data.records})))}
-    ctx.db.execute(insert(PosTransaction), [
+    ids = ctx.db.scalars(insert(PosTransaction).returning(
+        PosTransaction.id, sort_by_parameter_order=True), [
         {"kind": PosKind.OFFLINE_PURCHASE, "status": PosStatus.UPLOADED, "terminal_id": terminal.id,
          "merchant_id": terminal.merchant_id, "card_id": cards.get(r.card_number),
          "card_number": r.card_number, "amount": r.amount, "refunded": 0,
          "card_counter": r.card_counter, "balance_after": r.balance_after,
          "terminal_seq": r.terminal_seq, "card_time": r.time,
          "certificate": r.certificate.lower(), "batch_id": batch.id, "created_at": ctx.now}
-        for r in data.records])
+        for r in data.records]).all()
+    issued, refused = invoices.from_batch(ctx, terminal, data.records, list(ids), cards)
     audit.record(ctx, "pos.batch_upload", target_type="terminal", target_id=terminal.id,
                  detail={"batch_id": batch.id, "records": len(data.records),
                          "amount": sum(r.amount for r in data.records)})
     return s.BatchOut(batch_id=batch.id, batch_ref=batch.batch_ref, records=batch.records,
-                      duplicate=False)
+                      duplicate=False, invoices=issued, invoices_refused=refused)

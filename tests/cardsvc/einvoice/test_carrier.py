@@ -236,3 +236,21 @@ def test_the_platform_is_told_of_bindings(shop: Shop) -> None:
     assert fake.bound == {card["card_number"]: "/ABC+123"}
     shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/unbind")
     assert fake.bound == {}
+
+
+def test_offline_records_bring_their_invoices_once(shop: Shop) -> None:
+    taps = [shop.tap(12), shop.tap(13)]
+    card_day = dt.datetime.fromtimestamp(taps[0]["time"], TAIPEI).date().isoformat()
+    invoice = {"invoice_date": card_day, "random_code": "0042", "seller_tax_id": SELLER}
+    records = [taps[0] | {"invoice": invoice | {"invoice_number": "OF00000001"}},
+               taps[1] | {"invoice": invoice | {"invoice_number": "OF00000002",
+                                                "seller_tax_id": "04595252"}}]
+    body = {"batch_ref": "offline-1", "records": records}
+    first = shop.pos.request("POST", "/pos/v1/batches", body, idempotency_key=f.key()).json()
+    assert first["records"] == 2 and first["invoices"] == 1
+    assert [(r["terminal_seq"], r["code"]) for r in first["invoices_refused"]] == [
+        (taps[1]["terminal_seq"], "invoice_seller_mismatch")]
+    again = shop.pos.request("POST", "/pos/v1/batches", body, idempotency_key=f.key()).json()
+    assert again["duplicate"] is True
+    mine = shop.clerk.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
+    assert [i["number"] for i in mine["invoices"]] == ["OF00000001"]
