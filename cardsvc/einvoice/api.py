@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
-from cardsvc.deps import CtxDep, allow
+from cardsvc.context import Actor, Ctx
+from cardsvc.deps import DB, PUBLIC, CtxDep, RuntimeDep, allow
 from cardsvc.einvoice import schemas as s
 from cardsvc.einvoice import service
 from cardsvc.einvoice.models import Draw
@@ -20,6 +21,12 @@ router = APIRouter(tags=["e-invoice"])
 DRAW_KEEPERS = (Role.SUPERVISOR, Role.ADMIN)
 PeriodPath = Annotated[int, Path(ge=10002, le=99912,
                                  description="yyyMM: ROC year and the period's even month")]
+
+
+def public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
+    return rt.ctx(db, Actor.system("resident-app"))
+
+
 BAD_PERIOD: dict[int | str, dict[str, Any]] = {
     422: {"description": "`draw_invalid`: not a period (yyyMM, even month)"}}
 
@@ -38,6 +45,17 @@ def bind(card_id: IdPath, body: s.BindingRequest, ctx: CtxDep) -> s.BindingOut:
              summary="Undo 歸戶: the carrier no longer aggregates to the mobile barcode")
 def unbind(card_id: IdPath, ctx: CtxDep) -> s.BindingOut:
     return service.binding_out(ctx, service.unbind(ctx, card_id))
+
+
+@router.post("/einvoice/v1/binding", response_model=s.BindingOut,
+             dependencies=[Depends(PUBLIC)],
+             responses={401: {"description": "`binding_bad_signature`"},
+                        409: {"description": "`carrier_already_bound`"}},
+             summary="歸戶 from the resident's phone (no login: the mobile card's own key "
+                     "signs the request)")
+def bind_from_phone(body: s.SignedBinding,
+                    ctx: Annotated[Ctx, Depends(public_ctx)]) -> s.BindingOut:
+    return service.binding_out(ctx, service.bind_signed(ctx, body))
 
 
 @router.get("/cardholders/{holder_id:int}/invoices", response_model=s.ResidentInvoices,

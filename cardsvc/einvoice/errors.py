@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cardsvc.errors import Conflict, InvalidInput, NotFound
+from cardsvc.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class BadInvoice(InvalidInput):
@@ -58,3 +58,9 @@ class BadBarcode(InvalidInput):
 class AlreadyBound(Conflict):
     code = "carrier_already_bound"
     title = "The carrier is bound to a mobile barcode"
+
+
+class BadSignature(DomainError):
+    status = 401
+    code = "binding_bad_signature"
+    title = "Not signed by the mobile card"

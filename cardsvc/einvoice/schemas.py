@@ -58,6 +58,18 @@ class BindingRequest(Model):
                                 description="The resident's mobile barcode carrier")
 
 
+class SignedBinding(Model):
+    """歸戶 from the resident's phone: signed with the mobile card's own key."""
+
+    card_number: str = Field(pattern=r"^[0-9]{16}$", description="The mobile card")
+    mobile_barcode: str = Field(pattern=r"^/[0-9A-Z.+\-]{7}$", examples=["/ABC+123"])
+    issued_at: Integer = Field(ge=0, le=2**40, description="Unix seconds when the phone "
+                               "signed it (accepted within two minutes)")
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{40,200}$", description="base64url of "
+                           "the phone's signature over "
+                           "KMBIND1|<card_number>|<mobile_barcode>|<issued_at>")
+
+
 class BindingOut(Model):
     carrier: str
     mobile_barcode: str

@@ -3,6 +3,7 @@ draws, paper invoice checks, winners' notices and the reports."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import io
@@ -16,7 +17,8 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
-from cardsvc.cards.models import Card
+from cardsvc.cards import device
+from cardsvc.cards.models import Card, CardStatus
 from cardsvc.context import TAIPEI, Ctx
 from cardsvc.einvoice import check, rules
 from cardsvc.einvoice import schemas as s
@@ -26,6 +28,7 @@ from cardsvc.einvoice.errors import (
     BadBarcode,
     BadDraw,
     BadInvoice,
+    BadSignature,
     InvoiceVoided,
     NoDraw,
     NumberUsed,
@@ -228,6 +231,36 @@ def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
     audit.record(ctx, "einvoice.bind", target_type="card", target_id=card.id,
                  detail={"carrier_id": carrier.id, "mobile_barcode": barcode})
     return binding
+
+
+SIGNED_WINDOW = 120  # seconds either side of the server's clock
+
+
+def binding_message(card_number: str, barcode: str, issued_at: int) -> bytes:
+    return f"KMBIND1|{card_number}|{barcode}|{issued_at}".encode()
+
+
+def sign_binding(private_key: Any, card_number: str, barcode: str, issued_at: int) -> str:
+    """What the residents' app sends (the demo and the tests use it too)."""
+    raw = device.sign(private_key, binding_message(card_number, barcode, issued_at))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def bind_signed(ctx: Ctx, data: s.SignedBinding) -> CarrierBinding:
+    """歸戶 from the resident's phone: the mobile card's own key signed the request."""
+    card = ctx.db.scalar(select(Card).where(Card.card_number == data.card_number))
+    try:
+        signature = base64.urlsafe_b64decode(data.signature + "=" * (-len(data.signature) % 4))
+    except ValueError:
+        signature = b""
+    fresh = abs(ctx.now.timestamp() - data.issued_at) <= SIGNED_WINDOW
+    if (card is None or card.device_public_key is None or card.status != CardStatus.ACTIVE
+            or not fresh or not device.verify(
+                card.device_public_key,
+                binding_message(data.card_number, data.mobile_barcode, data.issued_at),
+                signature)):
+        raise BadSignature("not signed by this active mobile card's key within two minutes")
+    return bind(ctx, card.id, data.mobile_barcode)
 
 
 def unbind(ctx: Ctx, card_id: int) -> CarrierBinding:

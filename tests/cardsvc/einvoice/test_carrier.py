@@ -14,7 +14,7 @@ import pytest
 from cardsvc.context import TAIPEI, Actor
 from cardsvc.db import unit_of_work
 from cardsvc.einvoice import rules
-from cardsvc.einvoice.service import CarrierPlatform, FakePlatform
+from cardsvc.einvoice.service import CarrierPlatform, FakePlatform, sign_binding
 from cardsvc.notify.service import FakeSender, deliver
 from tests.support import factories as f
 from tests.support.api import Api
@@ -254,3 +254,26 @@ def test_offline_records_bring_their_invoices_once(shop: Shop) -> None:
     assert again["duplicate"] is True
     mine = shop.clerk.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
     assert [i["number"] for i in mine["invoices"]] == ["OF00000001"]
+
+
+def test_the_phone_binds_its_own_card_with_a_signed_request(app_client, clerk) -> None:  # type: ignore[no-untyped-def]
+    private, card = f.mobile_card(clerk, "phone-einvoice-1", 100)
+    other_private, _ = f.mobile_card(clerk, "phone-einvoice-2", 100)
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+
+    def ask(key: Any, issued_at: int, barcode: str = "/PHONE.1") -> Any:
+        return app_client.post("/einvoice/v1/binding", json={
+            "card_number": card["card_number"], "mobile_barcode": barcode,
+            "issued_at": issued_at,
+            "signature": sign_binding(key, card["card_number"], barcode, issued_at)})
+
+    for key, at in ((other_private, now), (private, now - 600)):
+        refused = ask(key, at)
+        assert refused.status_code == 401 and refused.json()["code"] == "binding_bad_signature"
+    forged = app_client.post("/einvoice/v1/binding", json={
+        "card_number": card["card_number"], "mobile_barcode": "/EVIL.00", "issued_at": now,
+        "signature": sign_binding(private, card["card_number"], "/PHONE.1", now)})
+    assert forged.status_code == 401
+    ok = ask(private, now)
+    assert ok.status_code == 200 and ok.json()["mobile_barcode"] == "/PHONE.1"
+    assert ok.json()["bound_by"] == "resident-app"
