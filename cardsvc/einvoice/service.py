@@ -403,7 +403,11 @@ def import_cloud(ctx: Ctx, period: int, content: bytes) -> int:
     else:
         rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
         if rows and not rules.valid_invoice_number(rows[0][0].strip()):
-            rows = rows[1:]  # a header
+            head = rows[0][0].strip().lower()
+            if not any(word in head for word in ("invoice", "number", "發票")):
+                raise BadDraw("the cloud list is CSV: invoice number, amount (a header line "
+                              "may name them)", line=1)
+            rows = rows[1:]
         pairs = [(r[0], r[1] if len(r) > 1 else "") for r in rows]
     prizes: dict[str, int] = {}
     for line, (number, amount) in enumerate(pairs, start=1):

@@ -259,6 +259,8 @@ def pos_invoice(body: es.InvoiceReport, ctx: PosCtx,
 
 
 @pos_router.post("/invoices/void", response_model=es.InvoiceOut,
+                 responses={404: {"description": "`not_found`: this merchant issued no such "
+                                                 "invoice in that period"}},
                  summary="Void (作廢) an invoice this merchant issued")
 def pos_invoice_void(body: es.InvoiceVoid, ctx: PosCtx,
                      idempotency_key: IdempotencyKey) -> JSONResponse:
@@ -269,7 +271,9 @@ def pos_invoice_void(body: es.InvoiceVoid, ctx: PosCtx,
 
 
 @pos_router.post("/invoices/allowances", response_model=es.InvoiceOut,
-                 responses={409: {"description": "invoice_voided"},
+                 responses={404: {"description": "`not_found`: this merchant issued no such "
+                                                 "invoice in that period"},
+                            409: {"description": "invoice_voided"},
                             422: {"description": "invoice_amount_mismatch"}},
                  summary="An allowance (折讓) on an invoice this merchant issued")
 def pos_invoice_allowance(body: es.AllowanceRequest, ctx: PosCtx,
