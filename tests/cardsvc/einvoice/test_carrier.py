@@ -18,6 +18,7 @@ from cardsvc.einvoice.service import CarrierPlatform, FakePlatform, sign_binding
 from cardsvc.notify.service import FakeSender, deliver
 from tests.support import factories as f
 from tests.support.api import Api
+from tests.support.einvoice import winning_list
 from tests.support.worlds import Shop
 
 SELLER = "10458575"  # the shop's 統一編號 (tests/support/worlds.py)
@@ -89,18 +90,8 @@ def test_binding_to_a_mobile_barcode(shop: Shop) -> None:
     assert shop.clerk.post(f"/cards/{card['id']}/carrier/unbind").status_code == 404
 
 
-def winning_list(period: int, **over: str) -> bytes:
-    data = {"invoYm": f"{period:05d}", "superPrizeNo": "12345678", "spcPrizeNo": "87654321",
-            "firstPrizeNo1": "00507588", "firstPrizeNo2": "40912336",
-            "firstPrizeNo3": "91286147", "superPrizeAmt": "10000000",
-            "spcPrizeAmt": "02000000", "firstPrizeAmt": "00200000",
-            "secondPrizeAmt": "00040000", "thirdPrizeAmt": "00010000",
-            "fourthPrizeAmt": "00004000", "fifthPrizeAmt": "00001000",
-            "sixthPrizeAmt": "00000200", "sixthPrizeNo1": "765"}
-    data.update({f"firstPrizeNo{n}": "" for n in range(4, 11)})
-    data.update({f"sixthPrizeNo{n}": "" for n in range(2, 7)})
-    data.update(over)
-    return json.dumps(data).encode()
+def draw_file(period: int, **over: str) -> bytes:
+    return json.dumps(winning_list(period, **over)).encode()
 
 
 def post_raw(api: Api, path: str, content: bytes, media: str) -> Any:
@@ -142,7 +133,7 @@ def test_the_check_finds_every_planted_winner_once(shop: Shop, supervisor_of: Ap
         "reason": "returned"}, idempotency_key=f.key()).status_code == 200
 
     sup = supervisor_of
-    assert post_raw(sup, "/einvoice/draws", winning_list(period),
+    assert post_raw(sup, "/einvoice/draws", draw_file(period),
                     "application/json").status_code == 201
     cloud = "invoice_number,amount\nXK33333333,2000\nXL40912336,800\n"
     assert post_raw(sup, f"/einvoice/periods/{period}/cloud-prizes", cloud.encode(),
@@ -170,7 +161,7 @@ def test_the_check_finds_every_planted_winner_once(shop: Shop, supervisor_of: Ap
         == mine["winnings"]
 
     # A corrected draw replaces the old one and checks the period again.
-    assert post_raw(sup, "/einvoice/draws", winning_list(period, superPrizeNo="55555555"),
+    assert post_raw(sup, "/einvoice/draws", draw_file(period, superPrizeNo="55555555"),
                     "application/json").status_code == 201
     corrected = sup.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
     tiers = {w["invoice_number"]: w["tier"] for w in corrected["winnings"]}
@@ -187,7 +178,7 @@ def test_the_check_finds_every_planted_winner_once(shop: Shop, supervisor_of: Ap
 def test_winners_hear_of_it_once_through_the_outbox(shop: Shop, supervisor_of: Api) -> None:
     period = rules.period_of(today())
     issued(shop, "XC00507588")
-    post_raw(supervisor_of, "/einvoice/draws", winning_list(period), "application/json")
+    post_raw(supervisor_of, "/einvoice/draws", draw_file(period), "application/json")
     supervisor_of.ok("POST", f"/einvoice/periods/{period}/check")
     sender = FakeSender()
     rt = shop.rt
@@ -202,7 +193,7 @@ def test_winners_hear_of_it_once_through_the_outbox(shop: Shop, supervisor_of: A
 
 def test_paper_invoices_by_number_or_by_qr(shop: Shop, supervisor_of: Api) -> None:
     period = rules.period_of(today())
-    post_raw(supervisor_of, "/einvoice/draws", winning_list(period), "application/json")
+    post_raw(supervisor_of, "/einvoice/draws", draw_file(period), "application/json")
     out = shop.clerk.ok("POST", "/einvoice/prize-check",
                         {"period": period, "numbers": ["AB10507588", "AB11111111"]})
     assert [(r["number"], r["tier"], r["amount"]) for r in out] == [

@@ -11,6 +11,7 @@ from cardsvc.einvoice import rules
 from cardsvc.einvoice.rules import Draw, Tier
 from cardsvc.einvoice.service import parse_draw
 from cardsvc.errors import InvalidInput
+from tests.support.einvoice import winning_list
 
 AMOUNTS = {Tier.SPECIAL: 10_000_000, Tier.GRAND: 2_000_000, Tier.FIRST: 200_000,
            Tier.SECOND: 40_000, Tier.THIRD: 10_000, Tier.FOURTH: 4_000, Tier.FIFTH: 1_000,
@@ -86,23 +87,8 @@ def test_a_bad_proof_qr_is_refused(text: str) -> None:
         rules.parse_proof_qr(text)
 
 
-def winning_list(**over: str) -> dict[str, str]:
-    data = {"v": "0.2", "code": "200", "msg": "查詢成功", "invoYm": "11410",
-            "superPrizeNo": "12345678", "spcPrizeNo": "87654321",
-            "firstPrizeNo1": "00507588", "firstPrizeNo2": "40912336",
-            "firstPrizeNo3": "91286147", "sixthPrizeNo1": "", "superPrizeAmt": "10000000",
-            "spcPrizeAmt": "02000000", "firstPrizeAmt": "00200000",
-            "secondPrizeAmt": "00040000", "thirdPrizeAmt": "00010000",
-            "fourthPrizeAmt": "00004000", "fifthPrizeAmt": "00001000",
-            "sixthPrizeAmt": "00000200"}
-    data.update({f"firstPrizeNo{n}": "" for n in range(4, 11)})
-    data.update({f"sixthPrizeNo{n}": "" for n in range(2, 7)})
-    data.update(over)
-    return data
-
-
 def test_the_winning_list_is_read_as_the_mof_writes_it() -> None:
-    draw = parse_draw(winning_list(sixthPrizeNo1="765"))
+    draw = parse_draw(winning_list())
     assert draw.period == 11410 and draw.first == ("00507588", "40912336", "91286147")
     assert draw.extra_sixth == ("765",) and draw.amounts[Tier.GRAND] == 2_000_000
 
