@@ -58,6 +58,16 @@ def bind_from_phone(body: s.SignedBinding,
     return service.binding_out(ctx, service.bind_signed(ctx, body))
 
 
+@router.post("/einvoice/v1/invoices", response_model=s.ResidentInvoices,
+             dependencies=[Depends(PUBLIC)],
+             responses={401: {"description": "`binding_bad_signature`"}},
+             summary="The resident's app: its own invoices and winnings (no login: the mobile "
+                     "card's own key signs the request)")
+def my_invoices(body: s.SignedRead, ctx: Annotated[Ctx, Depends(public_ctx)]
+                ) -> s.ResidentInvoices:
+    return service.resident_signed(ctx, body)
+
+
 @router.get("/cardholders/{holder_id:int}/invoices", response_model=s.ResidentInvoices,
             dependencies=[Depends(allow(*READERS))],
             summary="A resident's invoices on all their cards, and what they won")

@@ -70,6 +70,17 @@ class SignedBinding(Model):
                            "KMBIND1|<card_number>|<mobile_barcode>|<issued_at>")
 
 
+class SignedRead(Model):
+    """The resident's app asking for its own invoices: signed with the mobile card's key."""
+
+    card_number: str = Field(pattern=r"^[0-9]{16}$", description="The mobile card")
+    issued_at: Integer = Field(ge=0, le=2**40, description="Unix seconds when the phone "
+                               "signed it (accepted within two minutes)")
+    period: int | None = Field(default=None, ge=10002, le=99912)
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{40,200}$", description="base64url of "
+                           "the phone's signature over KMINV1|<card_number>|<issued_at>")
+
+
 class BindingOut(Model):
     carrier: str
     mobile_barcode: str

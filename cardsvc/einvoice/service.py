@@ -246,21 +246,41 @@ def sign_binding(private_key: Any, card_number: str, barcode: str, issued_at: in
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def bind_signed(ctx: Ctx, data: s.SignedBinding) -> CarrierBinding:
-    """歸戶 from the resident's phone: the mobile card's own key signed the request."""
-    card = ctx.db.scalar(select(Card).where(Card.card_number == data.card_number))
+def sign_read(private_key: Any, card_number: str, issued_at: int) -> str:
+    raw = device.sign(private_key, f"KMINV1|{card_number}|{issued_at}".encode())
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _signed_card(ctx: Ctx, card_number: str, issued_at: int, message: bytes,
+                 signature_text: str) -> Card:
+    """The active mobile card whose phone signed `message` within the window."""
+    card = ctx.db.scalar(select(Card).where(Card.card_number == card_number))
     try:
-        signature = base64.urlsafe_b64decode(data.signature + "=" * (-len(data.signature) % 4))
+        signature = base64.urlsafe_b64decode(signature_text + "=" * (-len(signature_text) % 4))
     except ValueError:
         signature = b""
-    fresh = abs(ctx.now.timestamp() - data.issued_at) <= SIGNED_WINDOW
+    fresh = abs(ctx.now.timestamp() - issued_at) <= SIGNED_WINDOW
     if (card is None or card.device_public_key is None or card.status != CardStatus.ACTIVE
-            or not fresh or not device.verify(
-                card.device_public_key,
-                binding_message(data.card_number, data.mobile_barcode, data.issued_at),
-                signature)):
+            or not fresh or not device.verify(card.device_public_key, message, signature)):
         raise BadSignature("not signed by this active mobile card's key within two minutes")
+    return card
+
+
+def bind_signed(ctx: Ctx, data: s.SignedBinding) -> CarrierBinding:
+    """歸戶 from the resident's phone: the mobile card's own key signed the request."""
+    card = _signed_card(ctx, data.card_number, data.issued_at, binding_message(
+        data.card_number, data.mobile_barcode, data.issued_at), data.signature)
     return bind(ctx, card.id, data.mobile_barcode)
+
+
+def resident_signed(ctx: Ctx, data: s.SignedRead) -> s.ResidentInvoices:
+    """The resident's app: their own invoices and winnings, asked with the phone's key."""
+    card = _signed_card(ctx, data.card_number, data.issued_at,
+                        f"KMINV1|{data.card_number}|{data.issued_at}".encode(), data.signature)
+    audit.record(ctx, "einvoice.resident_read", target_type="cardholder",
+                 target_id=card.cardholder_id, purpose="the resident's own app",
+                 detail={"card_id": card.id})
+    return resident(ctx, card.cardholder_id, data.period)
 
 
 def unbind(ctx: Ctx, card_id: int) -> CarrierBinding:

@@ -14,7 +14,7 @@ import pytest
 from cardsvc.context import TAIPEI, Actor
 from cardsvc.db import unit_of_work
 from cardsvc.einvoice import rules
-from cardsvc.einvoice.service import CarrierPlatform, FakePlatform, sign_binding
+from cardsvc.einvoice.service import CarrierPlatform, FakePlatform, sign_binding, sign_read
 from cardsvc.notify.service import FakeSender, deliver
 from tests.support import factories as f
 from tests.support.api import Api
@@ -268,3 +268,15 @@ def test_the_phone_binds_its_own_card_with_a_signed_request(app_client, clerk) -
     ok = ask(private, now)
     assert ok.status_code == 200 and ok.json()["mobile_barcode"] == "/PHONE.1"
     assert ok.json()["bound_by"] == "resident-app"
+
+
+def test_the_residents_app_reads_its_own_invoices(shop: Shop, clerk) -> None:  # type: ignore[no-untyped-def]
+    private, card = f.mobile_card(clerk, "phone-einvoice-3", 100)
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    body = {"card_number": card["card_number"], "issued_at": now,
+            "signature": sign_read(private, card["card_number"], now)}
+    mine = shop.client.post("/einvoice/v1/invoices", json=body)
+    assert mine.status_code == 200 and mine.json()["invoices"] == []
+    stolen = dict(body, card_number=shop.card["card_number"])
+    r = shop.client.post("/einvoice/v1/invoices", json=stolen)
+    assert r.status_code == 401 and r.json()["code"] == "binding_bad_signature"
