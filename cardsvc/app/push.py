@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from celery import Celery
@@ -37,9 +38,16 @@ class LibraryPush:
                          daemon=True).start()
 
     def _deliver(self, ids: list[int]) -> None:
+        # With no workers and no beat, this thread tries a failing library again itself,
+        # after the backoff, until it is delivered or parked.
         for library_id in ids:
-            try:
-                webhooks.deliver(self.rt.sessions, self.rt.settings, self.rt.keys, library_id,
-                                 webhooks.HttpTransport())
-            except Exception:  # a thread of its own: log, the sweep or the CLI retries
-                log.exception("pushing library %s's feed failed", library_id)
+            while True:
+                try:
+                    out = webhooks.deliver(self.rt.sessions, self.rt.settings, self.rt.keys,
+                                           library_id, webhooks.HttpTransport())
+                except Exception:  # a thread of its own: log; the CLI can push by hand
+                    log.exception("pushing library %s's feed failed", library_id)
+                    break
+                if out.retry_in is None:
+                    break
+                time.sleep(out.retry_in)

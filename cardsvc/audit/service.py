@@ -233,6 +233,8 @@ def _write_pending(db: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(db: Session) -> None:
+    if db.in_nested_transaction():
+        return  # a savepoint rolled back (a retried insert): the rows recorded before stand
     db.info.pop(_PENDING, None)
 
 

@@ -87,6 +87,13 @@ def list_sip_logins(library_id: IdPath, ctx: CtxDep) -> list[s.SipLoginOut]:
     return [service.sip_login_out(x) for x in service.list_sip_logins(ctx, library_id)]
 
 
+@router.post("/libraries/sip-logins/{login_id:int}/deactivate", response_model=s.SipLoginOut,
+             dependencies=[Depends(allow(*ADMINS))],
+             summary="Switch a SIP2 login off (its open connections get no more answers)")
+def deactivate_sip_login(login_id: IdPath, ctx: CtxDep) -> s.SipLoginOut:
+    return service.sip_login_out(service.deactivate_sip_login(ctx, login_id))
+
+
 # --- links at the counter ------------------------------------------------------------------
 
 

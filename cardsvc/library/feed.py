@@ -51,10 +51,7 @@ def append(ctx: Ctx, library_id: int, link: LibraryLink, kind: EventKind,
            ) -> LibraryEvent:
     """The library's next event (the record, and which of its fields changed). Locks the
     library's feed row until the commit."""
-    feed = ctx.db.get(LibraryFeed, library_id, with_for_update=True, populate_existing=True)
-    if feed is None:
-        feed = LibraryFeed(library_id=library_id, last_seq=0)
-        ctx.db.add(feed)
+    feed = _lock_feed(ctx, library_id)
     feed.last_seq += 1
     ev = LibraryEvent(library_id=library_id, seq=feed.last_seq, event_id=str(uuid.uuid4()),
                       kind=kind.value, patron_id=link.patron_id,
@@ -64,6 +61,15 @@ def append(ctx: Ctx, library_id: int, link: LibraryLink, kind: EventKind,
     link.last_record = records.encode(record)
     ctx.db.info.setdefault(_PUBLISHED, set()).add(library_id)
     return ev
+
+
+def _lock_feed(ctx: Ctx, library_id: int) -> LibraryFeed:
+    feed = ctx.db.get(LibraryFeed, library_id, with_for_update=True, populate_existing=True)
+    if feed is None:
+        feed = LibraryFeed(library_id=library_id, last_seq=0)
+        ctx.db.add(feed)
+        ctx.db.flush()
+    return feed
 
 
 def changed_fields(before: str | None, after: dict[str, Any]) -> list[str]:
@@ -86,12 +92,21 @@ def refresh(ctx: Ctx, holder_ids: Iterable[int], cause: str = "change") -> int:
     """Rebuild the records of these residents' standing links; append an event for each
     library whose record changed. Returns the number of events."""
     links = _linked(ctx.db, holder_ids)
+    # The libraries' feed rows first, in id order: then each record is built from what is
+    # committed now, so of two changes to one resident committing at once (a lost card, a
+    # name corrected) the later one's record has both, never only its own.
+    for library_id in sorted({link.library_id for link in links}):
+        _lock_feed(ctx, library_id)
     written = 0
     for link in links:
+        ctx.db.refresh(link)
         library = ctx.db.get(Library, link.library_id)
-        holder = ctx.db.get(Cardholder, link.cardholder_id)
+        holder = ctx.db.get(Cardholder, link.cardholder_id, populate_existing=True)
         assert library is not None and holder is not None  # noqa: S101 - foreign keys
-        record = records.build(library, link, holder, records.current_card(ctx.db, holder.id),
+        if link.live_holder_id is None:
+            continue  # unlinked meanwhile
+        record = records.build(library, link, holder,
+                               records.current_card(ctx.db, holder.id, fresh=True),
                                ctx.keys, ctx.today)
         changed = changed_fields(link.last_record, record)
         if changed:
@@ -138,6 +153,8 @@ def _publish(db: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _notify(db: Session) -> None:
+    if db.in_nested_transaction():
+        return  # a savepoint was released: the transaction goes on
     published = db.info.pop(_PUBLISHED, None)
     ctx = ctx_of(db)
     if published and ctx is not None:
@@ -147,5 +164,7 @@ def _notify(db: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget(db: Session) -> None:
+    if db.in_nested_transaction():
+        return  # a savepoint rolled back (a retried insert): the transaction's changes stand
     db.info.pop(_TOUCHED, None)
     db.info.pop(_PUBLISHED, None)

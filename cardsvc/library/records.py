@@ -37,15 +37,19 @@ def new_patron_id() -> str:
     return PATRON_ID_PREFIX + "".join(secrets.choice(_PATRON_ALPHABET) for _ in range(12))
 
 
-def current_card(db: Session, holder_id: int) -> Card | None:
-    """The card a library should know: the live physical card, else the live mobile card,
-    else the latest card the resident had."""
-    cards = list(db.scalars(select(Card).where(Card.cardholder_id == holder_id)
-                            .order_by(Card.id.desc())))
-    for form in ("physical", "mobile"):
-        for card in cards:
-            if card.form == form and card.status in LIVE_STATUSES:
-                return card
+def current_card(db: Session, holder_id: int, *, fresh: bool = False) -> Card | None:
+    """The card a library should know: an active card (the physical one first), else a live
+    one (lost, blocked, expired, not yet handed over), else the latest the resident had. An
+    active mobile card wins over a physical card just applied for."""
+    q = select(Card).where(Card.cardholder_id == holder_id).order_by(Card.id.desc())
+    if fresh:
+        q = q.execution_options(populate_existing=True)
+    cards = list(db.scalars(q))
+    for wanted in ({CardStatus.ACTIVE}, LIVE_STATUSES):
+        for form in ("physical", "mobile"):
+            for card in cards:
+                if card.form == form and card.status in wanted:
+                    return card
     return cards[0] if cards else None
 
 

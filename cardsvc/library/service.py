@@ -237,6 +237,18 @@ def add_sip_login(ctx: Ctx, library_id: int, data: s.SipLoginCreate) -> s.SipLog
     return s.SipLoginCredentials(**sip_login_out(login).model_dump(), password=password)
 
 
+def deactivate_sip_login(ctx: Ctx, login_id: int) -> SipLogin:
+    """A kiosk's login stops working at once, also on connections it has open."""
+    found = ctx.db.get(SipLogin, login_id)
+    if found is None:
+        raise NotFound(f"no SIP2 login {login_id}")
+    if found.active:
+        found.active = False
+        audit.record(ctx, "library.sip_login_deactivate", target_type="library",
+                     target_id=found.library_id, detail={"username": found.username})
+    return found
+
+
 def sip_login_out(login: SipLogin) -> s.SipLoginOut:
     return s.SipLoginOut(id=login.id, library_id=login.library_id, username=login.username,
                          expiry_field=login.expiry_field, encoding=login.encoding,

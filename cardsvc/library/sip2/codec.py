@@ -116,12 +116,17 @@ def decode(raw: bytes, *, encoding: str = "utf-8") -> Message:
     text = text.rstrip("\r\n")
     if len(text) < 2 or not text[:2].isdigit():
         raise FrameError("no command")
+    if "\x00" in text:
+        raise FrameError("NUL in a frame")
     seq = None
     trailer = _TRAILER.search(text)
     if trailer is not None:
         upto = trailer.start("sum")
-        if not checksum_ok(text[:upto].encode(encoding, "surrogateescape"), text[:upto],
-                           trailer.group("sum")):
+        try:
+            body = text[:upto].encode(encoding, "surrogateescape")
+        except UnicodeError:
+            raise FrameError("not in the login's encoding") from None
+        if not checksum_ok(body, text[:upto], trailer.group("sum")):
             raise FrameError("checksum")
         seq = trailer.group("seq")
         text = text[:trailer.start()]

@@ -57,20 +57,31 @@ def login(ctx: Ctx, username: str, password: str) -> tuple[SipLogin, Library] | 
         ok = verify_password(password, found.password_hash) and found.active
     library = ctx.db.get(Library, found.library_id) if found is not None else None
     ok = ok and library is not None and library.active
-    audit.record(ctx, "library.sip_login" if ok else "library.sip_login_failed",
-                 target_type="library", target_id=library.id if library else None,
-                 detail={"username": username[:64]})
+    # Unchained, like the lookups: the SIP2 server's statements commit as they run (on
+    # PostgreSQL), which the chain's head lock must not be taken in.
+    audit.record_unchained(ctx.db, ctx.actor,
+                           "library.sip_login" if ok else "library.sip_login_failed",
+                           target_type="library", target_id=library.id if library else None,
+                           detail={"username": username[:64]})
     if not ok or found is None or library is None:
         return None
     return found, library
 
 
+NOT_LOGGED_IN = Patron(False, message="請先登入 (93) / Log in first (93)")
+
+
 def patron(ctx: Ctx, login_: SipLogin, library: Library, identifier: str,
            pin: str | None) -> Patron:
-    """The answer for one card number (or patron id), audited."""
+    """The answer for one card number (or patron id), audited. A login or library switched
+    off since the connection logged in answers nothing more."""
     identifier = identifier.strip()
     answer = UNKNOWN
-    if identifier.startswith(records.PATRON_ID_PREFIX):
+    still = ctx.db.scalar(select(SipLogin.active).where(SipLogin.id == login_.id))
+    live_library = ctx.db.scalar(select(Library.active).where(Library.id == library.id))
+    if not (still and live_library):
+        answer = NOT_LOGGED_IN
+    elif identifier.startswith(records.PATRON_ID_PREFIX):
         answer = _by_patron_id(ctx, library, identifier, pin)
     elif identifier.isascii() and identifier.isdigit() and len(identifier) <= 20:
         answer = _by_card_number(ctx, library, identifier, pin)

@@ -6,9 +6,14 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit.models import AuditEvent
+from cardsvc.context import Actor
+from cardsvc.db import unit_of_work
+from cardsvc.holders import service as holders
 from cardsvc.holders.rekey import reencrypt_all
+from cardsvc.holders.schemas import CardholderUpdate
 from cardsvc.runtime import Runtime
 from cardsvc.security.secrets import write_secrets
 from tests.support import factories as f
@@ -139,3 +144,39 @@ def test_a_personal_data_key_rotation_changes_no_record_a_library_holds(  # type
         rt2.close()
     events = lib.feed(app_client, county)
     assert len(events) == 1 and events[0]["record"]["phone"] == "0912-000-111"
+
+
+def test_a_savepoint_rolled_back_keeps_the_change_and_its_audit_row(  # type: ignore[no-untyped-def]
+        app_client, admin, clerk, rt) -> None:
+    """A retried insert inside the transaction (a savepoint rolled back) drops neither the
+    libraries' view of the change nor the change's audit row."""
+    county = lib.register(admin, "KMCCL", optional=["name"])
+    holder, _ = lib.resident_with_card(clerk, name="陳金門")
+    lib.link(clerk, holder["id"], county, ["name"])
+    with unit_of_work(rt.sessions) as db:
+        ctx = rt.ctx(db, Actor.system("tests"))
+        holders.update(ctx, holder["id"], CardholderUpdate(name="陳金鸞"))
+        db.flush()
+        try:
+            with db.begin_nested():
+                db.add(AuditEvent(id=1, at=ctx.now, actor="x", actor_role="x", action="x",
+                                  detail="{}", prev_hash="0", hash="0"))
+                db.flush()
+        except IntegrityError:
+            pass  # the savepoint rolled back; the transaction goes on
+    names = [e["record"].get("name") for e in lib.feed(app_client, county)]
+    assert names == ["陳金門", "陳金鸞"]
+    with rt.sessions() as db:
+        assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "cardholder.update"))
+
+
+def test_an_active_mobile_card_stays_the_card_while_a_physical_one_is_applied_for(  # type: ignore[no-untyped-def]
+        app_client, admin, clerk) -> None:
+    county = lib.register(admin, "KMCCL")
+    _, mobile = f.mobile_card(clerk, "phone-library-1", 100)
+    holder_id = mobile["cardholder_id"]
+    lib.link(clerk, holder_id, county)
+    clerk.ok("POST", "/cards/applications", {"cardholder_id": holder_id,
+                                              "product": "general"}, status=201)
+    last = lib.feed(app_client, county)[-1]["record"]
+    assert (last["card_number"], last["status"]) == (mobile["card_number"], "valid")

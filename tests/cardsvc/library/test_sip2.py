@@ -251,3 +251,27 @@ def test_sip2_over_tls(rt, admin, tmp_path) -> None:  # type: ignore[no-untyped-
         assert answer.startswith(b"941AY1AZ")
     finally:
         running.stop()
+
+
+def test_a_switched_off_login_gets_no_more_answers_on_its_open_connection(desk: Desk) -> None:
+    holder, card = lib.resident_with_card(desk.clerk)
+    lib.link(desk.clerk, holder["id"], desk.library)
+    raw = Raw(desk.port)
+    assert raw.ask("9300CNkmccl-kiosk1|COkiosk-pass-1|AY1AZ").startswith(b"941")
+    ask = f"6300020261205    101010          AOKMCCL|AA{card['card_number']}|AY2AZ"
+    assert b"BLY|" in raw.ask(ask)
+    desk.admin.ok("POST", f"/libraries/sip-logins/{desk.login['id']}/deactivate")
+    after = raw.ask(ask)
+    assert after.startswith(b"64YYYY") and b"BLN|" in after
+    fresh = Raw(desk.port)
+    assert fresh.ask("9300CNkmccl-kiosk1|COkiosk-pass-1|AY1AZ").startswith(b"940")
+
+
+def test_frames_with_nul_or_foreign_bytes_get_96_and_the_connection_stays(desk: Desk) -> None:
+    raw = Raw(desk.port)
+    for frame in (b"9300CNkmccl\x00kiosk1|COx|AY1AZ", b"23000\x80\xffAY1AZFFFF"):
+        raw.send(frame + b"\r")
+        assert raw.answer().startswith(b"96")
+    with pytest.raises(codec.FrameError):
+        codec.decode(b"23000\x80AY1AZFFFF", encoding="big5")
+    assert raw.ask("9300CNkmccl-kiosk1|COkiosk-pass-1|AY3AZ").startswith(b"941")
