@@ -103,8 +103,17 @@ class SipLoginCreate(Model):
                                  description="Printable ASCII without | (a SIP2 field "
                                  "separator); generated when omitted")
     expiry_field: str = Field(default="PA", pattern=r"^[A-Z]{2}$",
-                              description="The field that carries the card's expiry in a 64")
+                              description="The field that carries the card's expiry in a 64 "
+                              "(not one the answer already uses: AO AA AE BL CQ AF AY AZ)")
     encoding: Literal["utf-8", "big5"] = "utf-8"
+
+
+    @field_validator("expiry_field")
+    @classmethod
+    def _free_field(cls, v: str) -> str:
+        if v in ("AO", "AA", "AE", "BL", "CQ", "AF", "AY", "AZ"):
+            raise ValueError(f"{v} is a field the 64 answer already uses")
+        return v
 
 
 class SipLoginOut(Model):
