@@ -21,6 +21,7 @@ from cardsvc.holders.models import Cardholder
 from cardsvc.library import records
 from cardsvc.library.models import Library, LibraryLink, PatronStatus, SipLogin
 from cardsvc.security.crypto import burn_password_check, verify_password
+from cardsvc.staff import throttle
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,17 @@ MESSAGES = {
 REPLACED = "此卡已換發新卡，請使用新卡 / This card was replaced: use the new card"
 
 
-def login(ctx: Ctx, username: str, password: str) -> tuple[SipLogin, Library] | None:
+def login(ctx: Ctx, username: str, password: str, source: str = "unknown"
+          ) -> tuple[SipLogin, Library] | None:
+    """A kiosk's 93. Wrong passwords are throttled as staff logins are (per login and source,
+    per source, per login), across connections: reconnecting does not reset the count."""
+    name = f"sip2:{username[:56]}"
+    if throttle.active_lock(ctx.db, ctx.settings, name, source, ctx.now) is not None:
+        burn_password_check(password)
+        audit.record_unchained(ctx.db, ctx.actor, "library.sip_login_throttled",
+                               target_type="library",
+                               detail={"username": username[:64], "source": source[:64]})
+        return None
     found = ctx.db.scalar(select(SipLogin).where(SipLogin.username == username))
     if found is None:
         burn_password_check(password)
@@ -64,7 +75,9 @@ def login(ctx: Ctx, username: str, password: str) -> tuple[SipLogin, Library] | 
                            target_type="library", target_id=library.id if library else None,
                            detail={"username": username[:64]})
     if not ok or found is None or library is None:
+        throttle.record_failure(ctx.db, ctx.settings, name, source, ctx.now)
         return None
+    throttle.record_success(ctx.db, name, source, ctx.now)
     return found, library
 
 
@@ -98,11 +111,25 @@ def _answer(ctx: Ctx, card: Card | None, patron_id: str, shared: str, name: str,
     status = records.status_of(card, ctx.today)
     pin_ok = None
     if pin is not None and pin != "":
-        pin_ok = pin_hash is not None and verify_password(pin, pin_hash)
+        pin_ok = _pin_ok(ctx, patron_id, pin, pin_hash)
     replaced = card is not None and card.status == CardStatus.REPLACED
     return Patron(True, status, patron_id, name if "name" in json.loads(shared) else None,
                   card.expires_on if card is not None else None, pin_ok,
                   REPLACED if replaced else MESSAGES[status])
+
+
+def _pin_ok(ctx: Ctx, patron_id: str, pin: str, pin_hash: str | None) -> bool:
+    """A patron PIN checked, with guesses throttled per patron (from any kiosk): a PIN of four
+    digits must not fall to a loop of 63s."""
+    name, source = f"sip2pin:{patron_id}", "any"
+    if pin_hash is None or throttle.active_lock(ctx.db, ctx.settings, name, source,
+                                                ctx.now) is not None:
+        return False
+    if verify_password(pin, pin_hash):
+        throttle.record_success(ctx.db, name, source, ctx.now)
+        return True
+    throttle.record_failure(ctx.db, ctx.settings, name, source, ctx.now)
+    return False
 
 
 def _by_card_number(ctx: Ctx, library: Library, number: str, pin: str | None) -> Patron:

@@ -73,6 +73,7 @@ class Connection:
     failed_logins: int = 0
     encoding: str = "utf-8"
     closing: bool = False
+    peer: str = "unknown"  # the client's address: login failures are counted by it
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -114,7 +115,8 @@ class Sip2Server:
         return conn.library.code if conn.library is not None else msg.get("AO")
 
     async def _login(self, conn: Connection, msg: codec.Message) -> bytes:
-        found = await asyncio.to_thread(self._check_login, msg.get("CN"), msg.get("CO"))
+        found = await asyncio.to_thread(self._check_login, msg.get("CN"), msg.get("CO"),
+                                        conn.peer)
         if found is None:
             conn.failed_logins += 1
             conn.closing = conn.failed_logins >= MAX_FAILED_LOGINS
@@ -123,9 +125,11 @@ class Sip2Server:
         conn.encoding = found[0].encoding
         return self._frame(conn, "94", "1", [], msg.seq)
 
-    def _check_login(self, username: str, password: str) -> tuple[SipLogin, Library] | None:
+    def _check_login(self, username: str, password: str, source: str
+                     ) -> tuple[SipLogin, Library] | None:
         with unit_of_work(self.sessions) as db:
-            found = lookup.login(self.make_ctx(db, Actor.system("sip2")), username, password)
+            found = lookup.login(self.make_ctx(db, Actor.system("sip2")), username, password,
+                                 source)
             if found is not None:
                 db.expunge(found[0])
                 db.expunge(found[1])
@@ -218,6 +222,8 @@ class Sip2Server:
         conn = Connection()
         frames = FrameReader(reader)
         peer = writer.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            conn.peer = str(peer[0])
         try:
             while not conn.closing:
                 try:

@@ -275,3 +275,28 @@ def test_frames_with_nul_or_foreign_bytes_get_96_and_the_connection_stays(desk: 
     with pytest.raises(codec.FrameError):
         codec.decode(b"23000\x80AY1AZFFFF", encoding="big5")
     assert raw.ask("9300CNkmccl-kiosk1|COkiosk-pass-1|AY3AZ").startswith(b"941")
+
+
+def test_wrong_passwords_are_throttled_across_connections(desk: Desk) -> None:
+    for attempt in range(2):  # two connections of three wrong passwords each
+        raw = Raw(desk.port)
+        for seq in range(3):
+            assert raw.ask(f"9300CNkmccl-kiosk1|COwrong-{attempt}{seq}|AY{seq}AZ").startswith(
+                b"940")
+    # Reconnecting does not reset the count: even the right password waits now.
+    assert Raw(desk.port).ask("9300CNkmccl-kiosk1|COkiosk-pass-1|AY1AZ").startswith(b"940")
+
+
+def test_pin_guesses_are_throttled(desk: Desk) -> None:
+    holder, card = lib.resident_with_card(desk.clerk)
+    lib.link(desk.clerk, holder["id"], desk.library, pin="2468")
+    raw = Raw(desk.port)
+    assert raw.ask("9300CNkmccl-kiosk1|COkiosk-pass-1|AY0AZ").startswith(b"941")
+
+    def guess(pin: str, seq: int) -> bytes:
+        return raw.ask(f"23000{'20261205    101010'}AOKMCCL|AA{card['card_number']}|AD{pin}|"
+                       f"AY{seq % 10}AZ")
+
+    for n in range(5):
+        assert b"CQN|" in guess(f"{1000 + n}", n)
+    assert b"CQN|" in guess("2468", 6)  # the right PIN, too soon after the guesses
