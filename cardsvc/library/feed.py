@@ -91,7 +91,10 @@ def _linked(db: Session, holder_ids: Iterable[int]) -> list[LibraryLink]:
 def refresh(ctx: Ctx, holder_ids: Iterable[int], cause: str = "change") -> int:
     """Rebuild the records of these residents' standing links; append an event for each
     library whose record changed. Returns the number of events."""
-    links = _linked(ctx.db, holder_ids)
+    return _refresh(ctx, _linked(ctx.db, holder_ids), cause)
+
+
+def _refresh(ctx: Ctx, links: list[LibraryLink], cause: str) -> int:
     # The libraries' feed rows first, in id order: then each record is built from what is
     # committed now, so of two changes to one resident committing at once (a lost card, a
     # name corrected) the later one's record has both, never only its own.
@@ -140,13 +143,14 @@ def _publish(db: Session) -> None:
         return
     if not db.scalar(select(LibraryLink.id).limit(1)):
         return  # no library is linked at all: nothing to do for any change
-    if not _linked(db, touched):
+    links = _linked(db, touched)
+    if not links:
         return
     ctx = ctx_of(db)
     if ctx is None:
         raise RuntimeError("a linked resident's card changed outside a service context: "
                            "the library feed cannot build the record")
-    refresh(ctx, touched)
+    _refresh(ctx, links, "change")
     db.flush()
     db.info.pop(_TOUCHED, None)  # what the feed itself wrote is not a change of a patron
 

@@ -19,9 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cardsvc.cards import device
 
 PREFIX = "KMQR1"
 
@@ -41,11 +39,7 @@ def make_payment_token(private_key: Any, card_number: str, ttl_seconds: int,
     payload = _b64(json.dumps({"v": 1, "card": card_number, "tid": secrets.token_urlsafe(12),
                                "iat": issued, "exp": issued + ttl_seconds},
                               separators=(",", ":")).encode())
-    signed = f"{PREFIX}.{payload}".encode()
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        sig = private_key.sign(signed)
-    else:
-        sig = private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    sig = device.sign(private_key, f"{PREFIX}.{payload}".encode())
     return f"{PREFIX}.{payload}.{_b64(sig)}"
 
 
@@ -78,20 +72,4 @@ def parse_payment_token(token: str) -> PaymentToken | None:
 
 
 def signature_valid(public_key_pem: str, token: PaymentToken) -> bool:
-    key = serialization.load_pem_public_key(public_key_pem.encode())
-    try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(token.signature, token.signed)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(token.signature, token.signed, ec.ECDSA(hashes.SHA256()))
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
-
-
-
-
-
-
+    return device.verify(public_key_pem, token.signed, token.signature)
