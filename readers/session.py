@@ -77,13 +77,8 @@ class CardSession:
     def authenticate(self, purpose: KeyPurpose, key: bytes, version: int) -> AuthResult:
         """Mutual authentication with an already diversified card key."""
         rnd_a = secrets.token_bytes(16)
-        out = check(self._transmit(p.apdu(p.CLA_PROP, p.INS_AUTH_FIRST, int(purpose), version,
-                                          rnd_a, 0)), "AUTHENTICATE")
-        if len(out) != 32:
-            raise ProtocolError("AUTHENTICATE: answer of the wrong length")
-        rnd_b, proof = out[:16], out[16:]
-        if not secrets.compare_digest(proof, crypto.aes_cmac(key, b"\x01" + rnd_a + rnd_b
-                                                             + self.uid)):
+        rnd_b, proof = self.prove(purpose, version, rnd_a)
+        if not proof_valid(key, self.uid, rnd_a, rnd_b, proof):
             raise ProtocolError("the card does not hold the expected key (card not genuine?)")
         answer = crypto.aes_cmac(key, b"\x02" + rnd_b + rnd_a)
         out = check(self._transmit(p.apdu(p.CLA_PROP, p.INS_AUTH_SECOND, 0, 0, answer, 0)),
@@ -97,6 +92,17 @@ class CardSession:
         self._enc, self._mac, self._counter = enc, mac, 0
         info = None if blob[:13] == bytes(13) else p.CardInfo.decode(blob[:13])
         return AuthResult(info, p.PurseState.decode(blob[13:]))
+
+    def prove(self, purpose: KeyPurpose, version: int, rnd_a: bytes) -> tuple[bytes, bytes]:
+        """The card's half of authentication alone: its random and its proof over the host's
+        challenge `rnd_a`. Whoever holds the card key checks it (`proof_valid`), later or
+        elsewhere: a check-in station holds no key and passes the proof on. The card's
+        session is left unfinished; the next SELECT starts afresh."""
+        out = check(self._transmit(p.apdu(p.CLA_PROP, p.INS_AUTH_FIRST, int(purpose), version,
+                                          rnd_a, 0)), "AUTHENTICATE")
+        if len(out) != 32:
+            raise ProtocolError("AUTHENTICATE: answer of the wrong length")
+        return out[:16], out[16:]
 
     def authenticate_with_master(self, purpose: KeyPurpose, masters: dict[int, bytes]
                                  ) -> AuthResult:
@@ -179,6 +185,11 @@ class CardSession:
     def change_key(self, purpose: KeyPurpose, version: int, key: bytes) -> None:
         self._secure(p.INS_CHANGE_KEY, self._encrypt(bytes([int(purpose), version]) + key),
                      name="CHANGE KEY")
+
+
+def proof_valid(key: bytes, uid: bytes, rnd_a: bytes, rnd_b: bytes, proof: bytes) -> bool:
+    """Whether the card holding `key` (diversified for `uid`) answered challenge `rnd_a`."""
+    return secrets.compare_digest(proof, crypto.aes_cmac(key, b"\x01" + rnd_a + rnd_b + uid))
 
 
 def personalise(session: CardSession, info: p.CardInfo,

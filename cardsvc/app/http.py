@@ -27,9 +27,12 @@ from cardsvc.cards.api import router as cards_router
 from cardsvc.deps import Public, RoleGuard
 from cardsvc.einvoice.api import router as einvoice_router
 from cardsvc.errors import DomainError
+from cardsvc.events.api import public_router as events_public_router
+from cardsvc.events.api import router as events_router
 from cardsvc.holders.api import router as holders_router
 from cardsvc.library.api import library_router
 from cardsvc.library.api import router as library_admin_router
+from cardsvc.points.api import router as points_router
 from cardsvc.runtime import Runtime
 from cardsvc.staff.api import router as staff_router
 from cardsvc.stats.api import router as stats_router
@@ -49,8 +52,8 @@ The issuing-counter API of the resident card system.
 """
 
 ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router,
-           library_admin_router, library_router, einvoice_router, merchants_router,
-           bills_router, public_router)
+           library_admin_router, library_router, einvoice_router, events_router,
+           points_router, merchants_router, bills_router, public_router, events_public_router)
 # Called by terminals with signed requests, not by staff (merchants.pos.api.TerminalAuth).
 POS_ROUTERS = (pos_router, pos_bills_router)
 

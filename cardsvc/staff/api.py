@@ -74,7 +74,7 @@ def list_staff(ctx: CtxDep) -> list[Staff]:
              dependencies=[Depends(allow(*ADMINS))])
 def create_staff(body: StaffCreate, ctx: CtxDep) -> Staff:
     return service.create_staff(ctx.db, ctx.actor, body.username, body.role.value,
-                                body.password, body.display_name)
+                                body.password, body.display_name, body.department)
 
 
 @router.patch("/staff/{staff_id:int}", response_model=StaffOut,

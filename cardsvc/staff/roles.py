@@ -11,6 +11,7 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"  # exceptions, unblocking, fee waivers
     AUDITOR = "auditor"  # read-only; reads the audit trail; never sees a full national ID
     ADMIN = "admin"  # staff accounts and configuration
+    ORGANISER = "organiser"  # a department's county events, and nothing else
 
 
 # Counter work: cardholders, cards, top-ups.
@@ -27,4 +28,6 @@ REPORT_READERS = (Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 # The audit trail.
 AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
 ADMINS = (Role.ADMIN,)
+# County events: organisers (their own department's only) and administrators.
+ORGANISERS = (Role.ORGANISER, Role.ADMIN)
 EVERYONE = tuple(Role)

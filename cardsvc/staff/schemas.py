@@ -31,6 +31,7 @@ class StaffOut(Out):
     username: str
     display_name: str
     role: str
+    department: str | None = None
     active: bool
     created_at: dt.datetime
 
@@ -41,6 +42,9 @@ class StaffCreate(Model):
                           "stored in lower case")
     display_name: str | None = Field(default=None, max_length=100)
     role: Role
+    department: str | None = Field(default=None, max_length=64, examples=["文化局"],
+                                   description="Required for an organiser: the department "
+                                   "whose events they manage")
     password: str = Field(min_length=10, max_length=200)
 
 

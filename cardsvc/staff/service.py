@@ -42,7 +42,7 @@ def _check_password_strength(password: str) -> None:
 
 def create_staff(
     db: Session, actor: Actor, username: str, role: str, password: str,
-    display_name: str | None = None,
+    display_name: str | None = None, department: str | None = None,
 ) -> Staff:
     username = username.strip().lower()
     if not USERNAME_RE.fullmatch(username):
@@ -50,15 +50,19 @@ def create_staff(
                            "starting with a letter")
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
+    department = (department or "").strip() or None
+    if role == Role.ORGANISER and department is None:
+        raise InvalidInput("an organiser works for a department: give it", field="department")
     _check_password_strength(password)
     if db.scalar(select(Staff.id).where(Staff.username == username)) is not None:
         raise StaffExists(f"staff account {username!r} already exists")
     staff = Staff(username=username, display_name=display_name or username, role=role,
-                  password_hash=hash_password(password), active=True)
+                  department=department, password_hash=hash_password(password), active=True)
     db.add(staff)
     db.flush()
     audit.record_for(db, actor, "staff.create", target_type="staff", target_id=staff.id,
-                     detail={"username": username, "role": role})
+                     detail={"username": username, "role": role,
+                                                 "department": department})
     return staff
 
 

@@ -12,8 +12,6 @@ fresh (configurable seconds).
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,23 +22,13 @@ from cardsvc.cards import device
 PREFIX = "KMQR1"
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def make_payment_token(private_key: Any, card_number: str, ttl_seconds: int,
                        now: float | None = None) -> str:
     """What the residents' app does (used by the POS simulator, the demo and the tests)."""
     issued = int(now if now is not None else time.time())
-    payload = _b64(json.dumps({"v": 1, "card": card_number, "tid": secrets.token_urlsafe(12),
-                               "iat": issued, "exp": issued + ttl_seconds},
-                              separators=(",", ":")).encode())
-    sig = device.sign(private_key, f"{PREFIX}.{payload}".encode())
-    return f"{PREFIX}.{payload}.{_b64(sig)}"
+    return device.make_token(private_key, PREFIX, {
+        "v": 1, "card": card_number, "tid": secrets.token_urlsafe(12), "iat": issued,
+        "exp": issued + ttl_seconds})
 
 
 @dataclass(frozen=True)
@@ -55,20 +43,20 @@ class PaymentToken:
 
 def parse_payment_token(token: str) -> PaymentToken | None:
     """The token's parts, or None when it is not a well-formed token."""
+    opened = device.open_token(token, PREFIX)
+    if opened is None:
+        return None
+    data, signed, signature = opened
     try:
-        prefix, payload, sig = token.split(".")
-        if prefix != PREFIX:
-            return None
-        data = json.loads(_unb64(payload))
         if data.get("v") != 1:
             return None
         card, tid, iat, exp = data["card"], data["tid"], int(data["iat"]), int(data["exp"])
-        if not (isinstance(card, str) and len(card) == 16 and card.isascii() and card.isdigit()
-                and isinstance(tid, str) and 8 <= len(tid) <= 64):
-            return None
-        return PaymentToken(card, tid, iat, exp, f"{prefix}.{payload}".encode(), _unb64(sig))
     except (ValueError, KeyError, TypeError):
         return None
+    if not (isinstance(card, str) and len(card) == 16 and card.isascii() and card.isdigit()
+            and isinstance(tid, str) and 8 <= len(tid) <= 64):
+        return None
+    return PaymentToken(card, tid, iat, exp, signed, signature)
 
 
 def signature_valid(public_key_pem: str, token: PaymentToken) -> bool:

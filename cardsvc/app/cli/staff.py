@@ -21,8 +21,10 @@ app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 @app.command("add")
 def staff_add(
     username: Annotated[str, typer.Argument(help="Login name, e.g. clerk.chen")],
-    role: Annotated[str, typer.Option(help="clerk, supervisor, auditor or admin")],
+    role: Annotated[str, typer.Option(help="clerk, supervisor, auditor, admin or organiser")],
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    department: Annotated[str | None, typer.Option(
+        help="An organiser's department (whose events they manage)")] = None,
     password: Annotated[str | None, typer.Option(
         help="Password (omit to generate one; prefer omitting, shells keep history)")] = None,
 ) -> None:
@@ -33,7 +35,8 @@ def staff_add(
     pw = password or service.generate_password()
     try:
         with unit_of_work(rt.sessions) as db:
-            staff = service.create_staff(db, cli_actor(), username, role, pw, name)
+            staff = service.create_staff(db, cli_actor(), username, role, pw, name,
+                                             department)
     except DomainError as exc:
         raise _fail(exc.detail) from None
     console.print(f"created {staff.username} ({staff.role})")
