@@ -21,14 +21,15 @@ public_router = APIRouter(prefix="/public", tags=["public events"])
 EVENT_READERS = (*ORGANISERS, *READERS)
 PRIZE_DESK = (*ORGANISERS, *CLERKS)
 Ticket = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{10}$")]
-_STATE: dict[int | str, dict[str, Any]] = {409: {"description": "`event_wrong_state`"},
-          403: {"description": "`event_other_department`"}}
-_CHECKIN: dict[int | str, dict[str, Any]] = {409: {"description": "checkin_outside_window, checkin_already, checkin_event_full, "
-                                 "checkin_card_not_active, checkin_card_not_genuine, "
-                                 "checkin_unknown_card, checkin_ticket_clash, "
-                                 "event_wrong_state"},
-            403: {"description": "`event_other_department`"},
-            422: {"description": "`checkin_bad_token`"}}
+Responses = dict[int | str, dict[str, Any]]
+_STATE: Responses = {409: {"description": "`event_wrong_state`"},
+                     403: {"description": "`event_other_department`"}}
+_CHECKIN: Responses = {
+    409: {"description": "checkin_outside_window, checkin_already, checkin_event_full, "
+                         "checkin_card_not_active, checkin_card_not_genuine, "
+                         "checkin_unknown_card, checkin_ticket_clash, event_wrong_state"},
+    403: {"description": "`event_other_department`"},
+    422: {"description": "`checkin_bad_token`"}}
 
 
 def event_out(event: Event) -> s.EventOut:
