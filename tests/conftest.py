@@ -41,6 +41,7 @@ from tests.support.databases import (
     seed_staff,
 )
 from tests.support.pcsc import VpcdSlot, pcsc_reader_name
+from tests.support.events import Venue
 from tests.support.worlds import Shop, open_shop
 
 
@@ -172,6 +173,11 @@ def admin(app_client: TestClient, tokens: dict[str, str]) -> Api:
 
 
 @pytest.fixture
+def organiser(app_client: TestClient, tokens: dict[str, str]) -> Api:
+    return Api(app_client, tokens["organiser"])
+
+
+@pytest.fixture
 def system_ctx(rt: Runtime) -> Iterator[Ctx]:
     """A service-level unit of work acting as the system (commits at the end)."""
     with unit_of_work(rt.sessions) as db:
@@ -200,6 +206,14 @@ def shop(runtime_factory, tmp_path) -> Iterator[Shop]:  # type: ignore[no-untype
     rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
     with TestClient(create_app(rt)) as client:
         yield open_shop(rt, client, tmp_path / "cards")
+
+
+@pytest.fixture
+def venue(runtime_factory, tmp_path, tokens) -> Iterator[Venue]:  # type: ignore[no-untyped-def]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+        yield Venue(client, Api(client, tokens["clerk"]), Api(client, tokens["organiser"]),
+                    tmp_path / "cards")
 
 
 # --- the process runtime that scheduled tasks use ----------------------------------------------

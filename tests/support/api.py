@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-ROLES = ("clerk", "supervisor", "auditor", "admin")
+ROLES = ("clerk", "supervisor", "auditor", "admin", "organiser")
+# The seeded organiser's department (organisers manage their own department's events).
+DEPARTMENT = "文化局"
 PASSWORD = "correct-horse-battery"
 
 

@@ -16,7 +16,7 @@ from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
-from tests.support.api import PASSWORD, ROLES
+from tests.support.api import DEPARTMENT, PASSWORD, ROLES
 from tests.support.ci import need_service
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -62,4 +62,5 @@ def seed_staff(rt: Runtime) -> None:
         KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
             Actor.system("tests"))
         for role in ROLES:
-            staff_service.create_staff(db, Actor.system("tests"), f"t.{role}", role, PASSWORD)
+            staff_service.create_staff(db, Actor.system("tests"), f"t.{role}", role, PASSWORD,
+                                       department=DEPARTMENT if role == "organiser" else None)
