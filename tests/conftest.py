@@ -40,8 +40,8 @@ from tests.support.databases import (
     make_settings,
     seed_staff,
 )
-from tests.support.pcsc import VpcdSlot, pcsc_reader_name
 from tests.support.events import Venue
+from tests.support.pcsc import VpcdSlot, pcsc_reader_name
 from tests.support.worlds import Shop, open_shop
 
 
