@@ -177,7 +177,7 @@ def draw(ctx: Ctx, event_id: int, public_value: str) -> list[Winner]:
         raise EventState("the ticket list changed after it froze; the draw is not held")
     picked = drawrule.winners(bytes.fromhex(seed_hex), public_value, listed, event.prizes)
     by_ticket = dict(ctx.db.execute(select(CheckIn.ticket, CheckIn.id)
-                                    .where(CheckIn.event_id == event_id)).tuples().all())
+                                    .where(CheckIn.event_id == event_id)).all())
     found = [Winner(event_id=event_id, rank=n, ticket=t, checkin_id=by_ticket[t])
              for n, t in enumerate(picked, start=1)]
     ctx.db.add_all(found)
@@ -193,7 +193,7 @@ def draw(ctx: Ctx, event_id: int, public_value: str) -> list[Winner]:
 
 def _notify_winners(ctx: Ctx, event: Event, found: list[Winner]) -> None:
     holder_of = dict(ctx.db.execute(select(CheckIn.id, CheckIn.cardholder_id)
-                                    .where(CheckIn.event_id == event.id)).tuples().all())
+                                    .where(CheckIn.event_id == event.id)).all())
     for w in found:
         insert_if_absent(ctx.db, Notification, {
             "dedup_key": f"event:{event.id}:win:{w.ticket}",
@@ -432,5 +432,5 @@ def upload(ctx: Ctx, event_id: int, batch: s.CheckinBatch) -> s.BatchOut:
 def checkins_of_holder(ctx: Ctx, cardholder_id: int) -> list[tuple[CheckIn, Event]]:
     return list(ctx.db.execute(select(CheckIn, Event).join(Event, Event.id == CheckIn.event_id)
                                .where(CheckIn.cardholder_id == cardholder_id)
-                               .order_by(CheckIn.tapped_at.desc())).tuples().all())
+                               .order_by(CheckIn.tapped_at.desc())).all())
 

@@ -31,7 +31,7 @@ def participation(ctx: Ctx, by: str, date_from: dt.date, date_to: dt.date
         select(CheckIn.cardholder_id, CheckIn.tapped_at, CheckIn.township, CheckIn.age_band,
                Event.id, Event.title, Event.department)
         .join(Event, Event.id == CheckIn.event_id)
-        .where(CheckIn.tapped_at >= start, CheckIn.tapped_at < end)).tuples().all()
+        .where(CheckIn.tapped_at >= start, CheckIn.tapped_at < end)).all()
     checkins: dict[str, int] = defaultdict(int)
     residents: dict[str, set[int]] = defaultdict(set)
     for holder, tapped, township, band, event_id, title, department in rows:

@@ -105,7 +105,7 @@ def expire_due(ctx: Ctx) -> tuple[int, int]:
             select(PointsEntry.kind, func.sum(PointsEntry.points))
             .where(PointsEntry.cardholder_id == holder_id,
                    (PointsEntry.kind != EntryKind.AWARD) | (PointsEntry.expires_on < today))
-            .group_by(PointsEntry.kind)).tuples().all())
+            .group_by(PointsEntry.kind)).all())
         consumed = -int(sums.get(EntryKind.REDEEM, 0)) - int(sums.get(EntryKind.EXPIRE, 0))
         due = rules.unused_of_expired(int(sums.get(EntryKind.AWARD, 0)), consumed)
         if due == 0:
