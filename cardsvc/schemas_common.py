@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from cardsvc.config import BUSINESS_TZ, TOWNSHIPS
@@ -61,6 +69,18 @@ def _iso_date_only(value: Any) -> Any:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+
+
+def _iso_instant_only(value: Any) -> Any:
+    # Lax parsing would read 0 as the epoch: an instant in a request is ISO 8601 text with
+    # its offset (AwareDatetime refuses one without).
+    if not isinstance(value, str | dt.datetime):
+        raise PydanticCustomError("datetime_type", "a time is written like "
+                                  "2026-12-06T09:30:00+08:00")
+    return value
+
+
+IsoInstant = Annotated[AwareDatetime, BeforeValidator(_iso_instant_only)]
 
 
 def business_today() -> dt.date:

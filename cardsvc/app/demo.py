@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.panel import Panel
 
-from cardsvc.app import demo_einvoice, reports
+from cardsvc.app import demo_einvoice, demo_events, reports
 from cardsvc.app.bootstrap import bootstrap
 from cardsvc.app.demo_library import Libraries
 from cardsvc.app.http import create_app
@@ -190,6 +190,8 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
 
     sales = _shops(st, rt, rep["new_card"], gen, cards["mobile"], phone_private)
     demo_einvoice.chapter(st, today, sales, ids["general"], cards["mobile"])
+    demo_events.chapter(st, rt, {"陳志明": rep["new_card"], "王小華": cards["student"]},
+                        cards["mobile"], phone_private, ids["general"], admin_password)
     _water_bill(st, cards["mobile"], today)
 
     st.step("Closing a card with a cash refund")

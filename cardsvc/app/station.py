@@ -25,6 +25,8 @@ from readers.base import Reader
 from readers.protocol import KeyPurpose
 from readers.session import CardSession
 
+BATCH = 1000  # the most taps the API takes in one batch
+
 
 class Http(Protocol):
     def post(self, url: str, *, json: Any = ..., headers: Any = ...) -> Any: ...
@@ -106,14 +108,22 @@ class CheckinStation:
                    detail="recorded offline: confirmed when the station uploads")
 
     def upload(self) -> dict[str, Any] | None:
-        """Send the kept taps; they leave the station once the server has answered for each
-        (stored, stored before, or refused with its reason)."""
+        """Send the kept taps, a batch of at most `BATCH` at a time; they leave the station
+        once the server has answered for each (stored, stored before, or refused with its
+        reason)."""
         if not self.kept:
             return None
-        r = self._post("/checkins/batch", {"station": self.name, "records": self.kept})
-        if r.status_code != 200:
-            raise RuntimeError(f"upload refused: {r.status_code} {r.text}")
-        self.kept = []
-        self._save()
-        out: dict[str, Any] = r.json()
-        return out
+        total: dict[str, Any] = {"stored": 0, "repeated": 0, "refused": 0, "results": []}
+        while self.kept:
+            chunk = self.kept[:BATCH]
+            r = self._post("/checkins/batch", {"station": self.name, "records": chunk})
+            if r.status_code != 200:
+                raise RuntimeError(f"upload refused: {r.status_code} {r.text}")
+            body = r.json()
+            for k in ("stored", "repeated", "refused"):
+                total[k] += body[k]
+            offset = len(total["results"])
+            total["results"] += [dict(x, index=x["index"] + offset) for x in body["results"]]
+            self.kept = self.kept[len(chunk):]
+            self._save()
+        return total

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from cardsvc.schemas_common import Integer, Model, Out
+from cardsvc.schemas_common import WHOLE, Integer, IsoInstant, Model, Out
 
 HEX16 = r"^[0-9A-Fa-f]{32}$"
 
@@ -18,12 +18,12 @@ class EventCreate(Model):
         "The organising department; an organiser's own department when left out (an organiser "
         "may not give another)"))
     venue: str = Field(min_length=2, max_length=200)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    checkin_opens: AwareDatetime
-    checkin_closes: AwareDatetime
+    starts_at: IsoInstant
+    ends_at: IsoInstant
+    checkin_opens: IsoInstant
+    checkin_closes: IsoInstant
     points: Integer = Field(default=0, ge=0, le=1000, description="Points per check-in")
-    capacity: Integer | None = Field(default=None, ge=1, le=1_000_000)
+    capacity: Annotated[int, Field(ge=1, le=1_000_000), WHOLE] | None = None
     prizes: Integer = Field(default=0, ge=0, le=1000, description="Prizes drawn among the "
                             "tickets (0: no draw)")
     prize_description: str | None = Field(default=None, max_length=1000)
@@ -82,7 +82,7 @@ class PhoneProof(Model):
 class CheckinRequest(Model):
     proof: Annotated[ChipProof | PhoneProof, Field(discriminator="method")]
     station: str = Field(min_length=1, max_length=64, examples=["gate-1"])
-    tapped_at: AwareDatetime | None = Field(default=None, description=(
+    tapped_at: IsoInstant | None = Field(default=None, description=(
         "When the card was tapped (an offline station's records); now when left out"))
 
 
@@ -98,7 +98,8 @@ class CheckinOut(Model):
 
 class CheckinBatch(Model):
     station: str = Field(min_length=1, max_length=64)
-    records: list[CheckinRequest] = Field(min_length=1, max_length=5000)
+    records: list[CheckinRequest] = Field(min_length=1, max_length=1000, description=(
+        "At most 1,000 taps per batch: a station sends more as several"))
 
 
 class BatchResult(Model):

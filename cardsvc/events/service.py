@@ -412,6 +412,7 @@ def _after_clash(ctx: Ctx, event_id: int, card: Card, proof_ref: str,
 def upload(ctx: Ctx, event_id: int, batch: s.CheckinBatch) -> s.BatchOut:
     """An offline station's taps, each stored once (a batch sent again changes nothing);
     a tap refused is reported, and the rest are stored."""
+    _may_manage(ctx, get(ctx, event_id))
     results: list[s.BatchResult] = []
     for n, record in enumerate(batch.records):
         try:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from pydantic import Field
 
-from cardsvc.schemas_common import IdField, Integer, Model, Out
+from cardsvc.schemas_common import WHOLE, IdField, Integer, Model, Out
 
 
 class EntryOut(Out):
@@ -34,8 +35,8 @@ class RewardCreate(Model):
 
 
 class RewardUpdate(Model):
-    add_stock: Integer | None = Field(default=None, ge=-1_000_000, le=1_000_000)
-    points: Integer | None = Field(default=None, gt=0, le=100_000)
+    add_stock: Annotated[int, Field(ge=-1_000_000, le=1_000_000), WHOLE] | None = None
+    points: Annotated[int, Field(gt=0, le=100_000), WHOLE] | None = None
     active: bool | None = Field(default=None, strict=True)
 
 

@@ -36,16 +36,17 @@ class IssuanceReport(BaseModel):
 
 
 def taipei_day_bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """A report's business days as UTC instants, [start, end)."""
+    if last < first:
+        raise InvalidInput("date_to is before date_from")
+    if first.year < 1900 or last.year > 2999:
+        raise InvalidInput("dates must lie between 1900-01-01 and 2999-12-31")
     start = dt.datetime.combine(first, dt.time(0), TAIPEI).astimezone(dt.UTC)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), TAIPEI).astimezone(dt.UTC)
     return start, end
 
 
 def issuance(ctx: Ctx, date_from: dt.date, date_to: dt.date) -> IssuanceReport:
-    if date_to < date_from:
-        raise InvalidInput("date_to is before date_from")
-    if date_from.year < 1900 or date_to.year > 2999:
-        raise InvalidInput("dates must lie between 1900-01-01 and 2999-12-31")
     start, end = taipei_day_bounds(date_from, date_to)
     rows = ctx.db.execute(
         select(Card.product, Card.status, Cardholder.township, func.count())

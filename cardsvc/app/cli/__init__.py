@@ -13,6 +13,7 @@ from cardsvc.app.cli import (
     cards,
     db,
     einvoice,
+    events,
     keys,
     library,
     serve,
@@ -30,7 +31,9 @@ app.command()(serve.serve)
 for name, group in (("db", db.app), ("staff", staff.app), ("audit", audit.app),
                     ("cards", cards.app), ("stats", stats.app), ("keys", keys.app),
                     ("sim", sim.app), ("settle", settle.app), ("library", library.app),
-                    ("sip2", library.sip2_app), ("einvoice", einvoice.app)):
+                    ("sip2", library.sip2_app), ("einvoice", einvoice.app),
+                    ("checkin", events.checkin_app), ("draw", events.draw_app),
+                    ("events", events.events_app)):
     app.add_typer(group, name=name)
 app.command()(serve.demo)
 app.command()(serve.seed)
