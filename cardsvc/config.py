@@ -76,9 +76,8 @@ class Settings(BaseSettings):
     # later (1: the end of the following year), unless redeemed first.
     points_expire_after_years: int = Field(default=1, ge=0, le=10)
     # How far a check-in's tap may lie from the phone token's time (a station's clock, a
-    # phone's clock), and how long after check-in closes an offline station may upload.
+    # phone's clock). An offline station's taps are taken until the list freezes.
     checkin_token_ttl_seconds: int = Field(default=120, ge=10, le=3600)
-    checkin_upload_grace_hours: int = Field(default=72, ge=0, le=24 * 30)
 
     # Library webhooks: how long a library's server may take to answer, how many failures in
     # a row park its feed (an admin resumes it), and the first wait between tries (doubling,
