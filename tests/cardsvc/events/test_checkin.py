@@ -133,3 +133,15 @@ def test_an_organiser_manages_only_their_departments_events(venue: Venue, admin)
     r = venue.organiser.post(f"/events/{theirs['id']}/publish")
     assert r.json()["code"] == "event_other_department"
     assert theirs["id"] not in [e["id"] for e in venue.organiser.ok("GET", "/events")]
+
+
+def test_a_station_checks_a_card_in_through_pcscd(venue: Venue, vpcd_slot, pcsc_reader) -> None:  # type: ignore[no-untyped-def]
+    """The same tap through the real PC/SC stack: pcscd, the vpcd driver, pyscard."""
+    event = venue.event()
+    alice = venue.chip_resident()
+    assert alice.chip is not None
+    vpcd_slot.insert(VirtualCard(bytes.fromhex(alice.card["chip_uid"]), alice.chip))
+    assert pcsc_reader.wait_for_card(10)
+    tap = venue.station(event["id"], name="pcsc-gate").tap_card(pcsc_reader)
+    assert tap.status == "checked_in" and rules.valid_ticket(tap.ticket or "")
+    assert venue.organiser.ok("GET", f"/events/{event['id']}")["checkins"] == 1
