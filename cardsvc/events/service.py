@@ -176,31 +176,29 @@ def draw(ctx: Ctx, event_id: int, public_value: str) -> list[Winner]:
     if drawrule.merkle_root(listed) != event.merkle_root:
         raise EventState("the ticket list changed after it froze; the draw is not held")
     picked = drawrule.winners(bytes.fromhex(seed_hex), public_value, listed, event.prizes)
-    by_ticket = dict(ctx.db.execute(select(CheckIn.ticket, CheckIn.id)
-                                    .where(CheckIn.event_id == event_id)).all())
-    found = [Winner(event_id=event_id, rank=n, ticket=t, checkin_id=by_ticket[t])
+    drawn = {c.ticket: c for c in ctx.db.scalars(select(CheckIn).where(
+        CheckIn.event_id == event_id, CheckIn.ticket.in_(picked)))}
+    found = [Winner(event_id=event_id, rank=n, ticket=t, checkin_id=drawn[t].id)
              for n, t in enumerate(picked, start=1)]
     ctx.db.add_all(found)
     event.public_value, event.seed_revealed = public_value, seed_hex
     event.status, event.drawn_at, event.drawn_by = EventStatus.DRAWN, ctx.now, \
         ctx.actor.username
     ctx.db.flush()
-    _notify_winners(ctx, event, found)
+    _notify_winners(ctx, event, [drawn[t] for t in picked])
     audit.record(ctx, "event.draw", target_type="event", target_id=event.id,
                  detail={"public_value": public_value, "winners": picked})
     return found
 
 
-def _notify_winners(ctx: Ctx, event: Event, found: list[Winner]) -> None:
-    holder_of = dict(ctx.db.execute(select(CheckIn.id, CheckIn.cardholder_id)
-                                    .where(CheckIn.event_id == event.id)).all())
-    for w in found:
+def _notify_winners(ctx: Ctx, event: Event, winning: list[CheckIn]) -> None:
+    for c in winning:
         insert_if_absent(ctx.db, Notification, {
-            "dedup_key": f"event:{event.id}:win:{w.ticket}",
-            "cardholder_id": holder_of[w.checkin_id], "kind": "event.win",
+            "dedup_key": f"event:{event.id}:win:{c.ticket}",
+            "cardholder_id": c.cardholder_id, "kind": "event.win",
             "text": (f"恭喜！您在「{event.title}」簽到抽獎中獎（獎項：{event.prize_description}，"
-                     f"抽獎券 {w.ticket}），請持卡至縣民卡服務台領獎。Congratulations: your "
-                     f"ticket {w.ticket} won at {event.title}; bring your card to the counter "
+                     f"抽獎券 {c.ticket}），請持卡至縣民卡服務台領獎。Congratulations: your "
+                     f"ticket {c.ticket} won at {event.title}; bring your card to the counter "
                      "to collect the prize."),
             "status": NotificationStatus.PENDING, "attempts": 0, "created_at": ctx.now},
             [Notification.dedup_key], Notification.id)
@@ -329,11 +327,24 @@ def _out(row: CheckIn, repeated: bool) -> s.CheckinOut:
                         repeated=repeated)
 
 
-def check_in(ctx: Ctx, event_id: int, data: s.CheckinRequest, *,
-             offline: bool = False) -> s.CheckinOut:
+def check_in(ctx: Ctx, event_id: int, data: s.CheckinRequest) -> s.CheckinOut:
+    """One tap at a station that is online."""
+    event = managed(ctx, event_id)
+    return _check_in(ctx, event, data, offline=False)
+
+
+def _refuse_if_checked_in(ctx: Ctx, event_id: int, cardholder_id: int) -> None:
+    already = ctx.db.scalar(select(CheckIn.ticket).where(
+        CheckIn.event_id == event_id, CheckIn.cardholder_id == cardholder_id))
+    if already is not None:
+        raise AlreadyCheckedIn(f"this resident checked in already (ticket {already})",
+                               ticket=already)
+
+
+def _check_in(ctx: Ctx, event: Event, data: s.CheckinRequest, *,
+              offline: bool) -> s.CheckinOut:
     """One tap: the card's proof checked, one check-in per resident, a ticket, points."""
-    event = get(ctx, event_id)
-    _may_manage(ctx, event)
+    event_id = event.id
     tapped_at = data.tapped_at if offline and data.tapped_at is not None else ctx.now
     if event.status != EventStatus.PUBLISHED:
         if event.status in (EventStatus.FROZEN, EventStatus.DRAWN):
@@ -357,11 +368,7 @@ def check_in(ctx: Ctx, event_id: int, data: s.CheckinRequest, *,
     if card.status != CardStatus.ACTIVE or card.expires_on < tapped_at.date():
         raise CardNotActive(f"card {card.card_number} is {card.status}",
                             card_status=card.status)
-    already = ctx.db.scalar(select(CheckIn.ticket).where(
-        CheckIn.event_id == event_id, CheckIn.cardholder_id == card.cardholder_id))
-    if already is not None:
-        raise AlreadyCheckedIn(f"this resident checked in already (ticket {already})",
-                               ticket=already)
+    _refuse_if_checked_in(ctx, event_id, card.cardholder_id)
     holder = holders.get(ctx, card.cardholder_id)
     row = CheckIn(event_id=event_id, cardholder_id=card.cardholder_id, card_id=card.id,
                   ticket=rules.ticket_for(proof_ref), method=(
@@ -401,22 +408,18 @@ def _after_clash(ctx: Ctx, event_id: int, card: Card, proof_ref: str,
     found = _existing(ctx, proof_ref)
     if found is not None:
         return _out(found, True)
-    already = ctx.db.scalar(select(CheckIn.ticket).where(
-        CheckIn.event_id == event_id, CheckIn.cardholder_id == card.cardholder_id))
-    if already is not None:
-        raise AlreadyCheckedIn(f"this resident checked in already (ticket {already})",
-                               ticket=already)
+    _refuse_if_checked_in(ctx, event_id, card.cardholder_id)
     raise TicketClash(f"ticket {ticket} is taken at this event; tap again")
 
 
 def upload(ctx: Ctx, event_id: int, batch: s.CheckinBatch) -> s.BatchOut:
     """An offline station's taps, each stored once (a batch sent again changes nothing);
     a tap refused is reported, and the rest are stored."""
-    _may_manage(ctx, get(ctx, event_id))
+    event = managed(ctx, event_id)
     results: list[s.BatchResult] = []
     for n, record in enumerate(batch.records):
         try:
-            out = check_in(ctx, event_id, record, offline=True)
+            out = _check_in(ctx, event, record, offline=True)
         except DomainError as exc:
             results.append(s.BatchResult(index=n, status="refused", code=exc.code,
                                          detail=exc.detail, ticket=exc.extra.get("ticket")))
