@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -16,7 +18,15 @@ from cardsvc.events import schemas as s
 from cardsvc.events.models import CheckIn, Event
 from cardsvc.stats.service import taipei_day_bounds
 
-DIMENSIONS = ("event", "department", "month", "township", "age_band")
+# Each dimension's cell for a check-in row (with its event's id, title and department).
+CELL_OF: dict[str, Callable[[Any], str]] = {
+    "event": lambda r: f"{r.id} {r.title}",
+    "department": lambda r: r.department,
+    "month": lambda r: r.tapped_at.astimezone(TAIPEI).strftime("%Y-%m"),
+    "township": lambda r: r.township or "(未填 not given)",
+    "age_band": lambda r: r.age_band,
+}
+DIMENSIONS = tuple(CELL_OF)
 SUPPRESSED = f"<{rules.SMALL_CELL}"
 
 
@@ -32,10 +42,10 @@ def participation(ctx: Ctx, by: str, date_from: dt.date, date_to: dt.date
         .where(CheckIn.tapped_at >= start, CheckIn.tapped_at < end)).all()
     checkins: dict[str, int] = defaultdict(int)
     residents: dict[str, set[int]] = defaultdict(set)
-    for holder, tapped, township, band, event_id, title, department in rows:
-        key = {"event": f"{event_id} {title}", "department": department,
-               "month": tapped.astimezone(TAIPEI).strftime("%Y-%m"),
-               "township": township or "(未填 not given)", "age_band": band}[by]
+    key_of = CELL_OF[by]
+    for row in rows:
+        key = key_of(row)
+        holder = row.cardholder_id
         checkins[key] += 1
         residents[key].add(holder)
     order = ([band for _, band in rules.AGE_BANDS] if by == "age_band" else sorted(checkins))
