@@ -13,13 +13,11 @@ from cardsvc.events import schemas as s
 from cardsvc.events import service, stats
 from cardsvc.events.models import Event
 from cardsvc.schemas_common import IdPath, IsoDate
-from cardsvc.staff.roles import CLERKS, ORGANISERS, READERS, REPORT_READERS
+from cardsvc.staff.roles import EVENT_READERS, ORGANISERS, PRIZE_DESK, REPORT_READERS
 
 router = APIRouter(tags=["events"])
 public_router = APIRouter(prefix="/public", tags=["public events"])
 
-EVENT_READERS = (*ORGANISERS, *READERS)
-PRIZE_DESK = (*ORGANISERS, *CLERKS)
 Ticket = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{10}$")]
 Responses = dict[int | str, dict[str, Any]]
 _STATE: Responses = {409: {"description": "`event_wrong_state`"},

@@ -12,10 +12,9 @@ from cardsvc.idempotency.service import idempotent
 from cardsvc.points import schemas as s
 from cardsvc.points import service
 from cardsvc.schemas_common import IdPath
-from cardsvc.staff.roles import ADMINS, CLERKS, READERS, SUPERVISORS, VIEWERS
+from cardsvc.staff.roles import CATALOGUE_KEEPERS, CLERKS, READERS, VIEWERS
 
 router = APIRouter(tags=["points"])
-CATALOGUE_KEEPERS = (*SUPERVISORS, *ADMINS)
 
 
 @router.get("/cardholders/{holder_id:int}/points", response_model=s.PointsOut,

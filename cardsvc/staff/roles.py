@@ -28,6 +28,11 @@ REPORT_READERS = (Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 # The audit trail.
 AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
 ADMINS = (Role.ADMIN,)
-# County events: organisers (their own department's only) and administrators.
+# County events: organisers (their own department's only) and administrators; reading
+# events (the readers of residents' records too); handing over prizes (the counter too).
 ORGANISERS = (Role.ORGANISER, Role.ADMIN)
+EVENT_READERS = (*ORGANISERS, *READERS)
+PRIZE_DESK = (*ORGANISERS, *CLERKS)
+# The points reward catalogue.
+CATALOGUE_KEEPERS = (*SUPERVISORS, *ADMINS)
 EVERYONE = tuple(Role)
