@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Ctx
@@ -95,29 +95,32 @@ def expire_due(ctx: Ctx) -> tuple[int, int]:
     """Expire every resident's points whose awards ended before today; (residents, points).
     Safe to run again the same day (the entry's reference is the resident and the day)."""
     today = ctx.today
-    holders_due = list(ctx.db.scalars(
-        select(PointsEntry.cardholder_id).where(PointsEntry.kind == EntryKind.AWARD,
-                                                PointsEntry.expires_on < today)
-        .distinct().order_by(PointsEntry.cardholder_id)))
+    expired_awards = func.sum(case((and_(PointsEntry.kind == EntryKind.AWARD,
+                                         PointsEntry.expires_on < today), PointsEntry.points),
+                                   else_=0))
+    consumed = -func.sum(case((PointsEntry.kind != EntryKind.AWARD, PointsEntry.points),
+                              else_=0))
+    # Only the residents with something to expire: one pass over the entries, not a query
+    # for everyone whose awards ever ended.
+    due_rows = ctx.db.execute(
+        select(PointsEntry.cardholder_id, expired_awards, consumed)
+        .group_by(PointsEntry.cardholder_id)
+        .having(expired_awards > consumed)
+        .order_by(PointsEntry.cardholder_id)).all()
     residents = expired = 0
-    for holder_id in holders_due:
-        sums = dict(ctx.db.execute(
-            select(PointsEntry.kind, func.sum(PointsEntry.points))
-            .where(PointsEntry.cardholder_id == holder_id,
-                   (PointsEntry.kind != EntryKind.AWARD) | (PointsEntry.expires_on < today))
-            .group_by(PointsEntry.kind)).all())
-        consumed = -int(sums.get(EntryKind.REDEEM, 0)) - int(sums.get(EntryKind.EXPIRE, 0))
-        due = rules.unused_of_expired(int(sums.get(EntryKind.AWARD, 0)), consumed)
-        if due == 0:
-            continue
-        reference = f"expiry:{holder_id}:{today.isoformat()}"
+    for holder_id, ended, used in due_rows:
+        due = rules.unused_of_expired(int(ended), int(used))
         entry_id = insert_if_absent(ctx.db, PointsEntry, {
             "cardholder_id": holder_id, "kind": EntryKind.EXPIRE, "points": -due,
-            "reference": reference, "note": f"unused points of awards ended before {today}",
+            "reference": f"expiry:{holder_id}:{today.isoformat()}",
+            "note": f"unused points of awards ended before {today}",
             "created_at": ctx.now, "created_by": ctx.actor.username},
             [PointsEntry.reference], PointsEntry.id)
-        if entry_id is None or not _move(ctx, holder_id, -due):
-            continue
+        if entry_id is None:
+            continue  # expired today already (a run racing this one)
+        if not _move(ctx, holder_id, -due):
+            raise RuntimeError(f"points of resident {holder_id}: the balance is below what "
+                               "the entries leave unused")
         audit.record(ctx, "points.expire", target_type="cardholder", target_id=holder_id,
                      detail={"points": due})
         residents, expired = residents + 1, expired + due
