@@ -30,7 +30,7 @@ from cardsvc.app.models import Base
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work
 from cardsvc.runtime import Runtime, use_process_runtime
-from tests.support.api import DEPARTMENT, PASSWORD, ROLES, Api
+from tests.support.api import PASSWORD, ROLES, Api
 from tests.support.ci import IN_CI
 from tests.support.databases import (
     DEFAULT_PG,
@@ -211,11 +211,6 @@ def shop(runtime_factory, tmp_path) -> Iterator[Shop]:  # type: ignore[no-untype
 @pytest.fixture
 def venue(runtime_factory, tmp_path, tokens) -> Iterator[Venue]:  # type: ignore[no-untyped-def]
     rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
-    # PostgreSQL keeps the staff between tests, and a migration round trip (down, then up)
-    # brings the department column back empty: give the organiser theirs again.
-    with rt.engine.begin() as conn:
-        conn.execute(text("UPDATE staff SET department = :d WHERE username = 't.organiser'"),
-                     {"d": DEPARTMENT})
     with TestClient(create_app(rt), raise_server_exceptions=False) as client:
         yield Venue(client, Api(client, tokens["clerk"]), Api(client, tokens["organiser"]),
                     tmp_path / "cards")
