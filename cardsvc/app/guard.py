@@ -6,6 +6,8 @@
   files) applies only to the routes that take uploads, and only when the request carries a
   staff token that verifies: a stranger gets the small limit everywhere.
 * NUL characters in the URL: 400.
+* A query parameter given more than once: 422 (no route takes a list in its query, and
+  the framework would silently keep one of the values).
 * The access log: one line per request, whatever happened (a request the app failed on is
   logged with its 500), with method, path and status only (query strings and bodies may hold
   personal data), and every character a log line could be forged with escaped.
@@ -22,6 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,6 +93,13 @@ class Guard:
         if b"%00" in raw or b"\x00" in raw:
             return _problem(400, "invalid_input", "Invalid input",
                             "the URL must not contain NUL characters")
+        query = scope.get("query_string", b"")
+        if query:
+            names = [name for name, _ in parse_qsl(query.decode("latin-1"),
+                                                   keep_blank_values=True)]
+            if len(names) != len(set(names)):
+                return _problem(422, "invalid_input", "Invalid input",
+                                "each query parameter may be given once")
         limit = self._body_limit(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":

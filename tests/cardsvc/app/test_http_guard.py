@@ -60,6 +60,15 @@ def test_oversized_headers_are_refused_with_431(app_client) -> None:  # type: ig
     assert app_client.get("/health", headers={"X-Filler": "a" * 2_000}).status_code == 200
 
 
+def test_a_query_parameter_given_twice_is_refused(app_client, auditor) -> None:  # type: ignore[no-untyped-def]
+    # The framework would keep one of the two values: the filter the caller meant is unknown.
+    r = auditor.client.get("/audit/events?action=card.issue&action=card.block",
+                           headers=auditor.headers)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_input")
+    assert auditor.client.get("/audit/events?action=card.issue&limit=5",
+                              headers=auditor.headers).status_code == 200
+
+
 def test_the_access_log_cannot_be_forged(app_client, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.INFO, logger="cardsvc.access")
     app_client.get("/health%0A2026-12-01 12:00:00 INFO cardsvc.access GET /admin 200%1b[31m"
