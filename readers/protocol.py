@@ -23,9 +23,11 @@ INS_GET_UID = 0xCA  # with CLA FF: the reader/card UID (PC/SC part 3 pseudo-APDU
 INS_AUTH_FIRST = 0xA0
 INS_AUTH_SECOND = 0xA2
 INS_READ_INFO = 0x10
+INS_READ_PROFILE = 0x12
 INS_READ_PURSE = 0x20
 INS_DEBIT = 0x30
 INS_LOAD = 0x32
+INS_WRITE_PROFILE = 0x34
 INS_READ_RECORDS = 0x40
 INS_PUT_KEYS = 0xE0
 INS_WRITE_INFO = 0xE2
@@ -70,6 +72,12 @@ class SW(enum.IntEnum):
 class TxType(enum.IntEnum):
     DEBIT = 1
     LOAD = 2
+    RIDE = 3  # a fare debit: the record also certifies product, concession and full fare
+
+
+# DEBIT's P1: a plain purchase, or a ride whose data carries the full fare beside the amount.
+DEBIT_PURCHASE = 0x00
+DEBIT_RIDE = 0x01
 
 
 @dataclass(frozen=True)
@@ -106,8 +114,19 @@ def decode_card_number(raw: bytes) -> str:
     return raw.hex()
 
 
-PRODUCT_CODES = {"general": 1, "senior": 2, "student": 3, "mobile": 4}
+PRODUCT_CODES = {"general": 1, "senior": 2, "student": 3, "mobile": 4, "staff": 5}
 PRODUCT_NAMES = {v: k for k, v in PRODUCT_CODES.items()}
+CONCESSION_CODES = {"none": 0, "senior": 1, "disability": 2, "companion": 3, "student": 4,
+                    "staff": 5}
+CONCESSION_NAMES = {v: k for k, v in CONCESSION_CODES.items()}
+
+
+def _date_field(day: dt.date | None) -> int:
+    return int(day.strftime("%Y%m%d")) if day else 0
+
+
+def _field_date(value: int) -> dt.date | None:
+    return dt.datetime.strptime(str(value), "%Y%m%d").date() if value else None
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,38 @@ class CardInfo:
 
 
 @dataclass(frozen=True)
+class CardProfile:
+    """The concession the card carries: what a fare terminal reads to pick the fare.
+
+    `ends_on` is the last day the concession holds (an enrolment's, a certificate's or an
+    employment's end, or the card's expiry); None for no concession. `version` only
+    increases: the card applies a profile update once and refuses an older one."""
+
+    concession: str
+    ends_on: dt.date | None
+    version: int
+
+    LAYOUT = ">BII"  # concession code, last day as YYYYMMDD (0: none), version
+    SIZE = struct.calcsize(LAYOUT)
+
+    def encode(self) -> bytes:
+        return struct.pack(self.LAYOUT, CONCESSION_CODES[self.concession],
+                           _date_field(self.ends_on), self.version)
+
+    @classmethod
+    def decode(cls, data: bytes) -> CardProfile:
+        code, ends, version = struct.unpack(cls.LAYOUT, data[:cls.SIZE])
+        return cls(CONCESSION_NAMES.get(code, "unknown"), _field_date(ends), version)
+
+    def valid_on(self, day: dt.date) -> bool:
+        """The concession holds on `day` (its last day included)."""
+        return self.concession != "none" and (self.ends_on is None or day <= self.ends_on)
+
+
+NO_PROFILE = CardProfile("none", None, 0)
+
+
+@dataclass(frozen=True)
 class PurseState:
     balance: int
     counter: int
@@ -149,7 +200,10 @@ class PurseState:
 
 @dataclass(frozen=True)
 class TxRecord:
-    """One purse transaction, as the card keeps it and as the certificate covers it."""
+    """One purse transaction, as the card keeps it and as the certificate covers it.
+
+    A ride record carries three more fields (the card's product and concession, and the full
+    fare beside the amount charged); purchase and load records keep their original layout."""
 
     tx_type: TxType
     counter: int
@@ -159,19 +213,52 @@ class TxRecord:
     terminal_seq: int
     time: int  # Unix seconds, UTC
     certificate: bytes
+    product: int = 0  # PRODUCT_CODES; rides only
+    concession: int = 0  # CONCESSION_CODES; rides only
+    full_fare: int = 0  # rides only
 
     LAYOUT = ">BIIIIII8s"
     SIZE = struct.calcsize(LAYOUT)
+    RIDE_LAYOUT = ">BBI"
+    RIDE_SIZE = SIZE + struct.calcsize(RIDE_LAYOUT)
+
+    @property
+    def ride_fields(self) -> tuple[int, int, int] | None:
+        if self.tx_type != TxType.RIDE:
+            return None
+        return self.product, self.concession, self.full_fare
 
     def encode(self) -> bytes:
-        return struct.pack(self.LAYOUT, self.tx_type, self.counter, self.amount,
-                           self.balance_after, self.terminal_id, self.terminal_seq, self.time,
-                           self.certificate)
+        out = struct.pack(self.LAYOUT, self.tx_type, self.counter, self.amount,
+                          self.balance_after, self.terminal_id, self.terminal_seq, self.time,
+                          self.certificate)
+        ride = self.ride_fields
+        return out + struct.pack(self.RIDE_LAYOUT, *ride) if ride else out
+
+    @classmethod
+    def size_of(cls, tx_type: int) -> int:
+        return cls.RIDE_SIZE if tx_type == TxType.RIDE else cls.SIZE
 
     @classmethod
     def decode(cls, data: bytes) -> TxRecord:
         t, c, a, b, tid, seq, ts, cert = struct.unpack(cls.LAYOUT, data[:cls.SIZE])
+        if t == TxType.RIDE:
+            product, concession, full = struct.unpack(cls.RIDE_LAYOUT,
+                                                      data[cls.SIZE:cls.RIDE_SIZE])
+            return cls(TxType(t), c, a, b, tid, seq, ts, cert, product, concession, full)
         return cls(TxType(t), c, a, b, tid, seq, ts, cert)
+
+    @classmethod
+    def decode_many(cls, data: bytes) -> list[TxRecord]:
+        """Records one after another (READ RECORDS): each one's type gives its size."""
+        out, at = [], 0
+        while at < len(data):
+            size = cls.size_of(data[at])
+            if at + size > len(data):
+                raise ValueError("a record is cut short")
+            out.append(cls.decode(data[at:at + size]))
+            at += size
+        return out
 
 
 CERTIFICATE_FIELDS = struct.Struct(">BIIIIII")
@@ -181,13 +268,35 @@ def certificate_prefix(card_number: str) -> bytes:
     return b"TC" + encode_card_number(card_number)
 
 
+RIDE_CERTIFICATE_FIELDS = struct.Struct(TxRecord.RIDE_LAYOUT)
+
+
 def certificate_input(card_number: str, rec_type: int, counter: int, amount: int,
                       balance_after: int, terminal_id: int, terminal_seq: int,
-                      time: int) -> bytes:
+                      time: int, ride: tuple[int, int, int] | None = None) -> bytes:
     """What a transaction certificate authenticates (MACed with the card's load key, which
-    only the backend holds, so a terminal can neither create value nor forge a certificate)."""
-    return certificate_prefix(card_number) + CERTIFICATE_FIELDS.pack(
+    only the backend holds, so a terminal can neither create value nor forge a certificate).
+    A ride's certificate also covers product, concession and full fare (`ride`); purchases
+    and loads are certified as they always were, so their old certificates still verify."""
+    out = certificate_prefix(card_number) + CERTIFICATE_FIELDS.pack(
         rec_type, counter, amount, balance_after, terminal_id, terminal_seq, time)
+    if rec_type == TxType.RIDE:
+        if ride is None:
+            raise ValueError("a ride's certificate covers its product, concession and fare")
+        out += RIDE_CERTIFICATE_FIELDS.pack(*ride)
+    return out
+
+
+def record_certificate_input(card_number: str, rec: TxRecord) -> bytes:
+    return certificate_input(card_number, rec.tx_type, rec.counter, rec.amount,
+                             rec.balance_after, rec.terminal_id, rec.terminal_seq, rec.time,
+                             rec.ride_fields)
+
+
+def profile_authorisation_input(uid: bytes, card_number: str, profile: CardProfile) -> bytes:
+    """What the backend's profile-update MAC covers: this card and the whole profile,
+    version included (so an old update can never be written over a newer one)."""
+    return b"PA" + uid + encode_card_number(card_number) + profile.encode()
 
 
 def load_authorisation_input(uid: bytes, card_number: str, counter: int, amount: int,

@@ -27,6 +27,7 @@ from readers.protocol import SW, KeyPurpose
 class AuthResult:
     info: p.CardInfo | None  # None on a blank card
     purse: p.PurseState
+    profile: p.CardProfile = p.NO_PROFILE
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,11 @@ class CardSession:
         blob = crypto.decrypt(enc, 0, ct)
         self._enc, self._mac, self._counter = enc, mac, 0
         info = None if blob[:13] == bytes(13) else p.CardInfo.decode(blob[:13])
-        return AuthResult(info, p.PurseState.decode(blob[13:]))
+        purse_end = 13 + struct.calcsize(p.PurseState.LAYOUT)
+        profile = blob[purse_end:purse_end + p.CardProfile.SIZE]
+        return AuthResult(info, p.PurseState.decode(blob[13:purse_end]),
+                          p.CardProfile.decode(profile) if len(profile) == p.CardProfile.SIZE
+                          else p.NO_PROFILE)
 
     def prove(self, purpose: KeyPurpose, version: int, rnd_a: bytes) -> tuple[bytes, bytes]:
         """The card's half of authentication alone: its random and its proof over the host's
@@ -146,20 +151,46 @@ class CardSession:
     def read_info(self) -> p.CardInfo:
         return p.CardInfo.decode(self._secure(p.INS_READ_INFO, b"", name="READ INFO"))
 
+    def read_profile(self) -> tuple[str, p.CardProfile]:
+        """The card's product and concession profile."""
+        out = self._secure(p.INS_READ_PROFILE, b"", name="READ PROFILE")
+        return p.PRODUCT_NAMES.get(out[0], "unknown"), p.CardProfile.decode(out[1:])
+
+    def write_profile(self, profile: p.CardProfile, authorisation: bytes
+                      ) -> tuple[p.CardProfile, bool]:
+        """Write a concession profile the backend authorised (its MAC with the card's load
+        key over this card and the profile). Writing the same version again (after a tear)
+        changes nothing and answers recovered; an older version is refused."""
+        out = self._secure(p.INS_WRITE_PROFILE, profile.encode() + authorisation,
+                           name="WRITE PROFILE")
+        return p.CardProfile.decode(out), bool(out[p.CardProfile.SIZE])
+
     def read_purse(self) -> p.PurseState:
         return p.PurseState.decode(self._secure(p.INS_READ_PURSE, b"", name="READ PURSE"))
 
     def read_records(self, n: int = p.RECORDS_KEPT) -> list[p.TxRecord]:
         raw = self._secure(p.INS_READ_RECORDS, b"", p2=n, name="READ RECORDS")
-        size = p.TxRecord.SIZE
-        return [p.TxRecord.decode(raw[i:i + size]) for i in range(0, len(raw), size)]
+        try:
+            return p.TxRecord.decode_many(raw)
+        except (ValueError, KeyError, struct.error) as exc:
+            raise ProtocolError(f"READ RECORDS: {exc}") from None
 
     def debit(self, amount: int, terminal_id: int, terminal_seq: int, when: int) -> TxResult:
         """Debit the purse. Repeating a debit with the same terminal id and sequence number
         (after a tear) returns the original result; it never debits twice."""
         out = self._secure(p.INS_DEBIT, struct.pack(">IIII", amount, terminal_id,
                                                     terminal_seq, when), name="DEBIT")
-        return TxResult(p.TxRecord.decode(out), bool(out[p.TxRecord.SIZE]))
+        return TxResult(p.TxRecord.decode(out), bool(out[-1]))
+
+    def ride(self, amount: int, full_fare: int, terminal_id: int, terminal_seq: int,
+             when: int) -> TxResult:
+        """A fare debit: `amount` is the fare charged (0 for a free ride), `full_fare` the
+        fare without concession. The card's record, and its certificate, carry both with the
+        card's own product and concession. Repeated after a tear like `debit`."""
+        out = self._secure(p.INS_DEBIT, struct.pack(">IIIII", amount, terminal_id,
+                                                    terminal_seq, when, full_fare),
+                           p1=p.DEBIT_RIDE, name="RIDE")
+        return TxResult(p.TxRecord.decode(out), bool(out[-1]))
 
     def load(self, amount: int, load_id: int, terminal_id: int, when: int,
              authorisation: bytes) -> TxResult:
@@ -169,7 +200,7 @@ class CardSession:
         unless the card still keeps its record (then the original result comes back)."""
         payload = struct.pack(">IIII", amount, load_id, terminal_id, when) + authorisation
         out = self._secure(p.INS_LOAD, payload, name="LOAD")
-        return TxResult(p.TxRecord.decode(out), bool(out[p.TxRecord.SIZE]))
+        return TxResult(p.TxRecord.decode(out), bool(out[-1]))
 
     def put_keys(self, keys: dict[KeyPurpose, tuple[int, bytes]]) -> None:
         plain = b"".join(bytes([int(purpose), version]) + key
@@ -194,10 +225,11 @@ def proof_valid(key: bytes, uid: bytes, rnd_a: bytes, rnd_b: bytes, proof: bytes
 
 def personalise(session: CardSession, info: p.CardInfo,
                 keys: dict[KeyPurpose, tuple[int, bytes]],
-                transport_key: bytes = p.TRANSPORT_KEY) -> None:
+                transport_key: bytes = p.TRANSPORT_KEY,
+                profile: p.CardProfile | None = None) -> None:
     """Blank card → issued card: authenticate with the card's transport key, install the
-    diversified keys, write the card data, lock. A locked card refuses
-    (ConditionsNotSatisfied).
+    diversified keys, write the card data (and its concession profile), lock. A locked card
+    refuses (ConditionsNotSatisfied).
 
     A personalisation cut short after PUT KEYS left the card unlocked with its new
     personalisation key instead of the transport key: it is resumed with that key."""
@@ -210,4 +242,8 @@ def personalise(session: CardSession, info: p.CardInfo,
         session.authenticate(KeyPurpose.PERSONALISATION, key, version)
     session.put_keys(keys)
     session.write_info(info)
+    if profile is not None and profile != p.NO_PROFILE:
+        load_key = keys[KeyPurpose.LOAD][1]
+        session.write_profile(profile, crypto.mac8(load_key, p.profile_authorisation_input(
+            sel.uid, info.card_number, profile)))
     session.lock()

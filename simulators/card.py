@@ -29,7 +29,7 @@ from readers.protocol import SW, KeyPurpose, TxType
 _KNOWN_INS = frozenset({
     p.INS_AUTH_FIRST, p.INS_AUTH_SECOND, p.INS_READ_INFO, p.INS_READ_PURSE, p.INS_DEBIT,
     p.INS_LOAD, p.INS_READ_RECORDS, p.INS_PUT_KEYS, p.INS_WRITE_INFO, p.INS_LOCK,
-    p.INS_CHANGE_KEY,
+    p.INS_CHANGE_KEY, p.INS_READ_PROFILE, p.INS_WRITE_PROFILE,
 })
 
 
@@ -83,6 +83,7 @@ def _blank_state(uid: bytes, transport_key: bytes) -> dict[str, Any]:
         "purse": {"balance": 0, "counter": 0, "blocked": False},
         "records": [],
         "max_load_id": 0,  # loads are applied in increasing id order, each at most once
+        "profile": p.NO_PROFILE.encode().hex(),
         "pending": None,
     }
 
@@ -153,10 +154,14 @@ class VirtualCard:
             self._commit(pending)
 
     def _commit(self, pending: dict[str, Any]) -> None:
-        self.state["purse"] = pending["purse"]
+        if "profile" in pending:
+            self.state["profile"] = pending["profile"]
+        if "purse" in pending:
+            self.state["purse"] = pending["purse"]
+            self.state["records"] = ([pending["record"]]
+                                     + self.state["records"])[:p.RECORDS_KEPT]
         if "max_load_id" in pending:
             self.state["max_load_id"] = pending["max_load_id"]
-        self.state["records"] = ([pending["record"]] + self.state["records"])[:p.RECORDS_KEPT]
         self.state["pending"] = None
         self._save()
 
@@ -239,6 +244,10 @@ class VirtualCard:
             p.INS_READ_INFO: (self._read_info, readers),
             p.INS_READ_PURSE: (self._read_purse, readers),
             p.INS_READ_RECORDS: (self._read_records, readers),
+            p.INS_READ_PROFILE: (self._read_profile, readers),
+            # Any authenticated session may carry a profile update: its authorisation is the
+            # backend's MAC with the load key, so a terminal delivers what it cannot forge.
+            p.INS_WRITE_PROFILE: (self._write_profile, tuple(KeyPurpose)),
             p.INS_DEBIT: (self._debit, (KeyPurpose.DEBIT,)),
             # Loads only in a session opened with the load key, which only the backend holds:
             # a card emulator holding the debit key cannot fake the counter and records the
@@ -253,7 +262,10 @@ class VirtualCard:
         session = self._session
         if session is None or session.purpose not in purposes:
             raise _Reply(SW.SECURITY_STATUS)
-        if ins != p.INS_READ_RECORDS and (p1, p2) != (0, 0):
+        if ins == p.INS_DEBIT:
+            if p1 not in (p.DEBIT_PURCHASE, p.DEBIT_RIDE) or p2 != 0:
+                raise _Reply(SW.WRONG_P1P2)
+        elif ins != p.INS_READ_RECORDS and (p1, p2) != (0, 0):
             raise _Reply(SW.WRONG_P1P2)
         if len(data) < p.MAC_LEN:
             raise _Reply(SW.WRONG_LENGTH)
@@ -306,12 +318,16 @@ class VirtualCard:
             raise _Reply(SW.AUTH_FAILED)
         enc, mac = crypto.session_keys(pending.key, pending.rnd_a, pending.rnd_b)
         self._session = _Session(pending.purpose, enc, mac)
-        blob = self._info_bytes() + self._purse().encode()
+        # Everything a terminal checks before a purchase or a ride, in this one answer.
+        blob = self._info_bytes() + self._purse().encode() + self._profile_bytes()
         ct = crypto.encrypt(enc, 0, blob)
         return ct + crypto.mac8(mac, p.response_mac_input(SW.OK, 0, ct))
 
     def _info_bytes(self) -> bytes:
         return bytes.fromhex(self.state["info"]) if self.state["info"] else bytes(13)
+
+    def _profile_bytes(self) -> bytes:
+        return bytes.fromhex(self.state.get("profile") or p.NO_PROFILE.encode().hex())
 
     def _purse(self) -> p.PurseState:
         s = self.state["purse"]
@@ -322,6 +338,39 @@ class VirtualCard:
 
     def _read_purse(self, _p1: int, _p2: int, _payload: bytes) -> bytes:
         return self._purse().encode()
+
+    def _read_profile(self, _p1: int, _p2: int, _payload: bytes) -> bytes:
+        return self._info_bytes()[8:9] + self._profile_bytes()
+
+    def _write_profile(self, _p1: int, _p2: int, payload: bytes) -> bytes:
+        size = p.CardProfile.SIZE
+        if len(payload) != size + p.MAC_LEN:
+            raise _Reply(SW.WRONG_LENGTH)
+        if not self.state["info"] or str(int(KeyPurpose.LOAD)) not in self.state["keys"]:
+            raise _Reply(SW.CONDITIONS)  # nothing to bind the authorisation to yet
+        raw, auth = payload[:size], payload[size:]
+        number = p.CardInfo.decode(self._info_bytes()).card_number
+        try:
+            profile = p.CardProfile.decode(raw)
+        except ValueError:
+            raise _Reply(SW.WRONG_DATA) from None
+        expected = crypto.mac8(self._key(KeyPurpose.LOAD), p.profile_authorisation_input(
+            self.uid, number, profile))
+        if profile.concession == "unknown" or not secrets.compare_digest(auth, expected):
+            raise _Reply(SW.SECURITY_STATUS if profile.concession != "unknown"
+                         else SW.WRONG_DATA)
+        current = p.CardProfile.decode(self._profile_bytes())
+        if profile.version == current.version and raw == self._profile_bytes():
+            return raw + b"\x01"  # written before (a retry after a tear): nothing changes
+        if profile.version <= current.version:
+            raise _Reply(SW.WRONG_DATA)  # an old update never overwrites a newer profile
+        pending = {"profile": raw.hex()}
+        self.state["pending"] = pending
+        self._save()
+        if self._stage == "journaled":
+            raise self._torn()
+        self._commit(pending)
+        return raw + b"\x00"
 
     def _read_records(self, _p1: int, p2: int, _payload: bytes) -> bytes:
         if not 1 <= p2 <= p.RECORDS_KEPT:
@@ -336,24 +385,33 @@ class VirtualCard:
         if self.state["purse"]["blocked"]:
             raise _Reply(SW.CONDITIONS)
 
-    def _find_record(self, tx: TxType, terminal_id: int | None, seq: int) -> p.TxRecord | None:
-        """A kept record of this transaction type with this terminal sequence (or load id)."""
+    def _find_record(self, tx: tuple[TxType, ...], terminal_id: int | None,
+                     seq: int) -> p.TxRecord | None:
+        """A kept record of these transaction types with this terminal sequence (or load
+        id)."""
         for raw in self.state["records"]:
             rec = p.TxRecord.decode(bytes.fromhex(raw))
-            if rec.tx_type == tx and rec.terminal_seq == seq and (
+            if rec.tx_type in tx and rec.terminal_seq == seq and (
                     terminal_id is None or rec.terminal_id == terminal_id):
                 return rec
         return None
 
     def _purse_change(self, tx: TxType, amount: int, terminal_id: int, seq: int,
-                      when: int) -> bytes:
+                      when: int, full_fare: int = 0) -> bytes:
         purse = self._purse()
         counter = purse.counter + 1
         balance = purse.balance + (amount if tx == TxType.LOAD else -amount)
-        number = p.CardInfo.decode(self._info_bytes()).card_number
+        info = self._info_bytes()
+        number = p.CardInfo.decode(info).card_number
+        ride = None
+        if tx == TxType.RIDE:
+            # The card certifies its own product and concession: a terminal cannot claim
+            # another one for the ride.
+            ride = (info[8], self._profile_bytes()[0], full_fare)
         cert = crypto.mac8(self._key(KeyPurpose.LOAD), p.certificate_input(
-            number, tx, counter, amount, balance, terminal_id, seq, when))
-        record = p.TxRecord(tx, counter, amount, balance, terminal_id, seq, when, cert)
+            number, tx, counter, amount, balance, terminal_id, seq, when, ride))
+        record = p.TxRecord(tx, counter, amount, balance, terminal_id, seq, when, cert,
+                            *(ride or ()))
         pending: dict[str, Any] = {
             "purse": {"balance": balance, "counter": counter,
                       "blocked": counter >= p.COUNTER_MAX},
@@ -368,22 +426,30 @@ class VirtualCard:
         self._commit(pending)
         return record.encode() + b"\x00"
 
-    def _debit(self, _p1: int, _p2: int, payload: bytes) -> bytes:
-        if len(payload) != 16:
+    def _debit(self, p1: int, _p2: int, payload: bytes) -> bytes:
+        ride = p1 == p.DEBIT_RIDE
+        if len(payload) != (20 if ride else 16):
             raise _Reply(SW.WRONG_LENGTH)
         self._require_issued()
-        amount, terminal_id, seq, when = struct.unpack(">IIII", payload)
-        done = self._find_record(TxType.DEBIT, terminal_id, seq)
+        amount, terminal_id, seq, when = struct.unpack(">IIII", payload[:16])
+        full_fare = struct.unpack(">I", payload[16:])[0] if ride else 0
+        tx = TxType.RIDE if ride else TxType.DEBIT
+        done = self._find_record((TxType.DEBIT, TxType.RIDE), terminal_id, seq)
         if done is not None:
-            if done.amount != amount:
+            if (done.tx_type, done.amount, done.full_fare) != (tx, amount, full_fare):
                 raise _Reply(SW.WRONG_DATA)
             return done.encode() + b"\x01"  # the same debit again: its original result
         self._require_purse_open()
-        if not 0 < amount <= p.MAX_AMOUNT:
+        if ride:
+            # A free ride is still a transaction (amount 0 beside its full fare): it is what
+            # the concession's subsidy is paid on.
+            if not (0 <= amount <= full_fare and 0 < full_fare <= p.MAX_AMOUNT):
+                raise _Reply(SW.WRONG_DATA)
+        elif not 0 < amount <= p.MAX_AMOUNT:
             raise _Reply(SW.WRONG_DATA)
         if amount > self.state["purse"]["balance"]:
             raise _Reply(SW.NOT_ENOUGH_VALUE)
-        return self._purse_change(TxType.DEBIT, amount, terminal_id, seq, when)
+        return self._purse_change(tx, amount, terminal_id, seq, when, full_fare)
 
     def _load(self, _p1: int, _p2: int, payload: bytes) -> bytes:
         if len(payload) != 16 + p.MAC_LEN:
@@ -391,7 +457,7 @@ class VirtualCard:
         self._require_issued()
         amount, load_id, terminal_id, when = struct.unpack(">IIII", payload[:16])
         auth = payload[16:]
-        done = self._find_record(TxType.LOAD, None, load_id)
+        done = self._find_record((TxType.LOAD,), None, load_id)
         if done is not None:
             if done.amount != amount:
                 raise _Reply(SW.WRONG_DATA)

@@ -185,7 +185,11 @@ class KeyStore:
             key = self.card_key(KeyPurpose.LOAD, load_key_version, uid)
         except NotFound:
             return False
-        expected = crypto.mac8(key, p.certificate_input(
-            card_number, record.tx_type, record.counter, record.amount, record.balance_after,
-            record.terminal_id, record.terminal_seq, record.time))
+        expected = crypto.mac8(key, p.record_certificate_input(card_number, record))
         return secrets.compare_digest(expected, record.certificate)
+
+    def profile_authorisation(self, uid: bytes, card_number: str, profile: p.CardProfile,
+                              load_key_version: int) -> bytes:
+        """The MAC a card checks before it takes a new concession profile."""
+        key = self.card_key(KeyPurpose.LOAD, load_key_version, uid)
+        return crypto.mac8(key, p.profile_authorisation_input(uid, card_number, profile))

@@ -68,3 +68,31 @@ def test_removal_is_seen(rig: Rig) -> None:
     rig.take_away()
     assert rig.reader.wait_for_removal(5)
     assert not rig.reader.wait_for_card(0.2)
+
+
+def test_profile_and_full_record_list_travel(rig: Rig) -> None:
+    """A profile update and ten ride records (the longest answer of the protocol) through
+    the transport."""
+    import datetime as dt
+
+    from readers.session import CardSession, personalise
+    from tests.support.chipkit import CARD_NUMBER, SYSTEM_ID, Masters, load
+
+    assert rig.reader.wait_for_card(5)
+    masters = Masters()
+    s = CardSession(rig.reader, SYSTEM_ID)
+    sel = s.select()
+    personalise(s, p.CardInfo(CARD_NUMBER, "senior", dt.date(2031, 1, 31)),
+                masters.card_keys(sel.uid), profile=p.CardProfile("senior", None, 1))
+    load(s, masters, 500, load_id=1)
+    s.select()
+    s.authenticate_with_master(p.KeyPurpose.DEBIT, masters.keys[p.KeyPurpose.DEBIT])
+    ended = p.CardProfile("disability", dt.date(2029, 5, 1), 2)
+    assert s.write_profile(ended, masters.profile_authorisation(
+        sel.uid, CARD_NUMBER, ended)) == (ended, False)
+    for seq in range(1, 11):
+        s.ride(seq, 30, terminal_id=501, terminal_seq=seq, when=1_790_000_000 + seq)
+    records = s.read_records(10)
+    assert [r.amount for r in records] == list(range(10, 0, -1))
+    assert all(r.concession == p.CONCESSION_CODES["disability"] for r in records)
+    assert all(masters.verify_certificate(sel.uid, CARD_NUMBER, r) for r in records)

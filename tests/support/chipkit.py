@@ -36,10 +36,14 @@ class Masters:
                                                       load_id))
 
     def verify_certificate(self, uid: bytes, card_number: str, rec: p.TxRecord) -> bool:
-        expected = crypto.mac8(self.card_key(KeyPurpose.LOAD, uid), p.certificate_input(
-            card_number, rec.tx_type, rec.counter, rec.amount, rec.balance_after,
-            rec.terminal_id, rec.terminal_seq, rec.time))
+        expected = crypto.mac8(self.card_key(KeyPurpose.LOAD, uid),
+                               p.record_certificate_input(card_number, rec))
         return secrets.compare_digest(expected, rec.certificate)
+
+    def profile_authorisation(self, uid: bytes, card_number: str,
+                              profile: p.CardProfile) -> bytes:
+        return crypto.mac8(self.card_key(KeyPurpose.LOAD, uid),
+                           p.profile_authorisation_input(uid, card_number, profile))
 
 
 def new_uid() -> bytes:
