@@ -81,7 +81,7 @@ def luhn_valid(number: str) -> bool:
 
 # Issuer prefix of the county's cards, then one digit for the product, then a random body.
 CARD_NUMBER_PREFIX = "8902"
-PRODUCT_DIGIT = {"general": "1", "senior": "2", "student": "3", "mobile": "4"}
+PRODUCT_DIGIT = {"general": "1", "senior": "2", "student": "3", "mobile": "4", "staff": "5"}
 
 
 def new_card_number(product: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
-from cardsvc.cards import eligibility
+from cardsvc.cards import eligibility, profiles
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.errors import CardNotPresented, ChipRefused, LoadNotInReview, WrongCardOnReader
@@ -68,8 +68,7 @@ def personalise_and_issue(ctx: Ctx, card_id: int, counter: CounterReader) -> Car
     cards.require_free_chip(ctx, uid, card.id)
     card.chip_uid = uid
     card.load_key_version = load_version
-    card.concession = decision.concession.value
-    card.expires_on = decision.expires_on
+    cards.take_decision(card, decision)
     card.issued_at = ctx.now
     cards.transition(ctx, card, "issue", f"personalised at the counter: {decision.basis}")
     return card
@@ -94,7 +93,8 @@ def personalise_chip(ctx: Ctx, card: Card, decision: eligibility.Decision,
                 raise WrongCardOnReader("the card on the reader is already issued; put a "
                                         "blank card on the reader")
         else:
-            personalise(session, info, keys, store.transport_key(sel.uid))
+            personalise(session, info, keys, store.transport_key(sel.uid),
+                        profiles.first_profile(decision))
     except CHIP_ERRORS as exc:
         raise _chip_error(exc, "personalisation") from None
     finally:
@@ -135,7 +135,7 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
     card = cards.get(ctx, card_id)
     if card.chip_uid is None or card.load_key_version is None:
         raise InvalidInput("this card's purse is held in the account, not on a chip")
-    if not pending_loads(ctx, card.id):
+    if not pending_loads(ctx, card.id) and profiles.pending(ctx, card.id) is None:
         return []
     chip_uid = card.chip_uid
     commit()
@@ -152,6 +152,7 @@ def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,
             loads = pending_loads(ctx, card.id)
             if loads:
                 _deliver(ctx, card, loads, reader, commit, terminal_id, outcomes)
+            _deliver_profile(ctx, card, reader)
         except CHIP_ERRORS as exc:
             if not outcomes:
                 raise _chip_error(exc, "the load") from None
@@ -229,6 +230,21 @@ def _deliver(ctx: Ctx, card: Card, loads: list[CardLoad], reader: Reader,
         outcomes.append(LoadOutcome(load.id, load.amount, LoadStatus.DELIVERED, rec.balance_after,
                                     rec.counter, result.recovered))
         session.select()
+
+
+def _deliver_profile(ctx: Ctx, card: Card, reader: Reader) -> None:
+    """A pending concession profile, written in the backend's own session."""
+    if profiles.pending(ctx, card.id) is None:
+        return
+    store = keystore(ctx)
+    session = CardSession(reader, store.system_id)
+    sel = session.select()
+    if sel.uid.hex().upper() != card.chip_uid:
+        raise WrongCardOnReader(f"the card on the reader is not card {card.card_number}")
+    auth = session.authenticate_with_master(KeyPurpose.LOAD, store.masters(KeyPurpose.LOAD))
+    if auth.info is None or auth.info.card_number != card.card_number:
+        raise WrongCardOnReader("the chip carries another card number")
+    profiles.deliver_on_chip(ctx, card, session, store)
 
 
 def _record_delivery(ctx: Ctx, card: Card, load: CardLoad, rec: p.TxRecord,

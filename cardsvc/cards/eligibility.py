@@ -1,5 +1,9 @@
 """Who may hold which card product. Checked at application, at issuance and at renewal.
 
+A concession proof (enrolment, disability certificate, employment) bounds the concession, not
+the card: the card keeps its validity, and after the proof's end its holder pays the full
+fare (the chip's profile carries the end date) until a new proof extends it.
+
 Every refusal names the rule that failed (`Ineligible.rule`), so the counter can tell the
 resident exactly what is missing. Thresholds come from settings.
 """
@@ -15,7 +19,7 @@ from cardsvc.cards.errors import Ineligible
 from cardsvc.cards.models import Concession, Product
 from cardsvc.context import Ctx
 from cardsvc.holders import service as holders
-from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
+from cardsvc.holders.models import Cardholder, DisabilityCertificate, Employment, Enrolment
 
 
 def add_years(day: dt.date, years: int) -> dt.date:
@@ -40,12 +44,65 @@ class Decision:
     concession: Concession
     expires_on: dt.date
     basis: str  # human-readable reason the product was granted
+    # The concession's last day (the proof's end; the card's expiry for a senior). The card
+    # outlives it: afterwards its holder pays the full fare until the proof is renewed.
+    concession_until: dt.date | None = None
 
 
 def _require_registered(holder: Cardholder, rule: str, product: str) -> None:
     if holder.township is None:
         raise Ineligible(rule, f"a {product} card needs household registration in the county; "
                                "this cardholder has none on record")
+
+
+def latest_enrolment(ctx: Ctx, holder_id: int) -> Enrolment | None:
+    return ctx.db.scalars(select(Enrolment).where(Enrolment.cardholder_id == holder_id)
+                          .order_by(Enrolment.valid_until.desc()).limit(1)).first()
+
+
+def latest_employment(ctx: Ctx, holder_id: int) -> Employment | None:
+    return ctx.db.scalars(select(Employment).where(Employment.cardholder_id == holder_id)
+                          .order_by(Employment.valid_until.desc()).limit(1)).first()
+
+
+def own_certificate(ctx: Ctx, holder_id: int, on: dt.date) -> DisabilityCertificate | None:
+    """The holder's disability certificate valid on `on` that lasts longest."""
+    return ctx.db.scalars(
+        select(DisabilityCertificate)
+        .where(DisabilityCertificate.cardholder_id == holder_id,
+               DisabilityCertificate.valid_until >= on)
+        .order_by(DisabilityCertificate.valid_until.desc()).limit(1)).first()
+
+
+def companion_certificate(ctx: Ctx, holder_id: int,
+                          on: dt.date) -> DisabilityCertificate | None:
+    """A certificate valid on `on` that registers the holder as its companion (陪伴)."""
+    return ctx.db.scalars(
+        select(DisabilityCertificate)
+        .where(DisabilityCertificate.companion_id == holder_id,
+               DisabilityCertificate.valid_until >= on)
+        .order_by(DisabilityCertificate.valid_until.desc()).limit(1)).first()
+
+
+def concession_end(ctx: Ctx, holder: Cardholder, concession: str, expires_on: dt.date,
+                   on: dt.date) -> dt.date | None:
+    """The last day of a card's concession as the proofs on record say on `on` (None: no
+    concession). A proof that ended stays the answer: the concession ended then."""
+    if concession == Concession.SENIOR:
+        return expires_on
+    if concession == Concession.STUDENT:
+        enrolment = latest_enrolment(ctx, holder.id)
+        return enrolment.valid_until if enrolment else None
+    if concession == Concession.STAFF:
+        employment = latest_employment(ctx, holder.id)
+        return employment.valid_until if employment else None
+    if concession == Concession.DISABILITY:
+        cert = own_certificate(ctx, holder.id, dt.date.min)
+        return cert.valid_until if cert else None
+    if concession == Concession.COMPANION:
+        cert = companion_certificate(ctx, holder.id, dt.date.min)
+        return cert.valid_until if cert else None
+    return None
 
 
 def decide(ctx: Ctx, holder: Cardholder, product: Product, on: dt.date) -> Decision:
@@ -64,44 +121,44 @@ def decide(ctx: Ctx, holder: Cardholder, product: Product, on: dt.date) -> Decis
         return Decision(product, Concession.NONE, default_expiry, "registered in the county")
 
     if product == Product.STUDENT:
-        last = ctx.db.scalars(
-            select(Enrolment).where(Enrolment.cardholder_id == holder.id)
-            .order_by(Enrolment.valid_until.desc()).limit(1)
-        ).first()
+        last = latest_enrolment(ctx, holder.id)
         if last is None:
             raise Ineligible("student.enrolment_valid", "no student enrolment on record")
         if last.valid_until < on:
             raise Ineligible("student.enrolment_valid",
                              f"the enrolment at {last.school} ended on {last.valid_until}")
-        # The concession ends with the enrolment.
-        return Decision(product, Concession.STUDENT, min(default_expiry, last.valid_until),
-                        f"enrolled at {last.school} until {last.valid_until}")
+        return Decision(product, Concession.STUDENT, default_expiry,
+                        f"enrolled at {last.school} until {last.valid_until}",
+                        last.valid_until)
+
+    if product == Product.STAFF:
+        job = latest_employment(ctx, holder.id)
+        if job is None:
+            raise Ineligible("staff.employment_valid",
+                             "a staff card needs an employment with the county government, "
+                             "its agencies or schools, the council or a township office on "
+                             "record")
+        if job.valid_until < on:
+            raise Ineligible("staff.employment_valid",
+                             f"the employment at {job.employer} ended on {job.valid_until}")
+        return Decision(product, Concession.STAFF, default_expiry,
+                        f"employed at {job.employer} until {job.valid_until}", job.valid_until)
 
     if product == Product.SENIOR:
         _require_registered(holder, "senior.registered_in_county", "senior/concession")
         if age >= s.senior_min_age:
-            return Decision(product, Concession.SENIOR,
-                            add_years(on, s.senior_card_validity_years), f"age {age}")
-        own = ctx.db.scalars(
-            select(DisabilityCertificate)
-            .where(DisabilityCertificate.cardholder_id == holder.id,
-                   DisabilityCertificate.valid_until >= on)
-            .order_by(DisabilityCertificate.valid_until.desc()).limit(1)
-        ).first()
+            expiry = add_years(on, s.senior_card_validity_years)
+            return Decision(product, Concession.SENIOR, expiry, f"age {age}", expiry)
+        own = own_certificate(ctx, holder.id, on)
         if own is not None:
-            return Decision(product, Concession.DISABILITY,
-                            min(default_expiry, own.valid_until),
-                            f"disability certificate valid until {own.valid_until}")
-        as_companion = ctx.db.scalars(
-            select(DisabilityCertificate)
-            .where(DisabilityCertificate.companion_id == holder.id,
-                   DisabilityCertificate.valid_until >= on)
-            .order_by(DisabilityCertificate.valid_until.desc()).limit(1)
-        ).first()
+            return Decision(product, Concession.DISABILITY, default_expiry,
+                            f"disability certificate valid until {own.valid_until}",
+                            own.valid_until)
+        as_companion = companion_certificate(ctx, holder.id, on)
         if as_companion is not None:
-            return Decision(product, Concession.COMPANION,
-                            min(default_expiry, as_companion.valid_until),
-                            f"registered companion until {as_companion.valid_until}")
+            return Decision(product, Concession.COMPANION, default_expiry,
+                            f"registered companion until {as_companion.valid_until}",
+                            as_companion.valid_until)
         raise Ineligible(
             "senior.age_or_disability",
             f"a senior/concession card needs age ≥ {s.senior_min_age} on the issue date "

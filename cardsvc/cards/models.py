@@ -14,6 +14,7 @@ class Product(enum.StrEnum):
     SENIOR = "senior"  # 敬老愛心卡 (senior, disability and companion variants)
     STUDENT = "student"  # 學生卡
     MOBILE = "mobile"  # 行動一般卡
+    STAFF = "staff"  # 員工卡: county government, agencies, schools, council, township offices
 
 
 class Concession(enum.StrEnum):
@@ -22,6 +23,7 @@ class Concession(enum.StrEnum):
     DISABILITY = "disability"  # 愛心
     COMPANION = "companion"  # 陪伴
     STUDENT = "student"
+    STAFF = "staff"
 
 
 class CardStatus(enum.StrEnum):
@@ -65,6 +67,11 @@ class Card(Base):
     live_device_id: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
     device_public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_on: Mapped[dt.date] = mapped_column(Date)
+    # The last day the concession holds (the proof's end, or the card's expiry for a senior);
+    # NULL without one. The card stays valid after it: the holder then pays the full fare.
+    concession_until: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # The chip's concession profile version: the latest written or waiting to be written.
+    profile_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counter: Mapped[str] = mapped_column(String(32))
     replaces_card_id: Mapped[int | None] = mapped_column(
         ForeignKey("cards.id"), nullable=True, unique=True
@@ -145,3 +152,28 @@ class HotlistEntry(Base):
     action: Mapped[str] = mapped_column(String(8))  # add | remove
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProfileStatus(enum.StrEnum):
+    PENDING = "pending"  # waits for the card's next tap at a counter or terminal
+    DELIVERED = "delivered"
+    SUPERSEDED = "superseded"  # a newer update replaced it before it reached the chip
+
+
+class ProfileUpdate(Base):
+    """A new concession profile for a chip (a new enrolment, certificate or employment moved
+    the concession's end). Delivered like a load: at the counter, or by any terminal at the
+    next tap; the card applies each version once and never goes back to an older one."""
+
+    __tablename__ = "card_profile_updates"
+    __table_args__ = (UniqueConstraint("card_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    concession: Mapped[str] = mapped_column(String(16))
+    ends_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=ProfileStatus.PENDING, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_by: Mapped[str | None] = mapped_column(String(40), nullable=True)

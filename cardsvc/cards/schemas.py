@@ -122,6 +122,11 @@ class CardOut(Out):
     chip_uid: str | None
     device_id: str | None
     expires_on: dt.date
+    concession_until: dt.date | None = Field(
+        default=None, description="Last day of the concession; the card stays valid after it "
+                                  "and then pays full fares")
+    profile_version: int = Field(default=0, description="Version of the chip's concession "
+                                 "profile (0: none written)")
     counter: str
     replaces_card_id: int | None
     applied_at: dt.datetime

@@ -34,6 +34,7 @@ from cardsvc.cards.models import (
     CardEvent,
     CardLoad,
     CardStatus,
+    Concession,
     HotlistEntry,
     LoadStatus,
     Product,
@@ -216,18 +217,27 @@ def _insert_card(ctx: Ctx, card: Card) -> None:
     raise Conflict("could not allocate a unique card number")  # pragma: no cover
 
 
+def take_decision(card: Card, decision: eligibility.Decision) -> None:
+    """What an eligibility decision sets on the card; a chip personalised with it starts at
+    profile version 1 (0: no concession profile written)."""
+    card.concession = decision.concession.value
+    card.expires_on = decision.expires_on
+    card.concession_until = decision.concession_until
+    card.profile_version = 0 if decision.concession == Concession.NONE else 1
+
+
 def apply(ctx: Ctx, data: s.CardApplication) -> Card:
     holder = holders.get(ctx, data.cardholder_id, for_update=True)
     device_id, public_key = _device_binding(data.product, data.device_id,
                                             data.device_public_key)
     decision = eligibility.decide(ctx, holder, data.product, ctx.today)
     form = form_of(data.product)
-    card = Card(cardholder_id=holder.id, product=decision.product.value,
-                concession=decision.concession.value, form=form, live_form=form,
-                status=A.APPLIED, device_id=device_id, live_device_id=device_id,
-                device_public_key=public_key, expires_on=decision.expires_on,
+    card = Card(cardholder_id=holder.id, product=decision.product.value, form=form,
+                live_form=form, status=A.APPLIED, device_id=device_id,
+                live_device_id=device_id, device_public_key=public_key,
                 counter=data.counter or ctx.settings.default_counter, applied_at=ctx.now,
                 status_changed_at=ctx.now)
+    take_decision(card, decision)
     _insert_card(ctx, card)
     ledger.open_purse(ctx, card.id)
     _created_event(ctx, card, f"application: {decision.basis}")
@@ -258,8 +268,7 @@ def issue(ctx: Ctx, card_id: int, data: s.IssueRequest) -> Card:
     holder = holders.get(ctx, card.cardholder_id)
     decision = eligibility.decide(ctx, holder, Product(card.product), ctx.today)
     _bind_chip(ctx, card, data.chip_uid)
-    card.concession = decision.concession.value
-    card.expires_on = decision.expires_on
+    take_decision(card, decision)
     card.issued_at = ctx.now
     transition(ctx, card, "issue", f"issued: {decision.basis}")
     return card
@@ -272,7 +281,8 @@ def simple_transition(ctx: Ctx, card_id: int, action: str, reason: str) -> Card:
 
 
 def expire_due(ctx: Ctx) -> int:
-    """Expire every card whose validity (or concession) ended before today."""
+    """Expire every card whose validity ended before today (a concession that ended leaves
+    the card valid: its holder pays the full fare)."""
     due = ctx.db.scalars(
         select(Card).where(Card.expires_on < ctx.today,
                            Card.status.in_([A.ISSUED, A.ACTIVE, A.SUSPENDED]))
@@ -341,11 +351,11 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
     transition(ctx, old, "replace", f"{data.reason}: {data.note}".rstrip(": "))
     ctx.db.flush()  # frees the holder's slot before the new card takes it
     counter = data.counter or ctx.settings.default_counter
-    new = Card(cardholder_id=holder.id, product=decision.product.value,
-               concession=decision.concession.value, form=old.form, live_form=old.form,
-               status=A.APPLIED, device_id=device_id, live_device_id=device_id,
-               device_public_key=public_key, expires_on=decision.expires_on, counter=counter,
+    new = Card(cardholder_id=holder.id, product=decision.product.value, form=old.form,
+               live_form=old.form, status=A.APPLIED, device_id=device_id,
+               live_device_id=device_id, device_public_key=public_key, counter=counter,
                replaces_card_id=old.id, applied_at=ctx.now, status_changed_at=ctx.now)
+    take_decision(new, decision)
     on_reader = old.form == "physical" and data.chip_uid is None
     if on_reader and personaliser is None:
         raise InvalidInput("chip_uid of the new card is required (hex UID)", field="chip_uid")

@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from cardsvc.cards import profiles
 from cardsvc.cards import schemas as card_schemas
 from cardsvc.cards import service as cards
 from cardsvc.deps import CtxDep, allow
 from cardsvc.holders import schemas, service
-from cardsvc.holders.models import Enrolment
+from cardsvc.holders.models import Employment, Enrolment
 from cardsvc.schemas_common import IdPath, Purpose
 from cardsvc.staff.roles import CLERKS, READERS
 
@@ -53,7 +54,19 @@ def update(holder_id: IdPath, body: schemas.CardholderUpdate,
              dependencies=[Depends(allow(*CLERKS))],
              summary="Record a student enrolment (proof for the student card)")
 def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep) -> Enrolment:
-    return service.add_enrolment(ctx, holder_id, body)
+    row = service.add_enrolment(ctx, holder_id, body)
+    profiles.refresh(ctx, holder_id)  # a student card's concession moves with it
+    return row
+
+
+@router.post("/{holder_id:int}/employments", response_model=schemas.EmploymentOut,
+             status_code=201, dependencies=[Depends(allow(*CLERKS))],
+             summary="Record an employment (proof for the staff card)")
+def add_employment(holder_id: IdPath, body: schemas.EmploymentCreate,
+                   ctx: CtxDep) -> Employment:
+    row = service.add_employment(ctx, holder_id, body)
+    profiles.refresh(ctx, holder_id)
+    return row
 
 
 @router.post("/{holder_id:int}/disability-certificates",
@@ -62,7 +75,11 @@ def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep)
              summary="Record a disability certificate (proof for the 愛心 concession)")
 def add_certificate(holder_id: IdPath, body: schemas.DisabilityCertificateCreate,
                     ctx: CtxDep) -> schemas.DisabilityCertificateOut:
-    return service.add_disability_certificate(ctx, holder_id, body)
+    out = service.add_disability_certificate(ctx, holder_id, body)
+    profiles.refresh(ctx, holder_id)
+    if body.companion_id is not None:
+        profiles.refresh(ctx, body.companion_id)
+    return out
 
 
 @router.get("/{holder_id:int}/cards", response_model=list[card_schemas.CardOut],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -53,4 +54,27 @@ class DisabilityCertificate(Base):
     companion_id: Mapped[int | None] = mapped_column(
         ForeignKey("cardholders.id"), nullable=True, index=True
     )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmployerKind(enum.StrEnum):
+    """Who may hold a staff card (員工卡), as the county's FAQ lists them."""
+
+    COUNTY_GOVERNMENT = "county_government"  # 縣政府
+    COUNTY_AGENCY = "county_agency"  # 所屬機關
+    SCHOOL = "school"  # 所屬學校
+    COUNCIL = "council"  # 縣議會
+    TOWNSHIP_OFFICE = "township_office"  # 鄉鎮公所
+
+
+class Employment(Base):
+    """Proof for the staff card; the staff concession ends with `valid_until`."""
+
+    __tablename__ = "employments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"), index=True)
+    employer: Mapped[str] = mapped_column(String(100))
+    employer_kind: Mapped[str] = mapped_column(String(24))
+    valid_until: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,6 +5,7 @@ import datetime as dt
 from pydantic import EmailStr, Field, field_validator
 
 from cardsvc.config import TOWNSHIPS
+from cardsvc.holders.models import EmployerKind
 from cardsvc.schemas_common import (
     IdField,
     Integer,
@@ -71,6 +72,20 @@ class EnrolmentOut(Out):
     valid_until: dt.date
 
 
+class EmploymentCreate(Model):
+    employer: str = Field(min_length=1, max_length=100, examples=["金門縣政府"])
+    employer_kind: EmployerKind = Field(description="county government, one of its agencies "
+                                        "or schools, the council or a township office")
+    valid_until: ProofEnd
+
+
+class EmploymentOut(Out):
+    id: int
+    employer: str
+    employer_kind: str
+    valid_until: dt.date
+
+
 class DisabilityCertificateCreate(Model):
     certificate_no: str = Field(min_length=4, max_length=40)
     valid_until: ProofEnd
@@ -108,4 +123,5 @@ class CardholderOut(CardholderSummary):
     email: str | None
     enrolments: list[EnrolmentOut]
     disability_certificates: list[DisabilityCertificateOut]
+    employments: list[EmploymentOut] = Field(default_factory=list)
     created_at: dt.datetime

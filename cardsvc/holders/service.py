@@ -12,7 +12,7 @@ from cardsvc.context import Ctx
 from cardsvc.errors import Forbidden, InvalidInput, NotFound
 from cardsvc.holders import schemas
 from cardsvc.holders.errors import CompanionAlreadyRegistered, DuplicateCardholder
-from cardsvc.holders.models import Cardholder, DisabilityCertificate, Enrolment
+from cardsvc.holders.models import Cardholder, DisabilityCertificate, Employment, Enrolment
 from cardsvc.identifiers import mask_person_id, normalize_person_id, person_id_kind
 
 PERSON_ID_NS = "person_id"
@@ -100,6 +100,9 @@ def read_full(ctx: Ctx, holder_id: int, purpose: str, reveal: bool) -> schemas.C
         select(DisabilityCertificate).where(DisabilityCertificate.cardholder_id == holder.id)
         .order_by(DisabilityCertificate.id)
     ).all()
+    jobs = ctx.db.scalars(
+        select(Employment).where(Employment.cardholder_id == holder.id).order_by(Employment.id)
+    ).all()
     audit.record(ctx, "cardholder.read", target_type="cardholder", target_id=holder.id,
                  purpose=purpose, detail={"revealed_person_id": reveal})
     return schemas.CardholderOut(
@@ -121,6 +124,7 @@ def read_full(ctx: Ctx, holder_id: int, purpose: str, reveal: bool) -> schemas.C
             )
             for c in certs
         ],
+        employments=[schemas.EmploymentOut.model_validate(j) for j in jobs],
         created_at=holder.created_at,
     )
 
@@ -177,6 +181,20 @@ def add_enrolment(ctx: Ctx, holder_id: int, data: schemas.EnrolmentCreate) -> En
     ctx.db.flush()
     audit.record(ctx, "cardholder.enrolment_add", target_type="cardholder",
                  target_id=holder.id, detail={"enrolment": row.id,
+                                              "valid_until": data.valid_until.isoformat()})
+    return row
+
+
+def add_employment(ctx: Ctx, holder_id: int, data: schemas.EmploymentCreate) -> Employment:
+    holder = get(ctx, holder_id)
+    row = Employment(cardholder_id=holder.id, employer=data.employer,
+                     employer_kind=data.employer_kind.value, valid_until=data.valid_until,
+                     created_at=ctx.now)
+    ctx.db.add(row)
+    ctx.db.flush()
+    audit.record(ctx, "cardholder.employment_add", target_type="cardholder",
+                 target_id=holder.id, detail={"employment": row.id,
+                                              "employer_kind": row.employer_kind,
                                               "valid_until": data.valid_until.isoformat()})
     return row
 

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cardsvc.errors import ConfigurationError
@@ -40,6 +40,18 @@ class Secrets:
     kek: bytes = b""
     # System identifier bound into every card key diversification (AN10922).
     system_id: bytes = b""
+    # Ed25519 private keys (32-byte seeds) by key id, for what others verify with the public
+    # key alone (fare tables a terminal checks). Old ids stay so old signatures still verify.
+    signing_keys: dict[str, bytes] = field(default_factory=dict)
+    signing_active: str = ""
+
+    @property
+    def signing_key(self) -> tuple[str, bytes]:
+        """(key id, seed) of the active signing key."""
+        if self.signing_active not in self.signing_keys:
+            raise ConfigurationError("secrets file has no signing key: add one with "
+                                     "`cardsvc keys new-signing-key`")
+        return self.signing_active, self.signing_keys[self.signing_active]
 
     def to_json(self) -> str:
         return json.dumps(
@@ -51,6 +63,8 @@ class Secrets:
                 "pii_active": self.pii_active,
                 "kek": _b64(self.kek),
                 "system_id": self.system_id.hex(),
+                "signing_keys": {kid: _b64(k) for kid, k in self.signing_keys.items()},
+                "signing_active": self.signing_active,
             },
             indent=2,
         )
@@ -69,6 +83,9 @@ class Secrets:
                 pii_active=data["pii_active"],
                 kek=_unb64(data["kek"]),
                 system_id=bytes.fromhex(data["system_id"]),
+                signing_keys={kid: _unb64(k)
+                              for kid, k in data.get("signing_keys", {}).items()},
+                signing_active=data.get("signing_active", ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # Never echo the file's content: it is key material.
@@ -84,6 +101,11 @@ class Secrets:
             raise ConfigurationError("secrets file: kek must be 32 bytes")
         if not 1 <= len(result.system_id) <= 16:
             raise ConfigurationError("secrets file: system_id must be 1-16 bytes")
+        if any(len(k) != 32 for k in result.signing_keys.values()):
+            raise ConfigurationError("secrets file: every signing key must be 32 bytes")
+        if result.signing_keys and result.signing_active not in result.signing_keys:
+            raise ConfigurationError("secrets file: signing_active names no key in "
+                                     "signing_keys")
         return result
 
     @classmethod
@@ -95,7 +117,16 @@ class Secrets:
             pii_active="p1",
             kek=secrets.token_bytes(32),
             system_id=secrets.token_bytes(8),
+            signing_keys={"s1": secrets.token_bytes(32)},
+            signing_active="s1",
         )
+
+    def with_new_signing_key(self) -> Secrets:
+        """A copy with a fresh signing key made active; old ones stay for verifying."""
+        n = 1 + max((int(k[1:]) for k in self.signing_keys if k[1:].isdigit()), default=0)
+        kid = f"s{n}"
+        return replace(self, signing_keys={**self.signing_keys, kid: secrets.token_bytes(32)},
+                       signing_active=kid)
 
     def with_new_pii_key(self) -> Secrets:
         """A copy with a fresh PII key made active; old keys stay for reading old rows."""
@@ -103,14 +134,7 @@ class Secrets:
         kid = f"p{n}"
         keys = dict(self.pii_keys)
         keys[kid] = secrets.token_bytes(32)
-        return Secrets(
-            token_key=self.token_key,
-            lookup_key=self.lookup_key,
-            pii_keys=keys,
-            pii_active=kid,
-            kek=self.kek,
-            system_id=self.system_id,
-        )
+        return replace(self, pii_keys=keys, pii_active=kid)
 
 
 def write_secrets(path: Path, value: Secrets) -> None:
@@ -140,4 +164,9 @@ def load_secrets(path: Path, generate: bool) -> tuple[Secrets, bool]:
         raise ConfigurationError(
             f"secrets file {path} is readable by others (mode {mode:o}); run chmod 600 on it"
         )
-    return Secrets.from_json(path.read_text(encoding="utf-8")), False
+    value = Secrets.from_json(path.read_text(encoding="utf-8"))
+    if not value.signing_keys and generate:
+        # A file from before signing keys: the embedded default adds one, as on first start.
+        value = value.with_new_signing_key()
+        write_secrets(path, value)
+    return value, False

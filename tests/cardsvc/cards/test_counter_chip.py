@@ -87,6 +87,45 @@ def test_simulated_counter_issue_load_debit_verify(sim_counter) -> None:  # type
     assert api.ok("POST", f"/cards/{card['id']}/certificates/verify", forged)["valid"] is False
 
 
+def chip_profile(rt, chip: VirtualCard):  # type: ignore[no-untyped-def]
+    with unit_of_work(rt.sessions) as db:
+        masters = KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).masters(
+            KeyPurpose.DEBIT)
+    s = CardSession(InProcessReader(chip), rt.keys.secrets.system_id)
+    s.select()
+    return s.authenticate_with_master(KeyPurpose.DEBIT, masters).profile
+
+
+def test_concession_profile_written_at_issue_and_updated_at_the_counter(sim_counter) -> None:  # type: ignore[no-untyped-def]
+    """A student card's chip carries the enrolment's end; a new enrolment queues a profile
+    update, which the counter writes when the card is on its reader."""
+    import datetime as dt
+    rt, api, cards_dir = sim_counter
+    h = f.holder(api, age=17)
+    until = f.today() + dt.timedelta(days=40)
+    api.ok("POST", f"/cardholders/{h['id']}/enrolments",
+           {"school": "金門高中", "valid_until": until.isoformat()}, status=201)
+    app = api.ok("POST", "/cards/applications", {"cardholder_id": h["id"],
+                                                 "product": "student"}, status=201)
+    card = api.ok("POST", f"/cards/{app['id']}/issue", {})
+    chip = VirtualCard(bytes.fromhex(card["chip_uid"]), cards_dir / f"{card['chip_uid']}.json")
+    profile = chip_profile(rt, chip)
+    assert (profile.concession, profile.ends_on, profile.version) == ("student", until, 1)
+    nxt = until + dt.timedelta(days=365)
+    api.ok("POST", f"/cardholders/{h['id']}/enrolments",
+           {"school": "金門高中", "valid_until": nxt.isoformat()}, status=201)
+    assert chip_profile(rt, VirtualCard(chip.uid, chip.state_path)).ends_on == until
+    assert api.ok("POST", f"/cards/{card['id']}/card-loads/deliver") == []  # no loads
+    profile = chip_profile(rt, VirtualCard(chip.uid, chip.state_path))
+    assert (profile.ends_on, profile.version) == (nxt, 2)
+    from sqlalchemy import select
+
+    from cardsvc.cards.models import ProfileUpdate
+    with rt.sessions() as db:
+        u = db.scalar(select(ProfileUpdate).where(ProfileUpdate.card_id == card["id"]))
+        assert u is not None and (u.status, u.delivered_by) == ("delivered", "counter")
+
+
 def test_a_personalised_chip_cannot_be_issued_again(sim_counter) -> None:  # type: ignore[no-untyped-def]
     _rt, api, _ = sim_counter
     app = new_application(api)
