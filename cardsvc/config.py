@@ -7,11 +7,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOWNSHIPS: tuple[str, ...] = ("金城鎮", "金湖鎮", "金沙鎮", "金寧鄉", "烈嶼鄉", "烏坵鄉")
 BUSINESS_TZ = "Asia/Taipei"
+
+
+FareClass = Literal["full", "student", "half", "free"]
+KINMEN_FARE_CLASSES: dict[str, FareClass] = {
+    "none": "full", "senior": "free", "disability": "free", "companion": "free",
+    "student": "student", "staff": "full"}
+
+
+class SubsidyProgramme(BaseModel):
+    """A funding programme of concession rides (e.g. the social affairs department's)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    concessions: list[Literal["senior", "disability", "companion", "student", "staff"]]
+    budget_account: str = Field(min_length=1, max_length=40)
 
 
 class Settings(BaseSettings):
@@ -98,6 +112,40 @@ class Settings(BaseSettings):
     general_min_age: int = Field(default=7, ge=0)
     card_validity_years: int = Field(default=10, ge=1)
     senior_card_validity_years: int = Field(default=10, ge=1)
+
+    # Transit. The fare class each concession rides at (classes: full, student, half, free):
+    # in Kinmen seniors, 愛心 holders and their companion ride county buses free, students at
+    # the student fare; elsewhere seniors and disability pay the legal half fare. The staff
+    # card's fare is a setting too (default: the full fare).
+    concession_fare_classes: dict[str, FareClass] = Field(default_factory=lambda: dict(
+        KINMEN_FARE_CLASSES))
+    # Who pays the difference between full fare and fare charged, by programme: its name,
+    # the concessions it funds and its budget account.
+    subsidy_programmes: dict[str, SubsidyProgramme] = Field(default_factory=lambda: {
+        "social_affairs": SubsidyProgramme(
+            name="社會處 敬老愛心搭乘補助", concessions=["senior", "disability", "companion"],
+            budget_account="SA-TRANSIT"),
+        "education": SubsidyProgramme(
+            name="教育處 學生乘車補助", concessions=["student"], budget_account="ED-TRANSIT"),
+    })
+    # Misuse signals in clearing's exceptions: one card riding again within this many
+    # seconds on another vehicle; a companion card riding without a 愛心 card ride on the same
+    # vehicle within this many seconds.
+    @field_validator("subsidy_programmes")
+    @classmethod
+    def _one_programme_per_concession(cls, v: dict[str, SubsidyProgramme]
+                                      ) -> dict[str, SubsidyProgramme]:
+        seen: dict[str, str] = {}
+        for code, programme in v.items():
+            for concession in programme.concessions:
+                if concession in seen:
+                    raise ValueError(f"concession {concession!r} is funded by both "
+                                     f"{seen[concession]!r} and {code!r}")
+                seen[concession] = code
+        return v
+
+    ride_min_interval_seconds: int = Field(default=300, ge=0, le=86_400)
+    companion_tolerance_seconds: int = Field(default=120, ge=0, le=3_600)
 
     # Counter used when a request does not name one.
     default_counter: str = "KM-HQ"

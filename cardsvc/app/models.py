@@ -16,12 +16,15 @@ from cardsvc.points import models as points_models
 from cardsvc.staff import models as staff_models
 from merchants.pos import models as pos_models
 from merchants.registry import models as registry_models
+from merchants.transit import models as transit_models
 from settlement.bills import models as bills_models
 from settlement.clearing import models as clearing_models
+from settlement.subsidies import models as subsidies_models
 
 DOMAINS = (audit_models, cards_models, holders_models, idempotency_models, keystore_models,
            ledger_models, staff_models, library_models, einvoice_models, notify_models,
            events_models, points_models,
-           registry_models, pos_models, clearing_models, bills_models)
+           registry_models, pos_models, transit_models, clearing_models, bills_models,
+           subsidies_models)
 
 __all__ = ["DOMAINS", "Base"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from cardsvc.cards.errors import Ineligible
-from cardsvc.cards.models import Concession, Product
-from cardsvc.context import Ctx
+from cardsvc.cards.models import LIVE_STATUSES, Card, Concession, Product
+from cardsvc.context import TAIPEI, Ctx
 from cardsvc.holders import service as holders
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Employment, Enrolment
 
@@ -166,3 +166,43 @@ def decide(ctx: Ctx, holder: Cardholder, product: Product, on: dt.date) -> Decis
             "as the companion on one")
 
     raise Ineligible("product.unknown", f"unknown product {product!r}")  # pragma: no cover
+
+
+def concession_problem(ctx: Ctx, card: Card, product: str, concession: str,
+                       day: dt.date) -> str | None:
+    """Why a ride's certified product and concession were not the card's due on `day` in the
+    backend's view (None: they were). Clearing pays a subsidy only for rides with none."""
+    if product != card.product or concession != card.concession:
+        return "concession_mismatch"
+    issued = card.issued_at.astimezone(TAIPEI).date() if card.issued_at else None
+    closed = card.closed_at.astimezone(TAIPEI).date() if card.closed_at else None
+    if issued is None or issued > day or (closed is not None and closed < day) \
+            or card.expires_on < day:
+        return "card_not_live"
+    holder = ctx.db.get(Cardholder, card.cardholder_id)
+    if holder is None:  # pragma: no cover - a card has its holder
+        return "card_not_live"
+    if concession == Concession.NONE:
+        return None
+    if concession == Concession.SENIOR:
+        ok = age_on(holders.birth_date(ctx, holder), day) >= ctx.settings.senior_min_age
+    elif concession == Concession.STUDENT:
+        ok = ctx.db.scalar(select(Enrolment.id).where(
+            Enrolment.cardholder_id == holder.id, Enrolment.valid_until >= day).limit(1)) \
+            is not None
+    elif concession == Concession.STAFF:
+        ok = ctx.db.scalar(select(Employment.id).where(
+            Employment.cardholder_id == holder.id, Employment.valid_until >= day).limit(1)) \
+            is not None
+    elif concession == Concession.DISABILITY:
+        ok = own_certificate(ctx, holder.id, day) is not None
+    elif concession == Concession.COMPANION:
+        # The companion rides on the 愛心 holder's terms: that holder needs a live card too.
+        cert = companion_certificate(ctx, holder.id, day)
+        ok = cert is not None and ctx.db.scalar(select(Card.id).where(
+            Card.cardholder_id == cert.cardholder_id,
+            Card.concession == Concession.DISABILITY, Card.status.in_(LIVE_STATUSES),
+            Card.expires_on >= day).limit(1)) is not None
+    else:
+        ok = False
+    return None if ok else "concession_not_valid"

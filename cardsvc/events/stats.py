@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cardsvc import charts
 from cardsvc.context import TAIPEI, Ctx
 from cardsvc.errors import InvalidInput
 from cardsvc.events import rules
@@ -72,33 +73,6 @@ def to_csv(report: s.ParticipationOut) -> str:
 
 def to_svg(report: s.ParticipationOut) -> str:
     """A horizontal bar chart of check-ins; a suppressed cell is drawn as a hatched stub."""
-    width, bar_h, left = 640, 22, 220
-    height = 60 + bar_h * max(1, len(report.rows))
-    top = max([r.checkins for r in report.rows if isinstance(r.checkins, int)] or [1])
-    title = (f"縣政活動簽到 Check-ins by {report.by}, {report.date_from} – {report.date_to}")
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="12" role="img">',
-             f'<title>{_esc(title)}</title>',
-             '<defs><pattern id="h" width="6" height="6" patternUnits="userSpaceOnUse">'
-             '<path d="M0,6 L6,0" stroke="#999"/></pattern></defs>',
-             f'<text x="8" y="20" font-size="14" font-weight="bold">{_esc(title)}</text>']
-    for n, row in enumerate(report.rows):
-        y = 36 + n * bar_h
-        parts.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">'
-                     f'{_esc(row.key[:30])}</text>')
-        if isinstance(row.checkins, int):
-            w = max(1, int((width - left - 60) * row.checkins / top))
-            parts.append(f'<rect x="{left}" y="{y + 3}" width="{w}" height="{bar_h - 6}" '
-                         'fill="#2b6cb0"/>')
-            parts.append(f'<text x="{left + w + 4}" y="{y + 15}">{row.checkins}</text>')
-        else:
-            parts.append(f'<rect x="{left}" y="{y + 3}" width="24" height="{bar_h - 6}" '
-                         'fill="url(#h)" stroke="#999"/>')
-            parts.append(f'<text x="{left + 28}" y="{y + 15}">{_esc(row.checkins)} '
-                         '(suppressed)</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return charts.bar_chart(
+        f"縣政活動簽到 Check-ins by {report.by}, {report.date_from} – {report.date_to}",
+        [(row.key, row.checkins) for row in report.rows])

@@ -13,6 +13,7 @@ MERCHANT = "merchant:"  # what the county owes a merchant: merchant:<merchant id
 TERMINAL = "terminal:"  # a terminal's takings until clearing sweeps them: terminal:<id>
 BILLER = "biller:"  # what the county owes a biller: biller:<biller id>
 FEE_INCOME = "fee_income:county"
+PROGRAMME = "programme:"  # what a subsidy programme owes: programme:<programme code>
 
 
 def purse_code(card_id: int) -> str:
@@ -33,3 +34,7 @@ def terminal_code(terminal_id: int) -> str:
 
 def biller_code(biller_id: int) -> str:
     return f"{BILLER}{biller_id}"
+
+
+def programme_code(programme: str) -> str:
+    return f"{PROGRAMME}{programme}"

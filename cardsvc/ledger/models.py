@@ -21,6 +21,9 @@ class AccountKind(enum.StrEnum):
     FEE_INCOME = "fee_income"
     PAYOUT = "payout"  # paid out to merchants' and billers' banks by the payout file
     SUSPENSE = "suspense"  # money whose owner is not yet known (e.g. disputed records)
+    # What a funding programme owes for the concession rides it subsidises (negative: owed);
+    # its department settles it from the programme's budget account.
+    PROGRAMME_RECEIVABLE = "programme_receivable"
 
 
 class Account(Base):

@@ -25,6 +25,8 @@ MANAGERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN)
 VIEWERS = (Role.CLERK, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
 # Reports (the council's statistics).
 REPORT_READERS = (Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
+# Transit fare tables: a county decision, published by supervisors and administrators.
+FARE_KEEPERS = (Role.SUPERVISOR, Role.ADMIN)
 # The audit trail.
 AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
 ADMINS = (Role.ADMIN,)

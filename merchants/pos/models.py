@@ -19,6 +19,7 @@ class PosKind(enum.StrEnum):
     BILL_PAYMENT = "bill_payment"  # a bill paid with the card at a terminal
     REFUND = "refund"
     OFFLINE_PURCHASE = "offline_purchase"  # card-present, in a terminal's offline batch
+    RIDE = "ride"  # a fare debit on a transit operator's vehicle (merchants.transit)
 
 
 class PosStatus(enum.StrEnum):
@@ -33,6 +34,11 @@ class PosStatus(enum.StrEnum):
 CARD_PRESENT_KINDS = (PosKind.PURCHASE, PosKind.BILL_PAYMENT)
 # A merchant's sales: what a refund or a void undoes, and clearing sweeps from the takings.
 SALE_KINDS = (PosKind.PURCHASE, PosKind.QR_PURCHASE)
+# What clearing counts as a merchant's sales and sweeps from the takings: rides too (a free
+# ride counts, at NT$0).
+TAKINGS_KINDS = (*SALE_KINDS, PosKind.RIDE)
+# Every online record that spent a chip counter: one card counter is one of these at most.
+CHIP_DEBIT_KINDS = (*CARD_PRESENT_KINDS, PosKind.RIDE)
 
 
 class PosNonce(Base):

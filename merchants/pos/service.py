@@ -31,7 +31,7 @@ from merchants.pos import invoices, qr
 from merchants.pos import schemas as s
 from merchants.pos.interfaces import clearing_state
 from merchants.pos.models import (
-    CARD_PRESENT_KINDS,
+    CHIP_DEBIT_KINDS,
     SALE_KINDS,
     PosBatch,
     PosKind,
@@ -57,7 +57,7 @@ def takings_account(ctx: Ctx, terminal_id: int) -> Account:
     return ledger.system_account(ctx, AccountKind.TERMINAL_TAKINGS, takings_code(terminal_id))
 
 
-def _out(ctx: Ctx, t: PosTransaction, balance: int | None = None) -> s.TransactionOut:
+def transaction_out(ctx: Ctx, t: PosTransaction, balance: int | None = None) -> s.TransactionOut:
     return s.TransactionOut(transaction_id=t.id, kind=t.kind, status=t.status, reason=t.reason,
                             amount=t.amount, refunded=t.refunded, card_number=t.card_number,
                             terminal_id=t.terminal_id, merchant_id=t.merchant_id,
@@ -65,7 +65,7 @@ def _out(ctx: Ctx, t: PosTransaction, balance: int | None = None) -> s.Transacti
                             purse_balance=balance)
 
 
-def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
+def reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
     rec.status = PosStatus.REJECTED
     rec.reason = error.code
     ctx.db.add(rec)
@@ -74,6 +74,45 @@ def _reject(ctx: Ctx, rec: PosTransaction, error: e.PosRefusal) -> e.PosRefusal:
     return error
 
 
+
+
+def check_chip_debit(ctx: Ctx, rec: PosTransaction, card_number: str, chip_uid: str,
+                     record: p.TxRecord, limit: int) -> Card:
+    """The rules every online chip debit (a purchase, a bill paid at a terminal, a ride)
+    passes before it is booked; a failure rejects `rec` with its reason (kept for clearing's
+    exceptions report). Returns the card."""
+    card = ctx.db.scalar(select(Card).where(Card.card_number == card_number))
+    if card is None or card.chip_uid is None or card.chip_uid != chip_uid.upper():
+        raise reject(ctx, rec, e.UnknownCard("no chip card with this number and UID"))
+    rec.card_id = card.id
+    if card.status in HOTLISTED:
+        raise reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
+    if card.expires_on < ctx.today:
+        raise reject(ctx, rec, e.CardExpired(f"card expired on {card.expires_on}"))
+    if record.amount > limit:
+        raise reject(ctx, rec, e.AmountOverLimit(f"a purchase is at most NT${limit}"))
+    secrets_ = ctx.keys.secrets
+    store = KeyStore(ctx.db, secrets_.kek, secrets_.system_id)
+    if card.load_key_version is None or not store.verify_certificate(
+            bytes.fromhex(card.chip_uid), card.card_number, record, card.load_key_version):
+        raise reject(ctx, rec, e.BadCertificate(
+            "the certificate does not match this card, amount, counter, terminal and time"))
+    seen = ctx.db.scalar(select(PosTransaction.id).where(
+        PosTransaction.card_id == card.id, PosTransaction.card_counter == record.counter,
+        PosTransaction.kind.in_(CHIP_DEBIT_KINDS), PosTransaction.status == PosStatus.ACCEPTED))
+    if seen is not None:
+        raise reject(ctx, rec, e.ReplayedCertificate(
+            f"card transaction {record.counter} was already accepted as {seen}"))
+    stored = ctx.db.scalar(select(PosTransaction.id).where(
+        PosTransaction.card_id == card.id, PosTransaction.card_counter == record.counter,
+        PosTransaction.kind == PosKind.OFFLINE_PURCHASE).limit(1))
+    if stored is not None:
+        # Clearing pays what offline batches bring: the same chip transaction sent online
+        # afterwards would be paid twice.
+        raise reject(ctx, rec, e.ReplayedCertificate(
+            f"card transaction {record.counter} was already received in an offline batch "
+            f"(record {stored})"))
+    return card
 
 
 # The idempotency operation of a card-present purchase (the fast path writes it too).
@@ -92,40 +131,10 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
                          balance_after=data.balance_after, terminal_seq=data.terminal_seq,
                          card_time=data.time, certificate=data.certificate.lower(),
                          idempotency_key=idempotency_key, created_at=ctx.now)
-    card = ctx.db.scalar(select(Card).where(Card.card_number == data.card_number))
-    if card is None or card.chip_uid is None or card.chip_uid != data.chip_uid.upper():
-        raise _reject(ctx, rec, e.UnknownCard("no chip card with this number and UID"))
-    rec.card_id = card.id
-    if card.status in HOTLISTED:
-        raise _reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
-    if card.expires_on < ctx.today:
-        raise _reject(ctx, rec, e.CardExpired(f"card expired on {card.expires_on}"))
-    if data.amount > limit:
-        raise _reject(ctx, rec, e.AmountOverLimit(f"a purchase is at most NT${limit}"))
     record = p.TxRecord(p.TxType.DEBIT, data.card_counter, data.amount, data.balance_after,
                         terminal.id, data.terminal_seq, data.time,
                         bytes.fromhex(data.certificate))
-    secrets_ = ctx.keys.secrets
-    store = KeyStore(ctx.db, secrets_.kek, secrets_.system_id)
-    if card.load_key_version is None or not store.verify_certificate(
-            bytes.fromhex(card.chip_uid), card.card_number, record, card.load_key_version):
-        raise _reject(ctx, rec, e.BadCertificate(
-            "the certificate does not match this card, amount, counter, terminal and time"))
-    seen = ctx.db.scalar(select(PosTransaction.id).where(
-        PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
-        PosTransaction.kind.in_(CARD_PRESENT_KINDS), PosTransaction.status == PosStatus.ACCEPTED))
-    if seen is not None:
-        raise _reject(ctx, rec, e.ReplayedCertificate(
-            f"card transaction {data.card_counter} was already accepted as {seen}"))
-    stored = ctx.db.scalar(select(PosTransaction.id).where(
-        PosTransaction.card_id == card.id, PosTransaction.card_counter == data.card_counter,
-        PosTransaction.kind == PosKind.OFFLINE_PURCHASE).limit(1))
-    if stored is not None:
-        # Clearing pays what offline batches bring: the same chip transaction sent online
-        # afterwards would be paid twice.
-        raise _reject(ctx, rec, e.ReplayedCertificate(
-            f"card transaction {data.card_counter} was already received in an offline batch "
-            f"(record {stored})"))
+    card = check_chip_debit(ctx, rec, data.card_number, data.chip_uid, record, limit)
     purse = ledger.purse_of(ctx, card.id)
     payable = payee or takings_account(ctx, terminal.id)
     try:
@@ -134,14 +143,14 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
                                     ledger.Leg(payable, data.amount)],
                         card_id=card.id, memo=f"terminal {terminal.id} seq {data.terminal_seq}")
     except InsufficientFunds:
-        raise _reject(ctx, rec, e.BalanceMismatch(
+        raise reject(ctx, rec, e.BalanceMismatch(
             "the card debited more than its balance in the backend: flagged for clearing"
         )) from None
     rec.status = PosStatus.ACCEPTED
     rec.transfer_id = t.id
     ctx.db.add(rec)
     ctx.db.flush()
-    return _out(ctx, rec, purse.balance)
+    return transaction_out(ctx, rec, purse.balance)
 
 
 def _own(ctx: Ctx, terminal: Terminal, transaction_id: int) -> PosTransaction:
@@ -187,7 +196,7 @@ def refund(ctx: Ctx, terminal: Terminal, data: s.RefundRequest,
                          idempotency_key=idempotency_key, created_at=ctx.now)
     ctx.db.add(rec)
     ctx.db.flush()
-    return _out(ctx, rec, ledger.purse_of(ctx, card.id).balance)
+    return transaction_out(ctx, rec, ledger.purse_of(ctx, card.id).balance)
 
 
 def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
@@ -205,14 +214,14 @@ def void(ctx: Ctx, terminal: Terminal, data: s.VoidRequest) -> s.TransactionOut:
     assert card is not None  # noqa: S101
     _credit_card(ctx, card, t.amount, "void", f"void of transaction {t.id}", t.merchant_id)
     t.status = PosStatus.VOIDED
-    return _out(ctx, t, ledger.purse_of(ctx, card.id).balance)
+    return transaction_out(ctx, t, ledger.purse_of(ctx, card.id).balance)
 
 
 def status(ctx: Ctx, terminal: Terminal, transaction_id: int) -> s.TransactionOut:
     t = ctx.db.get(PosTransaction, transaction_id)
     if t is None or t.merchant_id != terminal.merchant_id:
         raise NotFound(f"no transaction {transaction_id} for this merchant")
-    return _out(ctx, t)
+    return transaction_out(ctx, t)
 
 
 HOTLIST_PAGE = 5_000
@@ -263,24 +272,24 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
                          amount=data.amount, refunded=0, idempotency_key=idempotency_key,
                          created_at=ctx.now)
     if token is None:
-        raise _reject(ctx, rec, e.QrTokenInvalid("not a payment token"))
+        raise reject(ctx, rec, e.QrTokenInvalid("not a payment token"))
     card = token_card(ctx, token)
     if card is None or not card.device_public_key:
-        raise _reject(ctx, rec, e.QrTokenInvalid("no mobile card with this number"))
+        raise reject(ctx, rec, e.QrTokenInvalid("no mobile card with this number"))
     rec.card_id = card.id
     if not qr.signature_valid(card.device_public_key, token):
-        raise _reject(ctx, rec, e.QrTokenInvalid("the token is not signed by the card's phone"))
+        raise reject(ctx, rec, e.QrTokenInvalid("the token is not signed by the card's phone"))
     if not token_fresh(ctx, token):
-        raise _reject(ctx, rec, e.QrTokenExpired(
+        raise reject(ctx, rec, e.QrTokenExpired(
             f"a payment token is valid for {ctx.settings.qr_token_ttl_seconds} s; show a new "
             "one"))
     if card.status != "active" or card.expires_on < ctx.today:
-        raise _reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
+        raise reject(ctx, rec, e.CardHotlisted(f"card {card.card_number} is {card.status}"))
     if data.amount > ctx.settings.pos_purchase_limit:
-        raise _reject(ctx, rec, e.AmountOverLimit(
+        raise reject(ctx, rec, e.AmountOverLimit(
             f"a purchase is at most NT${ctx.settings.pos_purchase_limit}"))
     if not spend_token(ctx, token, card):
-        raise _reject(ctx, rec, e.QrTokenSpent("this payment token was already used"))
+        raise reject(ctx, rec, e.QrTokenSpent("this payment token was already used"))
     purse = ledger.purse_of(ctx, card.id)
     try:
         t = ledger.post(ctx, "qr_purchase",
@@ -288,11 +297,11 @@ def qr_purchase(ctx: Ctx, terminal: Terminal, data: s.QrPurchase,
                          ledger.Leg(takings_account(ctx, terminal.id), data.amount)],
                         card_id=card.id, memo=f"QR at terminal {terminal.id}")
     except InsufficientFunds as exc:
-        raise _reject(ctx, rec, e.QrInsufficientFunds(exc.detail)) from None
+        raise reject(ctx, rec, e.QrInsufficientFunds(exc.detail)) from None
     rec.status, rec.transfer_id = PosStatus.ACCEPTED, t.id
     ctx.db.add(rec)
     ctx.db.flush()
-    return _out(ctx, rec, purse.balance)
+    return transaction_out(ctx, rec, purse.balance)
 
 
 def upload_batch(ctx: Ctx, terminal: Terminal, data: s.OfflineBatch) -> s.BatchOut:

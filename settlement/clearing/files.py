@@ -37,7 +37,7 @@ STATEMENT_FIELDS = ("transaction_id", "received_at", "terminal_id", "kind", "car
 EXCEPTION_FIELDS = ("reason", "transaction_id", "merchant_id", "card_id", "card_counter",
                     "amount", "paid", "detail")
 TOTAL_FIELDS = ("sales_count", "gross", "refunds_count", "refunds", "fee_bps", "fees",
-                "collections", "brought_forward", "net", "payout", "carried")
+                "collections", "subsidies", "brought_forward", "net", "payout", "carried")
 
 
 @dataclass

@@ -158,6 +158,8 @@ class MerchantStatement(Base):
     brought_forward: Mapped[int] = mapped_column(BigInteger)  # a negative balance carried in
     # Cash the merchant (a convenience store) took against bill slips: owed to the billers.
     collections: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What funding programmes owe the operator for its concession rides (settlement.subsidies).
+    subsidies: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     net: Mapped[int] = mapped_column(BigInteger)
     payout: Mapped[int] = mapped_column(BigInteger)
     carried: Mapped[int] = mapped_column(BigInteger)  # negative net carried to the next window

@@ -32,7 +32,7 @@ from cardsvc.keystore.service import KeyStore, debit_certificate
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
-from merchants.pos.models import CARD_PRESENT_KINDS, SALE_KINDS, PosKind, PosStatus
+from merchants.pos.models import CHIP_DEBIT_KINDS, TAKINGS_KINDS, PosKind, PosStatus
 from merchants.registry.models import Merchant
 from readers.protocol import KeyPurpose
 from settlement.bills.models import Biller, BillerRemittance, PaymentChannel
@@ -48,12 +48,13 @@ from settlement.clearing.models import (
     Outcome,
     WindowStatus,
 )
+from settlement.subsidies import service as subsidies
 
 PAYOUT_CODE = "payout:bank"
 # Record kinds that are a merchant's own sales (a bill paid at its terminal is the biller's).
 # What this module's SQL names, from the constants' homes (PosKind, PosStatus, Outcome, ...).
-SALES = f"({sql_list(*SALE_KINDS, PosKind.OFFLINE_PURCHASE)})"
-CHIP_DEBITS = sql_list(*CARD_PRESENT_KINDS)
+SALES = f"({sql_list(*TAKINGS_KINDS, PosKind.OFFLINE_PURCHASE)})"
+CHIP_DEBITS = sql_list(*CHIP_DEBIT_KINDS)
 DEBITED = sql_list(PosStatus.ACCEPTED, PosStatus.VOIDED)  # the chip paid (a void refunds later)
 OFFLINE, REFUND = PosKind.OFFLINE_PURCHASE, PosKind.REFUND
 PAID, REFUSED = Outcome.PAID, Outcome.REFUSED
@@ -327,7 +328,7 @@ TAKINGS_LEGS = f"""
         JOIN pos_transactions t ON t.id = e.transaction_id
         JOIN postings p ON p.transfer_id = t.transfer_id
         JOIN accounts a ON a.id = p.account_id AND a.kind = '{AccountKind.TERMINAL_TAKINGS}'
-        WHERE e.window_id = :w AND e.kind IN ({sql_list(*SALE_KINDS)}))
+        WHERE e.window_id = :w AND e.kind IN ({sql_list(*TAKINGS_KINDS)}))
     SELECT account_id, -SUM(amount) AS amount FROM swept GROUP BY account_id
     UNION ALL
     SELECT m.id, s.total
@@ -336,7 +337,8 @@ TAKINGS_LEGS = f"""
 """
 
 
-def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
+def _net(ctx: Ctx, window: ClearingWindow,
+         subsidies: dict[int, int]) -> list[MerchantStatement]:
     totals = {int(r[0]): r[1:] for r in ctx.db.execute(text(f"""
         SELECT merchant_id,
                SUM(CASE WHEN kind IN {SALES} AND outcome = '{PAID}' THEN 1 ELSE 0 END),
@@ -361,18 +363,20 @@ def _net(ctx: Ctx, window: ClearingWindow) -> list[MerchantStatement]:
         WHERE window_id = :w AND channel = '{PaymentChannel.STORE_CASH}' GROUP BY merchant_id"""),
         {"w": window.id})}
     out = []
-    for mid in sorted(set(totals) | set(carried) | set(collections)):
+    for mid in sorted(set(totals) | set(carried) | set(collections) | set(subsidies)):
         merchant = ctx.db.get(Merchant, mid)
         assert merchant is not None  # noqa: S101 - entries reference merchants
         sales_n, gross, refunds_n, refunds = (int(x) for x in totals.get(mid, (0, 0, 0, 0)))
         base = max(gross - refunds, 0)
         fees = (base * merchant.fee_bps + 5_000) // 10_000  # half up, whole dollars
         bf, cash = carried.get(mid, 0), collections.get(mid, 0)
-        net = gross - refunds - fees - cash + bf
+        subsidy = subsidies.get(mid, 0)  # concession rides, paid by their programmes
+        net = gross - refunds - fees - cash + bf + subsidy
         out.append(MerchantStatement(
             window_id=window.id, merchant_id=mid, sales_count=sales_n, gross=gross,
             refunds_count=refunds_n, refunds=refunds, fee_bps=merchant.fee_bps, fees=fees,
-            brought_forward=bf, collections=cash, net=net, payout=max(net, 0), carried=min(net, 0),
+            brought_forward=bf, collections=cash, subsidies=subsidy, net=net,
+            payout=max(net, 0), carried=min(net, 0),
             csv_sha256="", json_sha256=""))
     return out
 
@@ -449,7 +453,8 @@ def clear(ctx: Ctx, window_id: int) -> bool:
             window_id=window.id, reason=finding.reason, transaction_id=finding.tid,
             card_id=finding.card_id, card_counter=finding.counter, amount=0,
             paid=finding.paid, detail=finding.detail))
-    statements = _net(ctx, window)
+    # Concession rides: claims on their programmes, or exceptions (settlement.subsidies).
+    statements = _net(ctx, window, subsidies.assess(ctx, window))
     _payable_accounts(ctx, {s.merchant_id for s in statements})
     ledger.system_account(ctx, AccountKind.FEE_INCOME, codes.FEE_INCOME)
     ledger.post_aggregated(ctx, "offline_clearing", OFFLINE_LEGS, w,

@@ -1,0 +1,1 @@
+"""Transit operators: signed fare tables by concession, rides and their records."""
