@@ -55,19 +55,23 @@ class SimulatedPos:
 
     def __post_init__(self) -> None:
         if self.state_file is not None and Path(self.state_file).exists():
-            data = json.loads(Path(self.state_file).read_text())
-            self.seq = data["seq"]
-            self.hotlist = set(data["hotlist"])
-            self.hotlist_version = data["hotlist_version"]
-            self.offline = data["offline"]
+            self._restore(json.loads(Path(self.state_file).read_text()))
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        self.seq = data["seq"]
+        self.hotlist = set(data["hotlist"])
+        self.hotlist_version = data["hotlist_version"]
+        self.offline = data["offline"]
+
+    def _state(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hotlist": sorted(self.hotlist),
+                "hotlist_version": self.hotlist_version, "offline": self.offline}
 
     def _save(self) -> None:
         if self.state_file is None:
             return
         tmp = Path(f"{self.state_file}.tmp")
-        tmp.write_text(json.dumps({"seq": self.seq, "hotlist": sorted(self.hotlist),
-                                   "hotlist_version": self.hotlist_version,
-                                   "offline": self.offline}))
+        tmp.write_text(json.dumps(self._state()))
         os.replace(tmp, self.state_file)
 
     def refresh_hotlist(self) -> int:

@@ -42,6 +42,7 @@ from tests.support.databases import (
 )
 from tests.support.events import Venue
 from tests.support.pcsc import VpcdSlot, pcsc_reader_name
+from tests.support.transit import Depot, open_depot
 from tests.support.worlds import Shop, open_shop
 
 
@@ -217,6 +218,13 @@ def venue(runtime_factory, tmp_path, tokens) -> Iterator[Venue]:  # type: ignore
 
 
 # --- the process runtime that scheduled tasks use ----------------------------------------------
+
+
+@pytest.fixture
+def depot(runtime_factory, tmp_path, tokens) -> Iterator[Depot]:  # type: ignore[no-untyped-def]
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+        yield open_depot(rt, client, tmp_path / "cards", tokens)
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from merchants.transit.api import pos_router as pos_transit_router
 from merchants.transit.api import router as transit_router
 from settlement.bills.api import UPLOAD_PATHS, pos_bills_router, public_router
 from settlement.bills.api import router as bills_router
+from settlement.subsidies.api import router as subsidies_router
 
 DESCRIPTION = """
 The issuing-counter API of the resident card system.
@@ -55,8 +56,8 @@ The issuing-counter API of the resident card system.
 
 ROUTERS = (staff_router, holders_router, cards_router, stats_router, audit_router,
            library_admin_router, library_router, einvoice_router, events_router,
-           points_router, merchants_router, transit_router, bills_router, public_router,
-           events_public_router)
+           points_router, merchants_router, transit_router, bills_router, subsidies_router,
+           public_router, events_public_router)
 # Called by terminals with signed requests, not by staff (merchants.pos.api.TerminalAuth).
 POS_ROUTERS = (pos_router, pos_bills_router, pos_transit_router)
 

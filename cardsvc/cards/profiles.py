@@ -140,10 +140,10 @@ def deliver_on_chip(ctx: Ctx, card: Card, session: CardSession,
 def terminal_feed(ctx: Ctx, since: int) -> tuple[list[tuple[ProfileUpdate, Card, bytes]], bool]:
     """Pending updates after id `since`, each with its card and authorisation: what fare
     terminals write at a card's next tap."""
-    rows = list(ctx.db.execute(select(ProfileUpdate, Card).join(
+    rows = [(u, c) for u, c in ctx.db.execute(select(ProfileUpdate, Card).join(
         Card, Card.id == ProfileUpdate.card_id).where(
         ProfileUpdate.id > since, ProfileUpdate.status == ProfileStatus.PENDING)
-        .order_by(ProfileUpdate.id).limit(FEED_PAGE + 1)).tuples())
+        .order_by(ProfileUpdate.id).limit(FEED_PAGE + 1))]
     more = len(rows) > FEED_PAGE
     store = _store(ctx)
     return [(u, c, authorisation(ctx, c, u, store)) for u, c in rows[:FEED_PAGE]], more

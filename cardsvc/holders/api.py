@@ -59,6 +59,16 @@ def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep)
     return row
 
 
+@router.patch("/{holder_id:int}/enrolments/{enrolment_id:int}",
+              response_model=schemas.EnrolmentOut, dependencies=[Depends(allow(*CLERKS))],
+              summary="Change an enrolment's last day (the student left, or stays longer)")
+def change_enrolment(holder_id: IdPath, enrolment_id: IdPath, body: schemas.EnrolmentEnd,
+                     ctx: CtxDep) -> Enrolment:
+    row = service.change_enrolment_end(ctx, holder_id, enrolment_id, body)
+    profiles.refresh(ctx, holder_id)
+    return row
+
+
 @router.post("/{holder_id:int}/employments", response_model=schemas.EmploymentOut,
              status_code=201, dependencies=[Depends(allow(*CLERKS))],
              summary="Record an employment (proof for the staff card)")

@@ -66,6 +66,13 @@ class EnrolmentCreate(Model):
     valid_until: ProofEnd
 
 
+class EnrolmentEnd(Model):
+    """The school reports another last day: the student left early, or stays longer."""
+
+    valid_until: ProofEnd
+    note: str = Field(default="", max_length=200)
+
+
 class EnrolmentOut(Out):
     id: int
     school: str

@@ -185,6 +185,22 @@ def add_enrolment(ctx: Ctx, holder_id: int, data: schemas.EnrolmentCreate) -> En
     return row
 
 
+def change_enrolment_end(ctx: Ctx, holder_id: int, enrolment_id: int,
+                         data: schemas.EnrolmentEnd) -> Enrolment:
+    holder = get(ctx, holder_id)
+    row = ctx.db.get(Enrolment, enrolment_id, with_for_update=True)
+    if row is None or row.cardholder_id != holder.id:
+        raise NotFound(f"cardholder {holder.id} has no enrolment {enrolment_id}")
+    before, row.valid_until = row.valid_until, data.valid_until
+    ctx.db.flush()
+    audit.record(ctx, "cardholder.enrolment_change", target_type="cardholder",
+                 target_id=holder.id, detail={"enrolment": row.id,
+                                              "from": before.isoformat(),
+                                              "to": data.valid_until.isoformat(),
+                                              "note": data.note})
+    return row
+
+
 def add_employment(ctx: Ctx, holder_id: int, data: schemas.EmploymentCreate) -> Employment:
     holder = get(ctx, holder_id)
     row = Employment(cardholder_id=holder.id, employer=data.employer,

@@ -35,8 +35,8 @@ from merchants.transit.models import FareTableRow, Ride
 RIDE_OPERATION = "pos.ride"
 
 
-def operator(ctx: Ctx, merchant_id: int) -> Merchant:
-    m = get_merchant(ctx, merchant_id)
+def operator(ctx: Ctx, merchant_id: int, *, for_update: bool = False) -> Merchant:
+    m = get_merchant(ctx, merchant_id, for_update=for_update)
     if m.category != MerchantCategory.TRANSIT:
         raise e.NotTransitOperator(f"merchant {m.id} is a {m.category} merchant; fare tables "
                                    "and rides belong to transit operators")
@@ -45,9 +45,9 @@ def operator(ctx: Ctx, merchant_id: int) -> Merchant:
 
 def publish(ctx: Ctx, merchant_id: int, data: s.FareTableCreate) -> FareTableRow:
     """A new version of the operator's fare table, signed with the backend's key."""
-    m = operator(ctx, merchant_id)
+    m = operator(ctx, merchant_id, for_update=True)  # one publisher at a time per operator
     last = ctx.db.scalar(select(func.max(FareTableRow.version)).where(
-        FareTableRow.merchant_id == m.id).with_for_update()) or 0
+        FareTableRow.merchant_id == m.id)) or 0
     routes = {r: f.model_dump() for r, f in sorted(data.routes.items())}
     doc: dict[str, object] = {"operator_id": m.id, "version": int(last) + 1, "routes": routes,
                               "classes": dict(data.classes

@@ -18,7 +18,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from cardsvc import charts
 from cardsvc.cards import eligibility
@@ -29,24 +29,22 @@ from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
 from merchants.registry.models import Merchant
-from settlement.clearing.models import ClearingException, ClearingWindow, Outcome
+from merchants.transit.models import Ride
+from settlement.clearing.models import ClearingEntry, ClearingException, ClearingWindow, Outcome
 from settlement.subsidies import rules
 from settlement.subsidies.models import SubsidyClaim
-
-WINDOW_RIDES = """
-    SELECT r.transaction_id, r.card_id, r.terminal_id, r.merchant_id, r.product,
-           r.concession, r.full_fare, r.fare, r.ride_date, e.card_time
-    FROM rides r JOIN clearing_entries e ON e.transaction_id = r.transaction_id
-    WHERE e.window_id = :w AND e.outcome = :paid
-    ORDER BY r.transaction_id
-"""
 
 
 def assess(ctx: Ctx, window: ClearingWindow) -> dict[int, int]:
     """Claims, concession exceptions and misuse signals of the window's paid rides; the
     claims posted to the ledger. Returns each operator's claimed total."""
-    rides = ctx.db.execute(text(WINDOW_RIDES), {"w": window.id,
-                                                "paid": Outcome.PAID.value}).all()
+    rides = ctx.db.execute(
+        select(Ride.transaction_id, Ride.card_id, Ride.terminal_id, Ride.merchant_id,
+               Ride.product, Ride.concession, Ride.full_fare, Ride.fare, Ride.ride_date,
+               ClearingEntry.card_time)
+        .join(ClearingEntry, ClearingEntry.transaction_id == Ride.transaction_id)
+        .where(ClearingEntry.window_id == window.id, ClearingEntry.outcome == Outcome.PAID)
+        .order_by(Ride.transaction_id)).all()
     if not rides:
         return {}
     programmes = ctx.settings.subsidy_programmes
