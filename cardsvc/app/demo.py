@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.panel import Panel
 
-from cardsvc.app import demo_einvoice, demo_events, reports
+from cardsvc.app import demo_einvoice, demo_events, demo_transit, reports
 from cardsvc.app.bootstrap import bootstrap
 from cardsvc.app.demo_library import Libraries
 from cardsvc.app.http import create_app
@@ -192,6 +192,9 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     demo_einvoice.chapter(st, today, sales, ids["general"], cards["mobile"])
     demo_events.chapter(st, rt, {"陳志明": rep["new_card"], "王小華": cards["student"]},
                         cards["mobile"], phone_private, ids["general"], admin_password)
+    demo_transit.chapter(st, rt, {"李秀英": cards["senior"], "王小華": cards["student"],
+                                  "陳志明": rep["new_card"], "黃美玲": cards["disability"],
+                                  "黃建國": cards["companion"]}, today)
     _water_bill(st, cards["mobile"], today)
 
     st.step("Closing a card with a cash refund")
@@ -232,6 +235,7 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     names = sorted(clearing.files_of(rt, today))
     st.say(f"window {window.business_date} is {window.status}: {window.records} records; "
            f"files: {', '.join(names)} (`cardsvc settle report --out DIR` writes them)")
+    demo_transit.statement(st, rt, today)
 
 
 def _water_bill(st: Story, mobile: dict[str, Any], today: dt.date) -> None:

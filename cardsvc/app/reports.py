@@ -10,6 +10,7 @@ from cardsvc.config import TOWNSHIPS
 from cardsvc.einvoice.schemas import PeriodReport
 from cardsvc.stats.service import OUTSIDE, IssuanceReport
 from settlement.clearing.service import Report
+from settlement.subsidies.service import Statement
 
 
 def issuance_table(report: IssuanceReport) -> Table:
@@ -37,15 +38,18 @@ def print_clearing(r: Report, console: Console) -> None:
     w = r.window
     table = Table(title=f"Clearing {w.business_date} ({w.status}, {w.records:,} records, "
                   "NT$)", show_footer=True)
-    # Each row adds up: net = gross - refunds - fees - collected + b/f (brought forward):
-    # "collected" is bill money the merchant took in cash for a biller.
-    cols = ("sales", "gross", "refunds", "fees", "collected", "b/f", "net", "payout")
+    # Each row adds up: net = gross - refunds - fees - collected + subsidy + b/f (brought
+    # forward): "collected" is bill money the merchant took in cash for a biller; "subsidy"
+    # what funding programmes owe a transit operator for its concession rides.
+    cols = ("sales", "gross", "refunds", "fees", "collected", "subsidy", "b/f", "net",
+            "payout")
     table.add_column("merchant", footer="total", overflow="fold")  # names wrap, never cut
     sums = dict.fromkeys(cols, 0)
     rows = []
     for s, name in r.statements:
         values = {"sales": s.sales_count, "gross": s.gross, "refunds": s.refunds,
-                  "fees": s.fees, "collected": s.collections, "b/f": s.brought_forward,
+                  "fees": s.fees, "collected": s.collections, "subsidy": s.subsidies,
+                  "b/f": s.brought_forward,
                   "net": s.net, "payout": s.payout}
         for k in cols:
             sums[k] += values[k]
@@ -83,4 +87,21 @@ def prizes_table(out: PeriodReport) -> Table:
     if out.exclusions:
         table.caption = "excluded: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(out.exclusions.items()))
+    return table
+
+
+def subsidy_table(st: Statement) -> Table:
+    """A month's concession ride subsidies by programme and operator."""
+    table = Table(title=f"Concession ride subsidies {st.month} (NT$)", show_footer=True)
+    table.add_column("programme", footer="total", overflow="fold")
+    table.add_column("budget account")
+    table.add_column("operator", overflow="fold")
+    cols = ("rides", "riders", "full_fares", "fares_charged", "claimed")
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right",
+                         footer=f"{sum(getattr(r, c) for r in st.rows):,}"
+                         if c != "riders" else "")
+    for r in st.rows:
+        table.add_row(r.programme_name, r.budget_account, r.operator,
+                      *[f"{getattr(r, c):,}" for c in cols])
     return table

@@ -33,6 +33,7 @@ def publish_table(merchant_id: IdPath, body: s.FareTableCreate, ctx: CtxDep) -> 
 
 @router.get("/operators/{merchant_id:int}/fare-tables", response_model=list[s.FareTableOut],
             dependencies=[Depends(allow(*VIEWERS))],
+            responses={409: {"description": "not_transit_operator"}},
             summary="An operator's fare table versions, newest first")
 def list_tables(merchant_id: IdPath, ctx: CtxDep) -> list[s.FareTableOut]:
     return [service.table_out(r) for r in service.tables(ctx, merchant_id)]

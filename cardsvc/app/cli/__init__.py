@@ -21,6 +21,7 @@ from cardsvc.app.cli import (
     sim,
     staff,
     stats,
+    transit,
 )
 from cardsvc.app.cli.common import console
 from cardsvc.errors import ConfigurationError
@@ -33,7 +34,7 @@ for name, group in (("db", db.app), ("staff", staff.app), ("audit", audit.app),
                     ("sim", sim.app), ("settle", settle.app), ("library", library.app),
                     ("sip2", library.sip2_app), ("einvoice", einvoice.app),
                     ("checkin", events.checkin_app), ("draw", events.draw_app),
-                    ("events", events.events_app)):
+                    ("events", events.events_app), ("transit", transit.app)):
     app.add_typer(group, name=name)
 app.command()(serve.demo)
 app.command()(serve.seed)

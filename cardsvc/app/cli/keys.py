@@ -62,6 +62,18 @@ def keys_terminal_export(
     console.print(f"wrote debit master keys (versions {sorted(masters)}) to {out}")
 
 
+@app.command("new-signing-key")
+def keys_new_signing_key() -> None:
+    """Add a new signing key (fare tables) and make it active; old keys stay so what they
+    signed still verifies. Give validators the new public key before publishing with it."""
+    settings = get_settings()
+    current, _ = load_secrets(settings.secrets_file, generate=False)
+    rotated = current.with_new_signing_key()
+    write_secrets(settings.secrets_file, rotated)
+    console.print(f"new active signing key: {rotated.signing_active} "
+                  "(`cardsvc transit public-keys` prints the public halves)")
+
+
 @app.command("rotate-pii")
 def keys_rotate_pii() -> None:
     """Add a new personal-data key and make it active; then re-encrypt every row with it."""

@@ -115,16 +115,46 @@ def test_demo_tells_the_whole_counter_story(tmp_path: Path) -> None:
                      "pay out NT$300 in cash", "Cards issued", "audit verify: chain intact",
                      "certificate → accepted", "refuses it (card_hotlisted)",
                      "shows a QR code", "qr_token_spent", "refunds NT$20",
-                     "uploaded as batch", "The day's clearing", "settled, 5 records",
+                     "uploaded as batch", "The day's clearing", "settled, 11 records",
+                     "李秀英 taps: pays NT$0 of NT$30 — senior concession: free fare",
+                     "王小華 taps: pays NT$15 of NT$30 — student concession: student fare",
+                     "陳志明 taps: pays NT$30 of NT$30 — full fare",
+                     "full fare (profile updated at this tap)",
                      "payout.xml", "imports 2 bills", "a mistyped slip: bad_barcode, segment 3",
                      "pays NT$386 from his mobile card", "bill_already_paid",
                      "checked by anyone: valid=True", "Remitted to billers",
                      "remittance-KMWATER.csv"):
         assert expected in out, f"{expected!r} missing from the demo"
-    # It ends with the clearing report: the two shops' nets (NT$155 - 20, NT$60 - 1.5% fee).
+    # The clearing report: the two shops' nets (NT$155 - 20, NT$60 - 1.5% fee) and the bus
+    # operator's takings (75) with its subsidy claims (105: three free rides and a student's).
     tail = out[out.index("The day's clearing"):]
-    assert "│ 135 │" in tail and "│  59 │" in tail and "194" in tail
+    assert "│ 135 │" in tail and "│  59 │" in tail and "│ 180 │" in tail and "374" in tail
+    assert "│     105 │" in tail
+    # Then the month's statement names each programme's amount.
+    statement = out[out.index("subsidy statement"):]
+    assert "社會處 敬老愛心搭乘補助" in statement and "教育處 學生乘車補助" in statement
+    assert "│      90 │" in statement and "│      15 │" in statement
     assert list(tmp_path.iterdir()) == []  # throw-away: nothing left behind
+
+
+def test_transit_commands(tmp_path: Path) -> None:
+    env = {"CARDSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+           "CARDSVC_SECRETS_FILE": str(tmp_path / "s.json")}
+    keys = run(["transit", "public-keys"], tmp_path, env)
+    assert keys.returncode == 0, keys.stderr
+    first = json.loads(keys.stdout[keys.stdout.index("{"):])
+    assert list(first) == ["s1"]
+    assert run(["keys", "new-signing-key"], tmp_path, env).returncode == 0
+    after = run(["transit", "public-keys"], tmp_path, env).stdout
+    assert list(json.loads(after[after.index("{"):])) == ["s1", "s2"]
+    bad = run(["transit", "fare-table", "--operator", "9"], tmp_path, env)
+    assert bad.returncode == 1 and "no merchant 9" in bad.stdout
+    st = run(["transit", "statement", "--month", "2026-12", "--csv", "st.csv", "--chart",
+              "st.svg"], tmp_path, env)
+    assert st.returncode == 0, st.stdout
+    assert (tmp_path / "st.csv").read_text().startswith("programme,programme_name")
+    assert (tmp_path / "st.svg").read_text().startswith("<svg")
+    assert run(["transit", "statement", "--month", "12/2026"], tmp_path, env).returncode == 1
 
 
 def test_seed_then_issuance_report(tmp_path: Path, rt) -> None:  # type: ignore[no-untyped-def]

@@ -147,3 +147,19 @@ def test_a_card_short_of_the_fare_is_refused_before_the_debit(depot: Depot) -> N
         depot.ride(poor)
     assert exc.value.code == "insufficient_balance"
     assert purse(depot, poor) == 20
+
+
+def test_rides_through_pcsc(depot: Depot, vpcd_slot, pcsc_reader) -> None:  # type: ignore[no-untyped-def]
+    """The validator through the real PC/SC stack: the profile update written at the tap and
+    the ride record certified, as over a real reader."""
+    student = depot.card("student", age=17, enrolment_until=today() + dt.timedelta(days=60))
+    depot.clerk.ok("PATCH", f"/cardholders/{student['_holder']['id']}/enrolments/"
+                   f"{student['enrolment']['id']}",
+                   {"valid_until": (today() - dt.timedelta(days=1)).isoformat()})
+    bus = depot.buses[0]
+    bus.refresh_profile_updates()
+    vpcd_slot.insert(depot.chip(student))
+    assert pcsc_reader.wait_for_card(5)
+    ride = bus.ride(pcsc_reader)
+    assert (ride.status, ride.fare, ride.profile_written) == ("accepted", 30, True)
+    assert ride.message.startswith("student concession ended on")
