@@ -57,10 +57,12 @@ def pos_fare_table(ctx: PosCtx) -> s.SignedFareTable:
 
 
 @pos_router.get("/profile-updates", response_model=s.ProfileUpdatesOut,
-                summary="Concession profile updates waiting for their card's next tap")
+                responses={409: {"description": "not_transit_operator"}},
+                summary="Concession profile updates waiting for their card's next tap "
+                        "(transit validators only)")
 def pos_profile_updates(ctx: PosCtx,
                         since: Annotated[int, Query(ge=0, le=2**62)] = 0) -> s.ProfileUpdatesOut:
-    return service.profile_updates(ctx, since)
+    return service.profile_updates(ctx, terminal_of(ctx), since)
 
 
 @pos_router.post("/rides", response_model=s.RideOut,

@@ -158,8 +158,14 @@ def ride(ctx: Ctx, terminal: Terminal, data: s.RideReport,
                      route=data.route)
 
 
-def profile_updates(ctx: Ctx, since: int) -> s.ProfileUpdatesOut:
+def profile_updates(ctx: Ctx, terminal: Terminal, since: int) -> s.ProfileUpdatesOut:
+    """Pending profile updates for a validator. They tell which cards carry which concession
+    until when: only transit operators' validators get them, and each page is audited."""
+    operator(ctx, terminal.merchant_id)
     rows, more = profiles.terminal_feed(ctx, since)
+    if rows:
+        audit.record(ctx, "transit.profile_updates_disclosed", target_type="terminal",
+                     target_id=terminal.id, detail={"updates": [u.id for u, _c, _m in rows]})
     return s.ProfileUpdatesOut(
         since=rows[-1][0].id if rows else since, more=more,
         updates=[s.ProfileUpdateOut(id=u.id, card_number=c.card_number,

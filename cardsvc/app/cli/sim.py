@@ -1,5 +1,5 @@
 """`cardsvc sim`: simulated hardware for tests and demos (a virtual card in pcscd's vpcd
-slot, a POS terminal against a running API)."""
+slot, a POS terminal and a bus validator against a running API)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import typer
 from cardsvc.app.cli.common import _fail, console
 from cardsvc.identifiers import normalize_chip_uid
 from merchants.pos.client import PosClient
+from merchants.transit.fares import FareTableRejected
 from readers.memory import InProcessReader
+from simulators.bus import BusValidator
 from simulators.card import VirtualCard
 from simulators.pos import SimulatedPos, TerminalRefusal
 from simulators.vpcd import VpcdCard
@@ -148,3 +150,65 @@ def pos_refund(profile: ProfileOpt, transaction: Annotated[int, typer.Option()],
     _, pos = _pos(profile)
     console.print(pos.refund(transaction, amount))
 
+
+
+bus_app = typer.Typer(help="A simulated bus validator against a running API.",
+                      no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+
+BusProfileOpt = Annotated[Path, typer.Option(
+    "--profile", help="Validator profile JSON: what a POS terminal profile holds, plus "
+    "operator_id, route and public_keys (file from `cardsvc transit public-keys`)")]
+
+
+def _bus(profile: Path):  # type: ignore[no-untyped-def]
+    try:
+        cfg = json.loads(profile.read_text())
+        keys = json.loads(Path(cfg["keys"]).read_text())
+        public_keys = json.loads(Path(cfg["public_keys"]).read_text())
+        http = httpx.Client(base_url=cfg["api"], timeout=10)
+        return cfg, BusValidator(
+            PosClient(http, cfg["key_id"], cfg["secret"]), int(cfg["terminal_id"]),
+            {int(v): bytes.fromhex(k) for v, k in keys["debit_masters"].items()},
+            bytes.fromhex(keys["system_id"]),
+            state_file=Path(cfg.get("state", "bus-state.json")),
+            operator_id=int(cfg["operator_id"]), route=str(cfg["route"]),
+            public_keys=public_keys)
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise _fail(f"{profile}: not a validator profile ({type(exc).__name__}: {exc})") \
+            from None
+
+
+@bus_app.command("fares")
+def bus_fares(profile: BusProfileOpt) -> None:
+    """Fetch the operator's fare table; hold it only if its signature verifies."""
+    _, bus = _bus(profile)
+    try:
+        table = bus.refresh_fares()
+    except FareTableRejected as exc:
+        raise _fail(f"fare table refused: {exc}") from None
+    console.print(f"fare table version {table.version} verified and held: " + ", ".join(
+        f"route {r} full NT${f['full']}" for r, f in table.routes.items()))
+
+
+@bus_app.command("updates")
+def bus_updates(profile: BusProfileOpt) -> None:
+    """Fetch the concession profile updates waiting for their cards' next tap."""
+    _, bus = _bus(profile)
+    console.print(f"{bus.refresh_profile_updates()} update(s); "
+                  f"{len(bus.profile_updates)} held")
+
+
+@bus_app.command("ride")
+def bus_ride(profile: BusProfileOpt) -> None:
+    """A ride with the card on the profile's reader: the fare by its concession."""
+    cfg, bus = _bus(profile)
+    try:
+        result = bus.ride(_pos_reader(cfg["reader"]))
+    except (TerminalRefusal, FareTableRejected) as exc:
+        raise _fail(f"validator refused: {exc}") from None
+    console.print(f"{result.status}: NT${result.fare} of NT${result.full_fare} — "
+                  f"{result.message}" + (" (profile updated)" if result.profile_written
+                                         else ""))

@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from cardsvc.audit.models import AuditEvent
 from cardsvc.cards.models import ProfileUpdate
 from merchants.pos.models import PosTransaction
 from merchants.transit.fares import FareTableRejected
@@ -57,6 +58,10 @@ def test_enrolment_ended_yesterday_pays_full_and_is_told_why(depot: Depot) -> No
                    f"{student['enrolment']['id']}",
                    {"valid_until": yesterday.isoformat(), "note": "left school"})
     assert depot.buses[1].refresh_profile_updates() == 1
+    with depot.rt.sessions() as db:  # which validator was told which card's concession
+        told = db.scalar(select(AuditEvent).where(
+            AuditEvent.action == "transit.profile_updates_disclosed"))
+    assert told is not None and told.target_id == str(depot.buses[1].terminal_id)
     ride = depot.ride(student, bus=1)
     assert ride.profile_written and (ride.fare, ride.full_fare) == (30, 30)
     assert ride.message == f"student concession ended on {yesterday}: full fare"
@@ -139,6 +144,19 @@ def test_fare_tables_are_validated_and_kept_by_version(depot: Depot) -> None:
     versions = depot.clerk.ok("GET", path)
     assert [v["version"] for v in versions] == [1]
     assert versions[0]["classes"]["senior"] == "free"  # the deployment's setting
+
+
+def test_only_transit_validators_get_profile_updates(depot: Depot) -> None:
+    shop = depot.clerk.ok("POST", "/merchants", {
+        "legal_name": "金城老街商店", "tax_id": "04595252", "category": "retail",
+        "fee_bps": 150, "bank_account": "004-00011122233"}, status=201)
+    t = depot.clerk.ok("POST", f"/merchants/{shop['id']}/terminals", {"label": "till"},
+                       status=201)
+    from merchants.pos.client import PosClient
+    till = PosClient(depot.client, t["key_id"], t["secret"])
+    for path in ("/pos/v1/profile-updates?since=0", "/pos/v1/fare-table"):
+        r = till.request("GET", path)
+        assert r.status_code == 409 and r.json()["code"] == "not_transit_operator"
 
 
 def test_a_card_short_of_the_fare_is_refused_before_the_debit(depot: Depot) -> None:
