@@ -138,3 +138,9 @@ def decrypt(key: bytes, counter: int, data: bytes) -> bytes:
         raise ValueError("ciphertext is not whole blocks")
     dec = Cipher(algorithms.AES(key), modes.CBC(_iv(key, counter))).decryptor()
     return unpad(dec.update(data) + dec.finalize())
+
+
+def profile_key(load_key: bytes) -> bytes:
+    """The key a card's profile updates are encrypted under, derived from its load key (a
+    separate key for encryption and for the MAC)."""
+    return aes_cmac(load_key, b"\x04PROFILE-ENCRYPTION")

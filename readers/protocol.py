@@ -293,18 +293,23 @@ def record_certificate_input(card_number: str, rec: TxRecord) -> bytes:
                              rec.ride_fields)
 
 
-def profile_authorisation_input(uid: bytes, card_number: str, profile: CardProfile) -> bytes:
-    """What the backend's profile-update MAC covers: this card and the whole profile,
-    version included (so an old update can never be written over a newer one)."""
-    return b"PA" + uid + encode_card_number(card_number) + profile.encode()
-
-
 def load_authorisation_input(uid: bytes, card_number: str, counter: int, amount: int,
                              load_id: int) -> bytes:
     """What the backend's load authorisation MAC covers: bound to the card, to its current
     counter (so it works once) and to the amount."""
     return b"LA" + uid + encode_card_number(card_number) + struct.pack(
         ">III", counter, amount, load_id)
+
+
+SEALED_PROFILE_LEN = 4 + 16 + MAC_LEN  # version ‖ encrypted profile ‖ MAC
+
+
+def sealed_profile_mac_input(uid: bytes, card_number: str, version: int,
+                             ciphertext: bytes) -> bytes:
+    """What a sealed profile update's MAC covers: this card, the version and the encrypted
+    profile (encrypt-then-MAC)."""
+    return b"PA" + uid + encode_card_number(card_number) + struct.pack(">I", version) + \
+        ciphertext
 
 
 def apdu(cla: int, ins: int, p1: int = 0, p2: int = 0, data: bytes = b"",

@@ -16,7 +16,7 @@ import secrets
 import struct
 from dataclasses import dataclass
 
-from readers import crypto
+from readers import crypto, profiles
 from readers import protocol as p
 from readers.base import Reader
 from readers.errors import ProtocolError, check
@@ -156,13 +156,13 @@ class CardSession:
         out = self._secure(p.INS_READ_PROFILE, b"", name="READ PROFILE")
         return p.PRODUCT_NAMES.get(out[0], "unknown"), p.CardProfile.decode(out[1:])
 
-    def write_profile(self, profile: p.CardProfile, authorisation: bytes
-                      ) -> tuple[p.CardProfile, bool]:
-        """Write a concession profile the backend authorised (its MAC with the card's load
-        key over this card and the profile). Writing the same version again (after a tear)
-        changes nothing and answers recovered; an older version is refused."""
-        out = self._secure(p.INS_WRITE_PROFILE, profile.encode() + authorisation,
-                           name="WRITE PROFILE")
+    def write_profile(self, sealed: bytes) -> tuple[p.CardProfile, bool]:
+        """Write a concession profile the backend sealed for this card (`readers.profiles`:
+        encrypted and MACed with keys of the card's load key; the terminal cannot read or
+        change it). The card answers with the profile it now carries. Writing the same
+        version again (after a tear) changes nothing and answers recovered; an older version
+        is refused."""
+        out = self._secure(p.INS_WRITE_PROFILE, sealed, name="WRITE PROFILE")
         return p.CardProfile.decode(out), bool(out[p.CardProfile.SIZE])
 
     def read_purse(self) -> p.PurseState:
@@ -243,7 +243,6 @@ def personalise(session: CardSession, info: p.CardInfo,
     session.put_keys(keys)
     session.write_info(info)
     if profile is not None and profile != p.NO_PROFILE:
-        load_key = keys[KeyPurpose.LOAD][1]
-        session.write_profile(profile, crypto.mac8(load_key, p.profile_authorisation_input(
-            sel.uid, info.card_number, profile)))
+        session.write_profile(profiles.seal(keys[KeyPurpose.LOAD][1], sel.uid,
+                                            info.card_number, profile))
     session.lock()

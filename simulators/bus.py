@@ -5,7 +5,7 @@ It charges by the operator's fare table only after verifying the backend's signa
 public key it was provisioned with (never one that comes with the table), and never goes back
 to an older table. At each tap it reads the card's concession profile from the
 authentication answer, first writes a pending profile update for that card if the backend has
-one (the update carries the backend's authorisation, which the validator cannot forge), picks
+one (sealed for the card: the validator can neither read nor forge it), picks
 the fare (`merchants.transit.fares.choose`), tells the rider why, and debits the ride: a free
 ride is a ride of NT$0 beside its full fare.
 """
@@ -100,11 +100,8 @@ class BusValidator(SimulatedPos):
         if u is None or u["version"] <= profile.version \
                 or u["chip_uid"] != session.uid.hex().upper():
             return profile, False
-        ends = dt.date.fromisoformat(u["ends_on"]) if u["ends_on"] else None
         try:
-            written, _ = session.write_profile(p.CardProfile(u["concession"], ends,
-                                                             u["version"]),
-                                               bytes.fromhex(u["authorisation"]))
+            written, _ = session.write_profile(bytes.fromhex(u["sealed"]))
         except (CardError, ProtocolError):
             # Not this time (the card refused, or left): ride on the profile it carries.
             session.select()

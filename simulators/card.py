@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from readers import crypto
+from readers import crypto, profiles
 from readers import protocol as p
 from readers.protocol import SW, KeyPurpose, TxType
 
@@ -343,22 +343,17 @@ class VirtualCard:
         return self._info_bytes()[8:9] + self._profile_bytes()
 
     def _write_profile(self, _p1: int, _p2: int, payload: bytes) -> bytes:
-        size = p.CardProfile.SIZE
-        if len(payload) != size + p.MAC_LEN:
+        if len(payload) != p.SEALED_PROFILE_LEN:
             raise _Reply(SW.WRONG_LENGTH)
         if not self.state["info"] or str(int(KeyPurpose.LOAD)) not in self.state["keys"]:
-            raise _Reply(SW.CONDITIONS)  # nothing to bind the authorisation to yet
-        raw, auth = payload[:size], payload[size:]
+            raise _Reply(SW.CONDITIONS)  # nothing to bind the update to yet
         number = p.CardInfo.decode(self._info_bytes()).card_number
         try:
-            profile = p.CardProfile.decode(raw)
-        except ValueError:
-            raise _Reply(SW.WRONG_DATA) from None
-        expected = crypto.mac8(self._key(KeyPurpose.LOAD), p.profile_authorisation_input(
-            self.uid, number, profile))
-        if profile.concession == "unknown" or not secrets.compare_digest(auth, expected):
-            raise _Reply(SW.SECURITY_STATUS if profile.concession != "unknown"
-                         else SW.WRONG_DATA)
+            profile = profiles.open_sealed(self._key(KeyPurpose.LOAD), self.uid, number,
+                                           payload)
+        except profiles.SealBroken:
+            raise _Reply(SW.SECURITY_STATUS) from None
+        raw = profile.encode()
         current = p.CardProfile.decode(self._profile_bytes())
         if profile.version == current.version and raw == self._profile_bytes():
             return raw + b"\x01"  # written before (a retry after a tear): nothing changes

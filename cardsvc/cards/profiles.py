@@ -3,10 +3,10 @@
 A profile (concession, last day, version) is written at personalisation. When a new proof
 moves the concession's end (an enrolment for another year, a renewed certificate or
 employment), the card gets a pending update with the next version; the counter writes it when
-the card is on its reader, and every fare terminal fetches pending updates with their
-authorisation (the backend's MAC with the card's load key) and writes them at the card's next
-tap. The chip applies each version once and never an older one, so delivering an update twice
-or late is harmless.
+the card is on its reader, and every fare terminal fetches pending updates, each sealed for
+its card (encrypted and MACed under keys of the card's load key, which only the backend
+holds), and writes them at the card's next tap. The chip applies each version once and never
+an older one, so delivering an update twice or late is harmless.
 """
 
 from __future__ import annotations
@@ -101,11 +101,12 @@ def _store(ctx: Ctx) -> KeyStore:
     return KeyStore(ctx.db, s.kek, s.system_id)
 
 
-def authorisation(ctx: Ctx, card: Card, u: ProfileUpdate,
-                  store: KeyStore | None = None) -> bytes:
+def sealed(ctx: Ctx, card: Card, u: ProfileUpdate, store: KeyStore | None = None) -> bytes:
+    """The update sealed for the card (readers.profiles): what a terminal carries to it
+    without being able to read or change it."""
     if card.chip_uid is None or card.load_key_version is None:
         raise ValueError("only a personalised chip takes a profile")
-    return (store or _store(ctx)).profile_authorisation(
+    return (store or _store(ctx)).seal_profile(
         bytes.fromhex(card.chip_uid), card.card_number, profile_of(u), card.load_key_version)
 
 
@@ -131,20 +132,20 @@ def deliver_on_chip(ctx: Ctx, card: Card, session: CardSession,
     u = pending(ctx, card.id)
     if u is None:
         return None
-    written, _recovered = session.write_profile(profile_of(u),
-                                                authorisation(ctx, card, u, store))
+    written, _recovered = session.write_profile(sealed(ctx, card, u, store))
     mark_delivered(ctx, card, written.version, "counter")
     return written
 
 
 def terminal_feed(ctx: Ctx, since: int) -> tuple[list[tuple[ProfileUpdate, Card, bytes]], bool]:
-    """Pending updates after id `since`, each with its card and authorisation: what fare
-    terminals write at a card's next tap."""
+    """Pending updates after id `since`, each with its card and sealed for it: what fare
+    terminals write at a card's next tap (they learn which cards have an update, not what
+    it says)."""
     rows = [(u, c) for u, c in ctx.db.execute(select(ProfileUpdate, Card).join(
         Card, Card.id == ProfileUpdate.card_id).where(
         ProfileUpdate.id > since, ProfileUpdate.status == ProfileStatus.PENDING)
         .order_by(ProfileUpdate.id).limit(FEED_PAGE + 1))]
     more = len(rows) > FEED_PAGE
     store = _store(ctx)
-    return [(u, c, authorisation(ctx, c, u, store)) for u, c in rows[:FEED_PAGE]], more
+    return [(u, c, sealed(ctx, c, u, store)) for u, c in rows[:FEED_PAGE]], more
 

@@ -22,7 +22,7 @@ from cardsvc.audit import service as audit
 from cardsvc.context import Actor
 from cardsvc.errors import ConfigurationError, NotFound
 from cardsvc.keystore.models import CardMasterKey
-from readers import crypto
+from readers import crypto, profiles
 from readers import protocol as p
 from readers.protocol import PURPOSE_NAMES, KeyPurpose
 
@@ -188,8 +188,8 @@ class KeyStore:
         expected = crypto.mac8(key, p.record_certificate_input(card_number, record))
         return secrets.compare_digest(expected, record.certificate)
 
-    def profile_authorisation(self, uid: bytes, card_number: str, profile: p.CardProfile,
-                              load_key_version: int) -> bytes:
-        """The MAC a card checks before it takes a new concession profile."""
-        key = self.card_key(KeyPurpose.LOAD, load_key_version, uid)
-        return crypto.mac8(key, p.profile_authorisation_input(uid, card_number, profile))
+    def seal_profile(self, uid: bytes, card_number: str, profile: p.CardProfile,
+                     load_key_version: int) -> bytes:
+        """A concession profile sealed for one card: only that card opens and accepts it."""
+        return profiles.seal(self.card_key(KeyPurpose.LOAD, load_key_version, uid), uid,
+                             card_number, profile)

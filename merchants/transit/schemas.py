@@ -109,11 +109,9 @@ class ProfileUpdateOut(Model):
     id: int
     card_number: str
     chip_uid: str
-    concession: str
-    ends_on: dt.date | None
     version: int
-    authorisation: str = Field(description="The backend's MAC for this card and profile "
-                               "(hex); the card checks it")
+    sealed: str = Field(description="The update sealed for this card (hex, 28 bytes): send "
+                        "it as WRITE PROFILE's data; only the card can open it")
 
 
 class ProfileUpdatesOut(Model):

@@ -159,8 +159,9 @@ def ride(ctx: Ctx, terminal: Terminal, data: s.RideReport,
 
 
 def profile_updates(ctx: Ctx, terminal: Terminal, since: int) -> s.ProfileUpdatesOut:
-    """Pending profile updates for a validator. They tell which cards carry which concession
-    until when: only transit operators' validators get them, and each page is audited."""
+    """Pending profile updates for a validator, each sealed for its card: a validator learns
+    which cards have one, not what it says. Only transit operators' validators get them, and
+    each page is audited."""
     operator(ctx, terminal.merchant_id)
     rows, more = profiles.terminal_feed(ctx, since)
     if rows:
@@ -169,6 +170,5 @@ def profile_updates(ctx: Ctx, terminal: Terminal, since: int) -> s.ProfileUpdate
     return s.ProfileUpdatesOut(
         since=rows[-1][0].id if rows else since, more=more,
         updates=[s.ProfileUpdateOut(id=u.id, card_number=c.card_number,
-                                    chip_uid=c.chip_uid or "", concession=u.concession,
-                                    ends_on=u.ends_on, version=u.version,
-                                    authorisation=mac.hex()) for u, c, mac in rows])
+                                    chip_uid=c.chip_uid or "", version=u.version,
+                                    sealed=blob.hex()) for u, c, blob in rows])

@@ -88,8 +88,7 @@ def test_profile_and_full_record_list_travel(rig: Rig) -> None:
     s.select()
     s.authenticate_with_master(p.KeyPurpose.DEBIT, masters.keys[p.KeyPurpose.DEBIT])
     ended = p.CardProfile("disability", dt.date(2029, 5, 1), 2)
-    assert s.write_profile(ended, masters.profile_authorisation(
-        sel.uid, CARD_NUMBER, ended)) == (ended, False)
+    assert s.write_profile(masters.seal_profile(sel.uid, CARD_NUMBER, ended)) == (ended, False)
     for seq in range(1, 11):
         s.ride(seq, 30, terminal_id=501, terminal_seq=seq, when=1_790_000_000 + seq)
     records = s.read_records(10)

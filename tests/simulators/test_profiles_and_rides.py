@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 
+from readers import profiles
 from readers import protocol as p
 from readers.errors import CardRemoved, SecurityStatusNotSatisfied, WrongData
 from readers.memory import InProcessReader
@@ -51,25 +52,33 @@ def test_card_without_concession_reads_none(tmp_path) -> None:  # type: ignore[n
     assert profile == p.NO_PROFILE and not profile.valid_on(dt.date(2026, 1, 1))
 
 
-def test_profile_update_needs_the_backends_authorisation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_profile_update_needs_the_backends_seal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     masters = Masters()
     card, s = issued(tmp_path, masters)
     newer = p.CardProfile("student", dt.date(2028, 7, 31), 2)
+    sealed = masters.seal_profile(card.uid, CARD_NUMBER, newer)
+    # What a terminal carries says nothing of the concession or its end.
+    assert newer.encode() not in sealed and len(sealed) == p.SEALED_PROFILE_LEN
     debit_session(s, masters)  # a terminal's session: it holds the debit key only
+    own_key = bytes(16)  # a terminal sealing with a key of its own
     with pytest.raises(SecurityStatusNotSatisfied):
-        s.write_profile(newer, bytes(8))  # a terminal cannot make up an authorisation
+        s.write_profile(profiles.seal(own_key, card.uid, CARD_NUMBER, newer))
+    for at in (4, 12, 24):  # a changed byte anywhere: version, ciphertext, MAC
+        debit_session(s, masters)
+        tampered = bytearray(sealed)
+        tampered[at] ^= 0x01
+        with pytest.raises(SecurityStatusNotSatisfied):
+            s.write_profile(bytes(tampered))
     debit_session(s, masters)
-    forged = dataclasses.replace(newer, concession="senior")
-    with pytest.raises(SecurityStatusNotSatisfied):  # the MAC covers the whole profile
-        s.write_profile(forged, masters.profile_authorisation(card.uid, CARD_NUMBER, newer))
+    other = masters.seal_profile(card.uid, "8902100000000099", newer)  # another card's
+    with pytest.raises(SecurityStatusNotSatisfied):
+        s.write_profile(other)
     debit_session(s, masters)
-    auth = masters.profile_authorisation(card.uid, CARD_NUMBER, newer)
-    assert s.write_profile(newer, auth) == (newer, False)
-    assert s.write_profile(newer, auth) == (newer, True)  # a retry changes nothing
+    assert s.write_profile(sealed) == (newer, False)
+    assert s.write_profile(sealed) == (newer, True)  # a retry changes nothing
     debit_session(s, masters)
-    old_auth = masters.profile_authorisation(card.uid, CARD_NUMBER, STUDENT)
     with pytest.raises(WrongData):  # an old update never rolls the profile back
-        s.write_profile(STUDENT, old_auth)
+        s.write_profile(masters.seal_profile(card.uid, CARD_NUMBER, STUDENT))
     assert debit_session(s, masters) == newer
 
 
@@ -83,19 +92,19 @@ def test_torn_profile_update_recovers(tmp_path, apdu_index: int, stage: str) -> 
     masters = Masters()
     card, _s = issued(tmp_path, masters)
     ended = p.CardProfile("none", None, 2)  # the enrolment ended: the concession goes
-    auth = masters.profile_authorisation(card.uid, CARD_NUMBER, ended)
+    auth = masters.seal_profile(card.uid, CARD_NUMBER, ended)
     card.arm(TearPlan(apdu_index, stage))
     s = CardSession(InProcessReader(card), SYSTEM_ID)
     with pytest.raises(CardRemoved):
         debit_session(s, masters)
-        s.write_profile(ended, auth)
+        s.write_profile(auth)
     card = VirtualCard(card.uid, card.state_path)  # all that is left is what is on disk
     assert p.CardProfile.decode(bytes.fromhex(card.state["profile"])) in (STUDENT, ended) \
         or card.state["pending"] is not None
     s = CardSession(InProcessReader(card), SYSTEM_ID)
     before = debit_session(s, masters)  # power-on rolled a journaled update forward
     assert before in (STUDENT, ended)
-    profile, recovered = s.write_profile(ended, auth)  # delivered again at the next tap
+    profile, recovered = s.write_profile(auth)  # delivered again at the next tap
     assert profile == ended and recovered == (before == ended)
     assert debit_session(s, masters) == ended
 

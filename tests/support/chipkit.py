@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from pathlib import Path
 
-from readers import crypto
+from readers import crypto, profiles
 from readers import protocol as p
 from readers.protocol import KeyPurpose
 from readers.session import CardSession, personalise
@@ -40,10 +40,8 @@ class Masters:
                                p.record_certificate_input(card_number, rec))
         return secrets.compare_digest(expected, rec.certificate)
 
-    def profile_authorisation(self, uid: bytes, card_number: str,
-                              profile: p.CardProfile) -> bytes:
-        return crypto.mac8(self.card_key(KeyPurpose.LOAD, uid),
-                           p.profile_authorisation_input(uid, card_number, profile))
+    def seal_profile(self, uid: bytes, card_number: str, profile: p.CardProfile) -> bytes:
+        return profiles.seal(self.card_key(KeyPurpose.LOAD, uid), uid, card_number, profile)
 
 
 def new_uid() -> bytes:
