@@ -66,6 +66,8 @@ def bootstrap(settings: Settings, *, migrate_embedded: bool = True) -> BootRepor
     with unit_of_work(rt.sessions) as db:
         KeyStore(db, rt.keys.secrets.kek, rt.keys.secrets.system_id).ensure_initial(
             Actor.system("bootstrap"))
+        staff_service.ensure_default_desk(db, Actor.system("bootstrap"),
+                                          settings.default_counter)
         if staff_service.count_staff(db) == 0:
             password = staff_service.generate_password()
             staff_service.create_staff(db, Actor.system("bootstrap"), "admin", Role.ADMIN,

@@ -75,6 +75,8 @@ def run_demo(console: Console) -> bool:
             return False
         finally:
             boot.runtime.close()
+    console.print("\nThe counter's screens: run `cardsvc serve` and open "
+                  "http://127.0.0.1:8000/counter (log in with the admin password it prints).")
     return True
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from cardsvc import __version__
-from cardsvc.app import openapi
+from cardsvc.app import openapi, web
 from cardsvc.app import problems as api_errors
 from cardsvc.app.guard import Guard
 from cardsvc.audit.api import router as audit_router
@@ -153,6 +153,7 @@ def create_app(runtime: Runtime, *, serving: bool = False) -> FastAPI:
     # card-present purchase ahead of all (merchants.pos.api.purchase_endpoint).
     for router in (*POS_ROUTERS, *ROUTERS):
         app.include_router(router)
+    web.install(app)
     app.router.routes[0:0] = FAST_ROUTES
 
     def contract() -> dict[str, Any]:

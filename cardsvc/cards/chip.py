@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
@@ -121,6 +121,12 @@ def pending_loads(ctx: Ctx, card_id: int) -> list[CardLoad]:
                                                       CardLoad.status == LoadStatus.PENDING)
                                .order_by(CardLoad.id)
                                .execution_options(populate_existing=True)))
+
+
+def waiting_loads(ctx: Ctx) -> int:
+    """Chip loads booked and still waiting for their card's next visit."""
+    return int(ctx.db.scalar(select(func.count()).select_from(CardLoad).where(
+        CardLoad.status == LoadStatus.PENDING)) or 0)
 
 
 def deliver_loads(ctx: Ctx, card_id: int, counter: CounterReader,

@@ -12,7 +12,8 @@ import enum
 import re
 from dataclasses import dataclass
 
-ROC_OFFSET = 1911  # ROC year = Gregorian year - 1911
+from cardsvc.roc import ROC_OFFSET
+
 INVOICE_NUMBER = re.compile(r"^[A-Z]{2}[0-9]{8}$")
 RANDOM_CODE = re.compile(r"^[0-9]{4}$")
 MOBILE_BARCODE = re.compile(r"^/[0-9A-Z.+\-]{7}$")

@@ -9,17 +9,19 @@ Rules kept here, in one place:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, case, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
-from cardsvc.context import Ctx
+from cardsvc.context import TAIPEI, Ctx
 from cardsvc.db import UTCDateTime
 from cardsvc.errors import NotFound
+from cardsvc.ledger import codes
 from cardsvc.ledger.codes import purse_code
 from cardsvc.ledger.errors import InsufficientFunds, PurseLimitExceeded
 from cardsvc.ledger.models import Account, AccountKind, Posting, Transfer
@@ -168,3 +170,31 @@ def post_aggregated(ctx: Ctx, kind: str, legs_sql: str, params: dict[str, Any], 
     return transfer
 
 
+
+
+@dataclass(frozen=True)
+class Drawer:
+    counter: str
+    cash_in: int  # top-ups and fees taken in cash
+    cash_out: int  # refunds and closings paid out
+    moves: int
+
+    @property
+    def expected(self) -> int:
+        """What the drawer should hold beyond its float."""
+        return self.cash_in - self.cash_out
+
+
+def cash_drawer(ctx: Ctx, counter: str, day: dt.date) -> Drawer:
+    """A counter's cash of one business day (Asia/Taipei): its cash account's postings (cash
+    taken in is a negative leg there, cash paid out a positive one)."""
+    start = dt.datetime.combine(day, dt.time(), TAIPEI).astimezone(dt.UTC)
+    end = start + dt.timedelta(days=1)
+    cash_in, cash_out, moves = ctx.db.execute(
+        select(func.coalesce(func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)), 0),
+               func.coalesce(func.sum(case((Posting.amount > 0, Posting.amount), else_=0)), 0),
+               func.count(Posting.id))
+        .join(Account, Account.id == Posting.account_id)
+        .where(Account.code == codes.cash_code(counter), Posting.created_at >= start,
+               Posting.created_at < end)).one()
+    return Drawer(counter, int(cash_in), int(cash_out), int(moves))

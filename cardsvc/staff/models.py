@@ -35,3 +35,16 @@ class LoginThrottle(Base):
     last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Known sources: when this source last logged into the account.
     last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Desk(Base):
+    """A counter desk and its cash drawer (ledger account cash:<code>): the registry staff
+    pick from when they log in at a counter, so a typo cannot open a new drawer."""
+
+    __tablename__ = "desks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Actor, Ctx
-from cardsvc.errors import AuthenticationRequired, InvalidInput, NotFound
+from cardsvc.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound
 from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
 from cardsvc.staff import throttle
 from cardsvc.staff.errors import (
@@ -22,7 +22,7 @@ from cardsvc.staff.errors import (
     OwnAccount,
     StaffExists,
 )
-from cardsvc.staff.models import Staff
+from cardsvc.staff.models import Desk, Staff
 from cardsvc.staff.roles import Role
 
 # As typed: upper case is taken and stored in lower case.
@@ -176,3 +176,34 @@ def staff_for_token(db: Session, claims_staff_id: int) -> Staff:
     if staff is None or not staff.active:
         raise AuthenticationRequired("the account behind this token is disabled")
     return staff
+
+
+DESK_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,31}")
+
+
+def desks(db: Session, *, active_only: bool = True) -> list[Desk]:
+    q = select(Desk).order_by(Desk.code)
+    if active_only:
+        q = q.where(Desk.active.is_(True))
+    return list(db.scalars(q))
+
+
+def add_desk(db: Session, actor: Actor, code: str, name: str) -> Desk:
+    code = code.strip().upper()
+    if not DESK_CODE.fullmatch(code):
+        raise InvalidInput("a desk code is 2-32 letters, digits and dashes, e.g. KM-JC-1",
+                           field="code")
+    if db.scalar(select(Desk.id).where(Desk.code == code)) is not None:
+        raise Conflict(f"desk {code} exists", field="code")
+    desk = Desk(code=code, name=name.strip()[:100] or code)
+    db.add(desk)
+    db.flush()
+    audit.record_for(db, actor, "staff.desk_add", target_type="desk", target_id=code,
+                     detail={"name": desk.name})
+    return desk
+
+
+def ensure_default_desk(db: Session, actor: Actor, code: str) -> None:
+    """First start: the configured default counter is the first desk."""
+    if db.scalar(select(Desk.id).limit(1)) is None:
+        add_desk(db, actor, code, "總櫃台 Main counter")

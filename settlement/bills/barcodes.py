@@ -20,9 +20,9 @@ import zlib
 from dataclasses import dataclass
 
 from cardsvc.errors import InvalidInput
+from cardsvc.roc import ROC_OFFSET
 
 SEGMENT_LENGTHS = (9, 16, 15)
-ROC_OFFSET = 1911
 CHECK_POSITIONS = (5, 6)  # 1-based, in segment 3
 _SEGMENT_RE = (re.compile(r"[0-9]{6}[0-9A-Z]{3}"), re.compile(r"[0-9A-Z]{16}"),
                re.compile(r"[0-9]{4}[0-9A-Z]{2}[0-9]{9}"))

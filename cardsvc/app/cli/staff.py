@@ -74,3 +74,26 @@ def staff_passwd(username: str) -> None:
         raise _fail(exc.detail) from None
     console.print("password changed")
 
+
+
+@app.command("desk-add")
+def desk_add(code: Annotated[str, typer.Argument(help="Desk code, e.g. KM-JC-1")],
+             name: Annotated[str, typer.Option(help="What staff see, e.g. 金城櫃台 1")] = "",
+             ) -> None:
+    """Register a counter desk (its cash drawer is cash:<code>); staff pick it at login."""
+    rt = _runtime().runtime
+    try:
+        with unit_of_work(rt.sessions) as db:
+            desk = service.add_desk(db, cli_actor(), code, name)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"desk {desk.code} ({desk.name}) registered")
+
+
+@app.command("desks")
+def desk_list() -> None:
+    """The registered counter desks."""
+    rt = _runtime().runtime
+    with rt.sessions() as db:
+        for d in service.desks(db, active_only=False):
+            console.print(f"{d.code:<12} {d.name}" + ("" if d.active else "  (closed)"))

@@ -1,0 +1,314 @@
+"""The counter's pages. Each page declares its roles (`PageGuard`, read by the route-by-role
+test as the API's `RoleGuard` is) and works through the domains' services, so a page and the
+API apply one rule each. Every form carries the session's CSRF token; every POST checks it.
+Personal data never goes into a URL: searches and registrations are POSTed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from cardsvc.app.web import i18n
+from cardsvc.app.web import session as web_session
+from cardsvc.app.web.session import WebSession
+from cardsvc.cards import chip
+from cardsvc.config import TOWNSHIPS
+from cardsvc.context import Actor, Ctx
+from cardsvc.db import unit_of_work
+from cardsvc.errors import DomainError
+from cardsvc.holders import schemas as hs
+from cardsvc.holders import service as holders
+from cardsvc.ledger import service as ledger
+from cardsvc.roc import parse_date
+from cardsvc.runtime import Runtime
+from cardsvc.staff import service as staff_service
+from cardsvc.staff.roles import CLERKS, READERS, SUPERVISORS, Role
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+LOGIN_CSRF = "kmc_login"
+# Why a clerk looks a resident up: each goes to the audit trail with the search.
+PURPOSES = ("counter service", "card application", "lost or replaced card",
+            "top-up or refund", "bill payment")
+
+router = APIRouter(prefix="/counter", include_in_schema=False)
+
+
+class LoginNeeded(Exception):
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+
+
+class PageForbidden(Exception):
+    pass
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def _db(request: Request) -> Iterator[Session]:
+    with unit_of_work(_runtime(request).sessions) as db:
+        yield db
+
+
+DB = Annotated[Session, Depends(_db, scope="function")]
+
+
+class PageGuard:
+    """A page's declaration of who may see it. Without a session the browser goes to the
+    login page; with another role it gets the 403 page."""
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(r.value for r in roles)
+
+    def __call__(self, request: Request, db: DB) -> WebSession:
+        s = web_session.read(_runtime(request), db, request)
+        if s is None:
+            raise LoginNeeded(expired=web_session.COOKIE in request.cookies)
+        if s.actor.role not in self.roles:
+            raise PageForbidden()
+        return s
+
+
+class PublicPage:
+    """A page anyone may open (the login page)."""
+
+    def __call__(self) -> None:
+        return None
+
+
+def page(*roles: Role) -> Any:
+    return Depends(PageGuard(*roles))
+
+
+def _lang(request: Request) -> str:
+    return i18n.pick(request.cookies.get(web_session.LANG_COOKIE))
+
+
+def render(request: Request, template: str, s: WebSession | None, status: int = 200,
+           **context: Any) -> HTMLResponse:
+    lang = _lang(request)
+    tr = i18n.translations(lang)
+    return TEMPLATES.TemplateResponse(request, template, {
+        "_": tr.gettext, "lang": lang, "languages": i18n.LANGUAGES, "s": s,
+        "roc": lambda day: i18n.roc_date(day, lang), **context}, status_code=status)
+
+
+def _ctx(request: Request, db: Session, s: WebSession) -> Ctx:
+    return _runtime(request).ctx(db, s.actor)
+
+
+def _check_csrf(s: WebSession, csrf: str | None) -> None:
+    if not web_session.csrf_ok(s, csrf):
+        raise PageForbidden()
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginNeeded)
+    async def _login(request: Request, exc: LoginNeeded) -> Response:
+        return RedirectResponse("/counter/login" + ("?expired=1" if exc.expired else ""), 303)
+
+    @app.exception_handler(PageForbidden)
+    async def _forbidden(request: Request, exc: PageForbidden) -> Response:
+        return render(request, "forbidden.html", None, status=403)
+
+
+# --- login, logout, language ---------------------------------------------------------------
+
+
+def _login_form(request: Request, db: Session, status: int = 200, **context: Any) -> Response:
+    """The login page with a fresh form token, also set as a cookie: a login POST carries
+    both (before there is a session, the pair is what shows it came from this page)."""
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", None, status=status, desks=staff_service.desks(db),
+                  login_csrf=token, **{"expired": False, "error": None, **context})
+    resp.set_cookie(LOGIN_CSRF, token, path="/counter", httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
+    return resp
+
+
+@router.get("/login", dependencies=[Depends(PublicPage())])
+def login_page(request: Request, db: DB, expired: int = 0) -> Response:
+    return _login_form(request, db, expired=bool(expired))
+
+
+@router.post("/login", dependencies=[Depends(PublicPage())])
+def login(request: Request, db: DB, username: Annotated[str, Form(max_length=64)],
+          password: Annotated[str, Form(max_length=200)],
+          desk: Annotated[str, Form(max_length=32)],
+          csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    expected = request.cookies.get(LOGIN_CSRF, "")
+    if not expected or not secrets.compare_digest(expected, csrf):
+        raise PageForbidden()
+    rt = _runtime(request)
+    desks = staff_service.desks(db)
+    error = None
+    if desk not in {d.code for d in desks}:
+        error = "Choose your desk from the list."
+    else:
+        try:
+            ctx = rt.ctx(db, Actor(None, username[:64], "anonymous"))
+            result = staff_service.login(ctx, username, password,
+                                         request.client.host if request.client else "unknown")
+        except DomainError as exc:
+            db.commit() if exc.keep_writes else db.rollback()
+            error = ("Too many failed logins; wait a moment and try again."
+                     if exc.code == "login_throttled" else
+                     "Username or password is wrong, or the account is disabled.")
+        else:
+            done = RedirectResponse("/counter", 303)
+            web_session.start(done, request, web_session.cookie_value(rt, result.token, desk),
+                              rt.settings.token_ttl_seconds)
+            done.delete_cookie(LOGIN_CSRF, path="/counter")
+            return done
+    return _login_form(request, db, status=401 if "password" in error else 422, error=error,
+                       username=username)
+
+
+@router.post("/logout")
+def logout(request: Request, s: Annotated[WebSession, page(*Role)],
+           csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    resp = RedirectResponse("/counter/login", 303)
+    web_session.end(resp)
+    return resp
+
+
+@router.post("/language", dependencies=[Depends(PublicPage())])
+def language(request: Request, lang: Annotated[str, Form(max_length=16)],
+             back: Annotated[str, Form(max_length=200)] = "/counter") -> Response:
+    target = back if back.startswith("/counter") and "//" not in back else "/counter"
+    resp = RedirectResponse(target, 303)
+    resp.set_cookie(web_session.LANG_COOKIE, i18n.pick(lang), path="/counter",
+                    max_age=365 * 86_400, samesite="strict", httponly=True)
+    return resp
+
+
+# --- the day -------------------------------------------------------------------------------
+
+
+@router.get("")
+def home(request: Request, db: DB,
+         s: Annotated[WebSession, page(Role.CLERK, Role.SUPERVISOR, Role.AUDITOR,
+                                       Role.ADMIN)]) -> Response:
+    ctx = _ctx(request, db, s)
+    drawer = ledger.cash_drawer(ctx, s.desk, ctx.today)
+    waiting = chip.waiting_loads(ctx)
+    return render(request, "home.html", s, drawer=drawer, waiting=waiting, today=ctx.today)
+
+
+@router.get("/drawers")
+def drawers(request: Request, db: DB,
+            s: Annotated[WebSession, page(*SUPERVISORS)]) -> Response:
+    ctx = _ctx(request, db, s)
+    rows = [ledger.cash_drawer(ctx, d.code, ctx.today) for d in staff_service.desks(db)]
+    return render(request, "drawers.html", s, rows=rows, today=ctx.today)
+
+
+# --- residents -----------------------------------------------------------------------------
+
+
+@router.get("/residents")
+def residents(request: Request, s: Annotated[WebSession, page(*READERS)]) -> Response:
+    return render(request, "residents.html", s, purposes=PURPOSES, results=None, form={},
+                  error=None)
+
+
+@router.post("/residents")
+def search(request: Request, db: DB, s: Annotated[WebSession, page(*READERS)],
+           purpose: Annotated[str, Form(max_length=64)],
+           query: Annotated[str, Form(max_length=100)],
+           csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    text = query.strip()
+    by_id = len(text) == 10 and text[0].isalpha() and text[1:].isdigit()
+    try:
+        results = holders.search(ctx, purpose, text if by_id else None,
+                                 None if by_id else text, 20)
+    except DomainError as exc:
+        return render(request, "residents.html", s, status=422, purposes=PURPOSES,
+                      results=None, form={"purpose": purpose}, error=exc.detail)
+    return render(request, "residents.html", s, purposes=PURPOSES, results=results,
+                  form={"purpose": purpose}, error=None)
+
+
+@router.get("/residents/new")
+def new_resident(request: Request, s: Annotated[WebSession, page(*CLERKS)]) -> Response:
+    return render(request, "resident_new.html", s, townships=TOWNSHIPS, form={}, errors={},
+                  created=None)
+
+
+FIELD_NAMES = {"name", "person_id", "birth_date", "township", "phone", "email"}
+# What the clerk reads under a field the rules refused (the page's words for the API's rule).
+FIELD_MESSAGES = {
+    "name": "Write the resident's name.",
+    "person_id": "Not a valid national ID or resident certificate number: check the letters "
+                 "and the check digit.",
+    "birth_date": "A birth date lies between 1900-01-01 and today.",
+    "township": "Choose a township from the list.",
+    "phone": "A phone number is digits, spaces and dashes.",
+    "email": "This is not an e-mail address.",
+}
+UNREADABLE_DATE = "Write the date as 2026-12-06, or in the ROC calendar as 115/12/06."
+DUPLICATE = "This resident is already registered: find them instead."
+
+
+@router.post("/residents/new")
+def register(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+             name: Annotated[str, Form(max_length=100)] = "",
+             person_id: Annotated[str, Form(max_length=20)] = "",
+             birth_date: Annotated[str, Form(max_length=30)] = "",
+             township: Annotated[str, Form(max_length=8)] = "",
+             phone: Annotated[str, Form(max_length=30)] = "",
+             email: Annotated[str, Form(max_length=200)] = "",
+             csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    form = {"name": name, "person_id": person_id, "birth_date": birth_date,
+            "township": township, "phone": phone, "email": email}
+    errors: dict[str, str] = {}
+    try:
+        holders.valid_person_id(person_id)  # the register rule, told before anything else
+    except DomainError:
+        errors["person_id"] = FIELD_MESSAGES["person_id"]
+    try:
+        born = parse_date(birth_date)
+    except ValueError:
+        errors["birth_date"], born = UNREADABLE_DATE, dt.date(1900, 1, 1)
+    try:
+        data = hs.CardholderCreate(name=name.strip(), person_id=person_id.strip(),
+                                   birth_date=born,
+                                   township=township or None, phone=phone.strip() or None,
+                                   email=email.strip() or None)
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = str(e["loc"][0]) if e["loc"] else "name"
+            field = field if field in FIELD_NAMES else "name"
+            errors.setdefault(field, FIELD_MESSAGES[field])
+        data = None
+    if data is not None and not errors:
+        ctx = _ctx(request, db, s)
+        try:
+            holder = holders.register(ctx, data)
+        except DomainError as exc:
+            if exc.code == "duplicate_cardholder":
+                errors["person_id"] = DUPLICATE
+            else:
+                field = str(exc.extra.get("field", "person_id"))
+                field = field if field in FIELD_NAMES else "person_id"
+                errors[field] = FIELD_MESSAGES[field]
+        else:
+            return render(request, "resident_new.html", s, townships=TOWNSHIPS, form={},
+                          errors={}, created=holders.summary(ctx, holder))
+    return render(request, "resident_new.html", s, status=422, townships=TOWNSHIPS,
+                  form=form, errors=errors, created=None)

@@ -1,0 +1,259 @@
+"""The counter's pages: sessions, CSRF, roles, languages and what the clerk sees. The first
+tests speak HTTP as a browser does; the last drive Chromium itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from cardsvc.app.http import create_app
+from cardsvc.app.web import pages
+from cardsvc.context import Actor
+from cardsvc.db import unit_of_work
+from cardsvc.staff import service as staff_service
+from tests.support import factories as f
+from tests.support.api import PASSWORD, ROLES
+from tests.support.browser import chromium_path, live_server, screenshot
+
+DESK = "KM-JC-1"
+
+
+@pytest.fixture
+def counter(rt) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with unit_of_work(rt.sessions) as db:
+        if DESK not in {d.code for d in staff_service.desks(db)}:
+            staff_service.add_desk(db, Actor.system("tests"), DESK, "金城櫃台 1")
+    with TestClient(create_app(rt), raise_server_exceptions=False,
+                    follow_redirects=False) as client:
+        yield client
+
+
+def login(client: TestClient, role: str, desk: str = DESK) -> TestClient:
+    page = client.get("/counter/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    r = client.post("/counter/login", data={"username": f"t.{role}", "password": PASSWORD,
+                                            "desk": desk, "csrf": csrf.group(1)})
+    assert r.status_code == 303 and r.headers["location"] == "/counter", r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/counter" in cookie
+    return client
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m is not None
+    return m.group(1)
+
+
+def test_pages_need_a_session(counter: TestClient) -> None:
+    r = counter.get("/counter")
+    assert r.status_code == 303 and r.headers["location"] == "/counter/login"
+    counter.cookies.set("kmc_session", "forged~KM-JC-1~0000", path="/counter")
+    r = counter.get("/counter/residents")
+    assert r.status_code == 303 and r.headers["location"] == "/counter/login?expired=1"
+
+
+def test_login_needs_a_registered_desk_and_the_right_password(counter: TestClient) -> None:
+    page = counter.get("/counter/login")
+    assert DESK in page.text
+    token = csrf_of(page.text)
+    r = counter.post("/counter/login", data={"username": "t.clerk", "password": PASSWORD,
+                                             "desk": "KM-JC-l", "csrf": token})
+    assert r.status_code == 422 and "請從清單選擇您的櫃台" in r.text  # a typo opens no drawer
+    r = counter.post("/counter/login", data={"username": "t.clerk", "password": "wrong",
+                                             "desk": DESK, "csrf": csrf_of(r.text)})
+    assert r.status_code == 401 and "帳號或密碼錯誤" in r.text
+    r = counter.post("/counter/login", data={"username": "t.clerk", "password": PASSWORD,
+                                             "desk": DESK})
+    assert r.status_code == 403  # no login form token: not this counter's page
+
+
+def test_a_form_without_its_csrf_token_is_refused(counter: TestClient, rt) -> None:  # type: ignore[no-untyped-def]
+    login(counter, "clerk")
+    person = f.new_person_id()
+    data = {"name": "無權杖", "person_id": person, "birth_date": "1980-01-02",
+            "township": "金城鎮"}
+    r = counter.post("/counter/residents/new", data=data)
+    assert r.status_code == 403 and "無權限" in r.text
+    r = counter.post("/counter/residents/new", data={**data, "csrf": "0" * 32})
+    assert r.status_code == 403
+    with unit_of_work(rt.sessions) as db:  # nothing was registered
+        from cardsvc.holders import service as holders
+        ctx = rt.ctx(db, Actor.system("tests"))
+        assert holders.search(ctx, "test check", person, None, 5) == []
+
+
+def test_registration_checks_field_by_field_and_reads_roc_dates(counter: TestClient) -> None:
+    login(counter, "clerk")
+    token = csrf_of(counter.get("/counter/residents/new").text)
+    bad = counter.post("/counter/residents/new", data={
+        "name": "", "person_id": "A123456788", "birth_date": "115/13/40", "township": "",
+        "csrf": token})
+    assert bad.status_code == 422
+    fields = set(re.findall(r'data-field="([a-z_]+)"', bad.text))
+    assert {"name", "person_id", "birth_date"} <= fields
+    assert 'aria-invalid="true"' in bad.text
+    person = f.new_person_id()
+    ok = counter.post("/counter/residents/new", data={
+        "name": "陳金城", "person_id": person, "birth_date": "47/03/02", "township": "金城鎮",
+        "csrf": token})
+    assert ok.status_code == 200 and "已登錄" in ok.text
+    assert person not in ok.text and person[:2] in ok.text  # masked on the page
+
+
+def test_search_results_are_masked_and_audited(counter: TestClient, auditor) -> None:  # type: ignore[no-untyped-def]
+    login(counter, "clerk")
+    person = f.new_person_id()
+    token = csrf_of(counter.get("/counter/residents/new").text)
+    counter.post("/counter/residents/new", data={
+        "name": "王查詢", "person_id": person, "birth_date": "1990-05-06", "township": "金湖鎮",
+        "csrf": token})
+    token = csrf_of(counter.get("/counter/residents").text)
+    r = counter.post("/counter/residents", data={"purpose": "counter service",
+                                                 "query": person, "csrf": token})
+    assert r.status_code == 200 and "王查詢" in r.text and person not in r.text
+    searches = auditor.ok("GET", "/audit/events", action="cardholder.search", limit=5)
+    assert searches[0]["purpose"] == "counter service"
+
+
+def test_a_clerk_cannot_reach_supervisor_pages(counter: TestClient, rt) -> None:  # type: ignore[no-untyped-def]
+    login(counter, "clerk")
+    assert counter.get("/counter/drawers").status_code == 403
+    counter.cookies.clear()
+    login(counter, "supervisor")
+    r = counter.get("/counter/drawers")
+    assert r.status_code == 200 and DESK in r.text
+
+
+def test_the_drawer_shows_the_desks_cash(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    card = f.active_card(clerk, h["id"])
+    clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 700, "counter": DESK},
+             key=f.key())
+    login(counter, "clerk")
+    page = counter.get("/counter").text
+    cash_in = re.search(r'data-testid="cash-in">NT\$([\d,]+)', page)
+    assert cash_in is not None and int(cash_in.group(1).replace(",", "")) >= 700
+
+
+def test_logout_ends_the_session(counter: TestClient) -> None:
+    login(counter, "clerk")
+    token = csrf_of(counter.get("/counter").text)
+    r = counter.post("/counter/logout", data={"csrf": token})
+    assert r.status_code == 303 and "kmc_session=" in r.headers["set-cookie"]
+    assert counter.get("/counter").status_code == 303
+
+
+def test_every_page_declares_its_roles(counter: TestClient) -> None:
+    """The pages' role matrix, as the API's: anonymous → the login page, another role → 403."""
+    routes = [r for r in pages.router.routes if isinstance(r, APIRoute)]
+    sessions = {}
+    for role in ROLES:  # one login per role (a login is slow on purpose)
+        counter.cookies.clear()
+        login(counter, role)
+        sessions[role] = counter.cookies.get("kmc_session")
+    checked = 0
+    for route in routes:
+        deps = [d.call for d in route.dependant.dependencies]
+        deps += [d.call for p in route.dependant.dependencies for d in p.dependencies]
+        guard = next((d for d in deps if isinstance(d, pages.PageGuard)), None)
+        if any(isinstance(d, pages.PublicPage) for d in deps):
+            continue
+        assert guard is not None, f"{route.path} declares no roles"
+        for method in route.methods:
+            counter.cookies.clear()
+            anon = counter.request(method, route.path)
+            assert anon.status_code == 303, f"anonymous {method} {route.path}"
+            for role in ROLES:
+                counter.cookies.clear()
+                counter.cookies.set("kmc_session", sessions[role], path="/counter")
+                r = counter.request(method, route.path)
+                if role in guard.roles:
+                    assert r.status_code != 403 or method == "POST", f"{role} {route.path}"
+                else:
+                    assert r.status_code == 403, f"{role} {method} {route.path}"
+                checked += 1
+    assert checked >= 20
+
+
+def test_english_on_request(counter: TestClient) -> None:
+    login(counter, "clerk")
+    assert "今日" in counter.get("/counter").text
+    counter.post("/counter/language", data={"lang": "en", "back": "/counter"})
+    page = counter.get("/counter").text
+    assert "Today" in page and "Cash in" in page
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser_page(rt, counter) -> Iterator[tuple[Any, str]]:  # type: ignore[no-untyped-def]
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+    with live_server(rt) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            yield page, base
+        finally:
+            browser.close()
+
+
+def test_a_clerk_logs_in_and_registers_with_the_keyboard(browser_page) -> None:  # type: ignore[no-untyped-def]
+    page, base = browser_page
+    page.goto(base + "/counter")
+    assert page.url.endswith("/counter/login")
+    screenshot(page, "login")
+    # Keyboard only: the username field has the focus; Tab to the next, Enter submits.
+    page.keyboard.type("t.clerk")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "desk"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(base + "/counter")
+    assert page.get_by_role("heading", level=1).inner_text().startswith("今日")
+    screenshot(page, "today")
+    page.get_by_role("link", name="縣民", exact=True).click()
+    page.get_by_role("link", name="新增縣民資料").click()
+    page.get_by_label("姓名").fill("林金湖")
+    page.get_by_label("身分證或居留證統一編號").fill("A123456788")  # a wrong check digit
+    page.get_by_label("出生日期").fill("60/07/15")
+    page.get_by_label("戶籍鄉鎮").select_option("金湖鎮")
+    page.get_by_role("button", name="登錄").click()
+    error = page.locator('[data-field="person_id"]')
+    assert error.is_visible() and "檢查碼" in error.inner_text()
+    screenshot(page, "register-refused")
+    person = f.new_person_id()
+    page.get_by_label("身分證或居留證統一編號").fill(person)
+    page.get_by_role("button", name="登錄").click()
+    created = page.get_by_test_id("created").inner_text()
+    assert "林金湖" in created and person not in page.content()
+    screenshot(page, "registered")
+
+
+def test_every_input_has_a_label(browser_page) -> None:  # type: ignore[no-untyped-def]
+    page, base = browser_page
+    unlabelled_js = ("() => [...document.querySelectorAll("
+                     "'input:not([type=hidden]), select, textarea')]"
+                     ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))"
+                     ".map(e => e.name || e.id)")
+    page.goto(base + "/counter/login")
+    assert page.evaluate(unlabelled_js) == []
+    page.get_by_label("帳號").fill("t.supervisor")
+    page.get_by_label("密碼").fill(PASSWORD)
+    page.get_by_role("button", name="登入").click()
+    page.wait_for_url(base + "/counter")
+    for path in ("/counter", "/counter/residents", "/counter/residents/new",
+                 "/counter/drawers"):
+        page.goto(base + path)
+        assert page.evaluate(unlabelled_js) == [], path
+    screenshot(page, "drawers")
