@@ -149,12 +149,7 @@ def purse(card_id: CardId, ctx: CtxDep,
              summary="Cash top-up at the counter")
 def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
           idempotency_key: IdempotencyKey) -> JSONResponse:
-    result = idempotent(
-        ctx, idempotency_key, "purse.topup", {"card_id": card_id, **body.model_dump()},
-        lambda: money.topup(ctx, card_id, body))
-    out = chip.topup_and_load(ctx, card_id, result.body, body.load_card, rt.counter,
-                              ctx.db.commit, ctx.db.rollback)
-    return replayable(IdempotentResult(out, result.status_code, result.replayed))
+    return replayable(chip.counter_topup(ctx, card_id, body, idempotency_key, rt.counter))
 
 
 @router.get("/{card_id:int}/card-loads", response_model=list[s.CardLoadOut],

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
-from cardsvc.cards import eligibility, profiles
+from cardsvc.cards import eligibility, profiles, purse
 from cardsvc.cards import schemas as s
 from cardsvc.cards import service as cards
 from cardsvc.cards.errors import CardNotPresented, ChipRefused, LoadNotInReview, WrongCardOnReader
@@ -24,6 +24,7 @@ from cardsvc.cards.reader import CounterReader
 from cardsvc.context import Ctx
 from cardsvc.errors import DomainError, InvalidInput, NotFound
 from cardsvc.holders import service as holders
+from cardsvc.idempotency.service import IdempotentResult, idempotent
 from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
@@ -307,6 +308,19 @@ def issue(ctx: Ctx, card_id: int, chip_uid: str | None, counter: CounterReader) 
     if card.form == "physical" and chip_uid is None:
         return personalise_and_issue(ctx, card_id, counter)
     return cards.issue(ctx, card_id, s.IssueRequest(chip_uid=chip_uid))
+
+
+def counter_topup(ctx: Ctx, card_id: int, data: s.TopUpRequest, idempotency_key: str | None,
+                  counter: CounterReader) -> IdempotentResult:
+    """A cash top-up at the counter, as the API and the counter's page both make it: booked
+    once per idempotency key (a double click or a reload replays the first answer), committed,
+    then carried to the chip if it is on the reader."""
+    result = idempotent(ctx, idempotency_key, "purse.topup",
+                        {"card_id": card_id, **data.model_dump()},
+                        lambda: purse.topup(ctx, card_id, data))
+    out = topup_and_load(ctx, card_id, result.body, data.load_card, counter, ctx.db.commit,
+                         ctx.db.rollback)
+    return IdempotentResult(out, result.status_code, result.replayed)
 
 
 def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_now: bool,

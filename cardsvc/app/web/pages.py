@@ -20,14 +20,19 @@ from sqlalchemy.orm import Session
 from cardsvc.app.web import i18n
 from cardsvc.app.web import session as web_session
 from cardsvc.app.web.session import WebSession
-from cardsvc.cards import chip
+from cardsvc.cards import chip, purse
+from cardsvc.cards import schemas as cs
+from cardsvc.cards import service as cards_service
+from cardsvc.cards.errors import CardNotPresented, Ineligible
+from cardsvc.cards.models import Product
 from cardsvc.config import TOWNSHIPS
-from cardsvc.context import Actor, Ctx
+from cardsvc.context import TAIPEI, Actor, Ctx
 from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
 from cardsvc.ledger import service as ledger
+from cardsvc.ledger.models import Transfer
 from cardsvc.roc import parse_date
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
@@ -312,3 +317,147 @@ def register(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
                           errors={}, created=holders.summary(ctx, holder))
     return render(request, "resident_new.html", s, status=422, townships=TOWNSHIPS,
                   form=form, errors=errors, created=None)
+
+
+# --- a resident's page and the card at the counter -------------------------------------------
+
+# The eligibility rules in words a resident understands (the API's `rule` ids).
+RULE_WORDS = {
+    "general.registered_in_county": "A general card is for residents registered in the county.",
+    "general.min_age": "A general card is for residents aged 7 and over.",
+    "mobile.registered_in_county": "A mobile card is for residents registered in the county.",
+    "mobile.min_age": "A mobile card is for residents aged 7 and over.",
+    "mobile.device_binding": "A mobile card is applied for in the resident's phone app.",
+    "student.enrolment_valid": "A student card needs a valid enrolment: record the school's "
+                               "proof first.",
+    "staff.employment_valid": "A staff card needs a current employment with the county, its "
+                              "agencies or schools, the council or a township office.",
+    "senior.registered_in_county": "A senior or 愛心 card is for residents registered in the "
+                                   "county.",
+    "senior.age_or_disability": "A senior or 愛心 card needs age 65 on the issue date, a valid "
+                                "disability certificate, or registration as its companion.",
+}
+PRODUCTS = ("general", "senior", "student", "staff")
+# A concession's name on the page (its code is also a product's: these read differently).
+CONCESSION_LABELS = {"senior": "aged 65 and over", "disability": "disability (愛心)",
+                     "companion": "companion (陪伴)", "student": "enrolled student",
+                     "staff": "county staff", "none": "none"}
+
+
+def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purpose: str,
+              status: int = 200, **context: Any) -> Response:
+    """The resident's page: read for `purpose` (audited, as on the API)."""
+    ctx = _ctx(request, db, s)
+    try:
+        record = holders.read_full(ctx, holder_id, purpose, False)
+    except DomainError as exc:
+        return render(request, "forbidden.html", s, status=exc.status)
+    rows = []
+    for card in cards_service.list_for_holder(ctx, holder_id):
+        rows.append((card, purse.purse(ctx, card.id, 5)))
+    db.commit()  # the read is in the audit trail whatever the page shows next
+    return render(request, "resident.html", s, status=status, r=record, cards=rows,
+                  purpose=purpose, products=PRODUCTS, idem=secrets.token_urlsafe(18),
+                  concessions=CONCESSION_LABELS,
+                  **{"notice": None, "refusal": None, **context})
+
+
+@router.post("/residents/{holder_id:int}")
+def resident(request: Request, db: DB, s: Annotated[WebSession, page(*READERS)],
+             holder_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+             csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _resident(request, db, s, holder_id, purpose)
+
+
+@router.post("/residents/{holder_id:int}/apply")
+def apply(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], holder_id: int,
+          product: Annotated[str, Form(max_length=16)],
+          purpose: Annotated[str, Form(min_length=3, max_length=200)],
+          csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        card = cards_service.apply(ctx, cs.CardApplication(
+            cardholder_id=holder_id, product=Product(product), counter=s.desk))
+    except Ineligible as exc:
+        db.rollback()
+        rule = str(exc.extra.get("rule", ""))
+        return _resident(request, db, s, holder_id, purpose, status=422,
+                         refusal=(rule, RULE_WORDS.get(rule, exc.detail), exc.detail))
+    except (ValueError, DomainError) as exc:
+        db.rollback()
+        return _resident(request, db, s, holder_id, purpose, status=422,
+                         refusal=("", str(getattr(exc, "detail", exc)), ""))
+    return _resident(request, db, s, holder_id, purpose,
+                     notice=("Applied: card", card.card_number))
+
+
+@router.post("/cards/{card_id:int}/issue")
+def issue(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], card_id: int,
+          purpose: Annotated[str, Form(min_length=3, max_length=200)],
+          csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Personalise the blank card on the counter's reader (the page shows "waiting for the
+    card" meanwhile); no card in time is a clear message, and nothing is half done."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    card = cards_service.get(ctx, card_id)
+    try:
+        chip.issue(ctx, card_id, None, _runtime(request).counter)
+    except CardNotPresented:
+        db.rollback()
+        return _resident(request, db, s, card.cardholder_id, purpose, status=409,
+                         refusal=("", "No card arrived on the reader: put a blank card on it "
+                                      "and issue again.", ""))
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    return _resident(request, db, s, card.cardholder_id, purpose,
+                     notice=("Personalised: card", card.card_number))
+
+
+@router.post("/cards/{card_id:int}/hand-over")
+def hand_over(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], card_id: int,
+              purpose: Annotated[str, Form(min_length=3, max_length=200)],
+              csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        card = cards_service.simple_transition(ctx, card_id, "activate",
+                                               "handed over at the counter")
+    except DomainError as exc:
+        db.rollback()
+        card = cards_service.get(ctx, card_id)
+        return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    return _resident(request, db, s, card.cardholder_id, purpose,
+                     notice=("Handed over: card", card.card_number))
+
+
+@router.post("/cards/{card_id:int}/top-up")
+def top_up(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], card_id: int,
+           amount: Annotated[int, Form(ge=1, le=1_000_000)],
+           idem: Annotated[str, Form(min_length=8, max_length=100)],
+           purpose: Annotated[str, Form(min_length=3, max_length=200)],
+           csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """A cash top-up with its printable receipt. The form's idempotency key was made when the
+    page was drawn: a double click or a reload replays the first answer, never a second
+    charge; a tab closed mid-way leaves either the whole top-up or none."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    card = cards_service.get(ctx, card_id)
+    try:
+        result = chip.counter_topup(ctx, card_id, cs.TopUpRequest(amount=amount, counter=s.desk),
+                                    f"web:{idem}", _runtime(request).counter)
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    body = result.body
+    booked = ctx.db.get(Transfer, body.get("transfer_id")) if body.get("transfer_id") else None
+    at = booked.created_at if booked is not None else ctx.now  # a replay shows the original
+    return render(request, "receipt.html", s, card=card, amount=body["amount"],
+                  balance=body["balance"], transfer=body.get("transfer_id"),
+                  replayed=result.replayed, purpose=purpose, at=at.astimezone(TAIPEI),
+                  holder_id=card.cardholder_id)

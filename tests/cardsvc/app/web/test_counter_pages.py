@@ -150,8 +150,10 @@ def test_logout_ends_the_session(counter: TestClient) -> None:
     assert counter.get("/counter").status_code == 303
 
 
-def test_every_page_declares_its_roles(counter: TestClient) -> None:
-    """The pages' role matrix, as the API's: anonymous → the login page, another role → 403."""
+def test_every_page_declares_its_roles(counter: TestClient, rt) -> None:  # type: ignore[no-untyped-def]
+    """The pages' role matrix, as the API's: anonymous → the login page, another role → 403,
+    an allowed role never 403 (its POSTs carry its session's CSRF token)."""
+    from cardsvc.app.web import session as web_session
     routes = [r for r in pages.router.routes if isinstance(r, APIRoute)]
     sessions = {}
     for role in ROLES:  # one login per role (a login is slow on purpose)
@@ -161,25 +163,28 @@ def test_every_page_declares_its_roles(counter: TestClient) -> None:
     checked = 0
     for route in routes:
         deps = [d.call for d in route.dependant.dependencies]
-        deps += [d.call for p in route.dependant.dependencies for d in p.dependencies]
         guard = next((d for d in deps if isinstance(d, pages.PageGuard)), None)
         if any(isinstance(d, pages.PublicPage) for d in deps):
             continue
         assert guard is not None, f"{route.path} declares no roles"
+        path = re.sub(r"\{[^}]+\}", "1", route.path)
         for method in route.methods:
             counter.cookies.clear()
-            anon = counter.request(method, route.path)
+            anon = counter.request(method, path)
             assert anon.status_code == 303, f"anonymous {method} {route.path}"
             for role in ROLES:
                 counter.cookies.clear()
                 counter.cookies.set("kmc_session", sessions[role], path="/counter")
-                r = counter.request(method, route.path)
+                token = sessions[role].split("~")[0]
+                data = {"csrf": web_session.csrf_of(rt, token)} if method == "POST" else None
+                r = counter.request(method, path, data=data)
                 if role in guard.roles:
-                    assert r.status_code != 403 or method == "POST", f"{role} {route.path}"
+                    assert r.status_code != 403 and r.status_code < 500, \
+                        f"{role} {method} {route.path}: {r.status_code}"
                 else:
                     assert r.status_code == 403, f"{role} {method} {route.path}"
                 checked += 1
-    assert checked >= 20
+    assert checked >= 50
 
 
 def test_english_on_request(counter: TestClient) -> None:
@@ -257,3 +262,104 @@ def test_every_input_has_a_label(browser_page) -> None:  # type: ignore[no-untyp
         page.goto(base + path)
         assert page.evaluate(unlabelled_js) == [], path
     screenshot(page, "drawers")
+
+
+# --- the card at the counter ------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim_counter(runtime_factory, tmp_path) -> Iterator[tuple[Any, TestClient]]:  # type: ignore[no-untyped-def]
+    """The counter with its simulated reader: a blank card is on it whenever one is asked."""
+    rt = runtime_factory(reader="sim", sim_cards_dir=tmp_path / "cards")
+    with unit_of_work(rt.sessions) as db:
+        if DESK not in {d.code for d in staff_service.desks(db)}:
+            staff_service.add_desk(db, Actor.system("tests"), DESK, "金城櫃台 1")
+    with TestClient(create_app(rt), raise_server_exceptions=False,
+                    follow_redirects=False) as client:
+        yield rt, client
+
+
+def open_resident(client: TestClient, holder_id: int) -> str:
+    token = csrf_of(client.get("/counter/residents").text)
+    r = client.post(f"/counter/residents/{holder_id}",
+                    data={"purpose": "counter service", "csrf": token})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def form_field(html: str, action: str, name: str) -> str:
+    form = html[html.index(f'action="{action}"'):]
+    m = re.search(rf'name="{name}" value="([^"]+)"', form)
+    assert m is not None, (action, name)
+    return m.group(1)
+
+
+def test_apply_issue_hand_over_and_top_up_once(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    _rt, client = sim_counter
+    login(client, "clerk")
+    h = f.holder(clerk, age=30)
+    page = open_resident(client, h["id"])
+    token = csrf_of(page)
+    refused = client.post(f"/counter/residents/{h['id']}/apply", data={
+        "product": "student", "purpose": "counter service", "csrf": token})
+    assert refused.status_code == 422
+    assert "學生卡需要有效的在學證明" in refused.text and "student.enrolment_valid" in refused.text
+    applied = client.post(f"/counter/residents/{h['id']}/apply", data={
+        "product": "general", "purpose": "counter service", "csrf": token})
+    assert applied.status_code == 200 and "已申請" in applied.text
+    card_id = int(re.search(r'action="/counter/cards/(\d+)/issue"', applied.text).group(1))  # type: ignore[union-attr]
+    issued = client.post(f"/counter/cards/{card_id}/issue",
+                         data={"purpose": "counter service", "csrf": token})
+    assert issued.status_code == 200 and "已製卡" in issued.text
+    handed = client.post(f"/counter/cards/{card_id}/hand-over",
+                         data={"purpose": "counter service", "csrf": token})
+    assert handed.status_code == 200 and "使用中" in handed.text
+    idem = form_field(handed.text, f"/counter/cards/{card_id}/top-up", "idem")
+    form = {"amount": "500", "idem": idem, "purpose": "counter service", "csrf": token}
+    first = client.post(f"/counter/cards/{card_id}/top-up", data=form)
+    again = client.post(f"/counter/cards/{card_id}/top-up", data=form)  # a double click
+    assert first.status_code == again.status_code == 200
+    assert 'data-testid="replayed"' not in first.text and 'data-testid="replayed"' in again.text
+    card = clerk.ok("GET", f"/cards/{card_id}")
+    assert clerk.ok("GET", f"/cards/{card_id}/purse")["balance"] == 500  # charged once
+    receipt = first.text
+    masked = f"{card['card_number'][:4]} **** **** {card['card_number'][-4:]}"
+    assert masked in receipt and card["card_number"] not in receipt
+    assert "NT$500" in receipt and DESK in receipt
+
+
+def test_a_clerk_works_a_card_in_chromium(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    runtime, _client = sim_counter
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+    h = f.holder(clerk, age=70, name="李春花")
+    with live_server(runtime) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(base + "/counter/login")
+        page.get_by_label("帳號").fill("t.clerk")
+        page.get_by_label("密碼").fill(PASSWORD)
+        page.get_by_label("櫃台").select_option(DESK)
+        page.get_by_role("button", name="登入").click()
+        page.get_by_role("link", name="縣民", exact=True).click()
+        page.get_by_label("姓名或身分證統一編號").fill(h["_person_id"])
+        page.get_by_role("button", name="查詢").click()
+        assert h["_person_id"] not in page.content()  # masked in the results
+        page.get_by_role("button", name="開啟資料： 李春花").click()
+        page.get_by_label("卡別").select_option("senior")
+        page.get_by_role("button", name="申請", exact=True).click()
+        assert "已申請" in page.get_by_test_id("notice").inner_text()
+        page.get_by_role("button", name="於讀卡機製卡").click()
+        page.get_by_role("button", name="交付卡片").click()
+        screenshot(page, "resident")
+        page.get_by_label("現金加值（新臺幣）").fill("300")
+        page.get_by_role("button", name="加值", exact=True).click()
+        receipt = page.get_by_test_id("receipt")
+        assert "NT$300" in receipt.get_by_test_id("amount").inner_text()
+        assert "****" in receipt.get_by_test_id("card").inner_text()
+        screenshot(page, "receipt")
+        page.emulate_media(media="print")
+        assert not page.get_by_role("button", name="列印").is_visible()  # only the receipt
+        assert page.get_by_test_id("receipt").is_visible()
+        screenshot(page, "receipt-print")
+        browser.close()
