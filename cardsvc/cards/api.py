@@ -13,7 +13,7 @@ from cardsvc.cards.models import Product
 from cardsvc.deps import CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.holders import service as holders
 from cardsvc.idempotency.api import replayable
-from cardsvc.idempotency.service import IdempotentResult, idempotent
+from cardsvc.idempotency.service import idempotent
 from cardsvc.schemas_common import IdPath, IdQuery
 from cardsvc.staff.roles import (
     CLERKS,
@@ -118,13 +118,7 @@ def unblock(card_id: CardId, body: s.ReasonRequest, ctx: CtxDep) -> s.CardOut:
              summary="Replace or renew: new card, balance carried over, optional fee")
 def replace(card_id: CardId, body: s.ReplaceRequest, ctx: CtxDep, rt: RuntimeDep,
             idempotency_key: IdempotencyKey) -> JSONResponse:
-    result = idempotent(
-        ctx, idempotency_key, "card.replace", {"card_id": card_id, **body.model_dump()},
-        lambda: service.replace(ctx, card_id, body, chip.personaliser(ctx, rt.counter)))
-    new_card = result.body["new_card"]["id"]
-    out = chip.topup_and_load(ctx, new_card, result.body, True, rt.counter,
-                              ctx.db.commit, ctx.db.rollback)
-    return replayable(IdempotentResult(out, result.status_code, result.replayed))
+    return replayable(chip.counter_replace(ctx, card_id, body, idempotency_key, rt.counter))
 
 
 @router.post("/{card_id:int}/close", response_model=s.CloseResult,

@@ -323,6 +323,19 @@ def counter_topup(ctx: Ctx, card_id: int, data: s.TopUpRequest, idempotency_key:
     return IdempotentResult(out, result.status_code, result.replayed)
 
 
+def counter_replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
+                    idempotency_key: str | None, counter: CounterReader) -> IdempotentResult:
+    """Replace a card at the counter (the API and the page): the new chip personalised on the
+    reader, the balance moved once per idempotency key, then loaded onto the new chip."""
+    result = idempotent(ctx, idempotency_key, "card.replace",
+                        {"card_id": card_id, **data.model_dump()},
+                        lambda: cards.replace(ctx, card_id, data, personaliser(ctx, counter)))
+    new_card = result.body["new_card"]["id"]
+    out = topup_and_load(ctx, new_card, result.body, True, counter, ctx.db.commit,
+                         ctx.db.rollback)
+    return IdempotentResult(out, result.status_code, result.replayed)
+
+
 def topup_and_load(ctx: Ctx, card_id: int, result_body: dict[str, object], load_now: bool,
                    counter: CounterReader, commit: Callable[[], None],
                    rollback: Callable[[], None]) -> dict[str, object]:

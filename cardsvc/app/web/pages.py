@@ -31,6 +31,7 @@ from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
+from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import Transfer
 from cardsvc.roc import parse_date
@@ -461,3 +462,86 @@ def top_up(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], ca
                   balance=body["balance"], transfer=body.get("transfer_id"),
                   replayed=result.replayed, purpose=purpose, at=at.astimezone(TAIPEI),
                   holder_id=card.cardholder_id)
+
+
+def _card_step(request: Request, db: Session, s: WebSession, card_id: int, purpose: str,
+               step: Any, done: str) -> Response:
+    """A lifecycle step on a card, then the resident's page with what happened or why not."""
+    ctx = _ctx(request, db, s)
+    card = cards_service.get(ctx, card_id)
+    holder_id, number = card.cardholder_id, card.card_number
+    try:
+        step(ctx)
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, holder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    return _resident(request, db, s, holder_id, purpose, notice=(done, number))
+
+
+@router.post("/cards/{card_id:int}/lost")
+def report_lost(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                card_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _card_step(request, db, s, card_id, purpose, lambda ctx: cards_service.simple_transition(
+        ctx, card_id, "suspend", "lost: reported at the counter"), "Reported lost: card")
+
+
+@router.post("/cards/{card_id:int}/reinstate")
+def reinstate(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+              card_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+              csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _card_step(request, db, s, card_id, purpose, lambda ctx: cards_service.simple_transition(
+        ctx, card_id, "reinstate", "found by the resident"), "Found again: card")
+
+
+@router.post("/cards/{card_id:int}/replace")
+def replace(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], card_id: int,
+            reason: Annotated[str, Form(max_length=16)],
+            idem: Annotated[str, Form(min_length=8, max_length=100)],
+            purpose: Annotated[str, Form(min_length=3, max_length=200)],
+            csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """A new card on the reader; the balance carried over is shown. One replacement per
+    idempotency key, however often the form is sent."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    card = cards_service.get(ctx, card_id)
+    try:
+        data = cs.ReplaceRequest(reason=reason, counter=s.desk)  # type: ignore[arg-type]
+        result = chip.counter_replace(ctx, card_id, data, f"web:{idem}",
+                                      _runtime(request).counter)
+    except (DomainError, ValidationError) as exc:
+        db.rollback()
+        detail = exc.detail if isinstance(exc, DomainError) else "Choose a reason."
+        return _resident(request, db, s, card.cardholder_id, purpose, status=422,
+                         refusal=("", detail, ""))
+    body = result.body
+    return _resident(request, db, s, card.cardholder_id, purpose, notice=(
+        "Replaced: the new card, with the balance carried over, is",
+        f"{body['new_card']['card_number']} (NT${body['balance_moved']:,}; "
+        f"fee NT${body['fee']:,})"))
+
+
+@router.post("/cards/{card_id:int}/close")
+def close(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], card_id: int,
+          idem: Annotated[str, Form(min_length=8, max_length=100)],
+          purpose: Annotated[str, Form(min_length=3, max_length=200)],
+          csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Close the card and pay its balance out in cash (once per idempotency key)."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    card = cards_service.get(ctx, card_id)
+    try:
+        result = idempotent(ctx, f"web:{idem}", "card.close",
+                            {"card_id": card_id, "reason": "closed at the counter",
+                             "counter": s.desk},
+                            lambda: cards_service.close(ctx, card_id, cs.CloseRequest(
+                                reason="closed at the counter", counter=s.desk)))
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    return _resident(request, db, s, card.cardholder_id, purpose, notice=(
+        "Closed: pay out in cash", f"NT${result.body['refund_cash']:,}"))

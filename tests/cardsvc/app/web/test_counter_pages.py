@@ -363,3 +363,39 @@ def test_a_clerk_works_a_card_in_chromium(sim_counter, clerk) -> None:  # type: 
         assert page.get_by_test_id("receipt").is_visible()
         screenshot(page, "receipt-print")
         browser.close()
+
+
+def test_lost_replace_and_close_with_refund(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    _rt, client = sim_counter
+    login(client, "clerk")
+    h = f.holder(clerk, age=45)
+    page = open_resident(client, h["id"])
+    token = csrf_of(page)
+    common = {"purpose": "counter service", "csrf": token}
+    page = client.post(f"/counter/residents/{h['id']}/apply",
+                       data={"product": "general", **common}).text
+    card_id = int(re.search(r'/counter/cards/(\d+)/issue', page).group(1))  # type: ignore[union-attr]
+    client.post(f"/counter/cards/{card_id}/issue", data=common)
+    page = client.post(f"/counter/cards/{card_id}/hand-over", data=common).text
+    idem = form_field(page, f"/counter/cards/{card_id}/top-up", "idem")
+    client.post(f"/counter/cards/{card_id}/top-up", data={"amount": "800", "idem": idem,
+                                                          **common})
+    lost = client.post(f"/counter/cards/{card_id}/lost", data=common)
+    assert "已掛失卡片" in lost.text and "掛失中" in lost.text
+    idem = form_field(lost.text, f"/counter/cards/{card_id}/replace", "idem")
+    form = {"reason": "lost", "idem": idem, **common}
+    replaced = client.post(f"/counter/cards/{card_id}/replace", data=form)
+    again = client.post(f"/counter/cards/{card_id}/replace", data=form)  # sent twice
+    assert "已補發" in replaced.text and "NT$800" in replaced.text
+    assert again.status_code == 200
+    cards = clerk.ok("GET", f"/cardholders/{h['id']}/cards")
+    live = [c for c in cards if c["status"] == "active"]
+    assert len(cards) == 2 and len(live) == 1  # one replacement, however often sent
+    new_id = live[0]["id"]
+    assert "fee NT$100" in replaced.text  # paid in cash: the balance moves whole
+    assert clerk.ok("GET", f"/cards/{new_id}/purse")["balance"] == 800
+    page = open_resident(client, h["id"])
+    idem = form_field(page, f"/counter/cards/{new_id}/close", "idem")
+    closed = client.post(f"/counter/cards/{new_id}/close", data={"idem": idem, **common})
+    assert "已結清" in closed.text and "NT$800" in closed.text
+    assert clerk.ok("GET", f"/cards/{new_id}")["status"] == "closed"
