@@ -38,6 +38,10 @@ from cardsvc.roc import parse_date
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.roles import CLERKS, READERS, SUPERVISORS, Role
+from settlement.bills import api as bill_api
+from settlement.bills import service as bill_service
+from settlement.bills.barcodes import SlipError
+from settlement.bills.models import Bill
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 LOGIN_CSRF = "kmc_login"
@@ -545,3 +549,59 @@ def close(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], car
                          refusal=("", exc.detail, ""))
     return _resident(request, db, s, card.cardholder_id, purpose, notice=(
         "Closed: pay out in cash", f"NT${result.body['refund_cash']:,}"))
+
+
+# --- bills at the counter ----------------------------------------------------------------------
+
+
+@router.get("/bills")
+def bills_page(request: Request, s: Annotated[WebSession, page(*CLERKS)]) -> Response:
+    return render(request, "bills.html", s, bill=None, slip={}, error=None, paid=None,
+                  idem=secrets.token_urlsafe(18))
+
+
+@router.post("/bills")
+def bill_lookup(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                segment1: Annotated[str, Form(max_length=40)] = "",
+                segment2: Annotated[str, Form(max_length=40)] = "",
+                segment3: Annotated[str, Form(max_length=40)] = "",
+                csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """The slip's three barcodes, typed or scanned: a wrong one is named."""
+    _check_csrf(s, csrf)
+    slip = {"segment1": segment1, "segment2": segment2, "segment3": segment3}
+    ctx = _ctx(request, db, s)
+    try:
+        bill = bill_service.by_barcodes(ctx, segment1, segment2, segment3)
+    except SlipError as exc:
+        return render(request, "bills.html", s, status=422, bill=None, slip=slip,
+                      error=("Barcode %(n)s of the slip is wrong.", exc.segment, exc.detail),
+                      paid=None, idem=secrets.token_urlsafe(18))
+    except DomainError as exc:
+        return render(request, "bills.html", s, status=exc.status, bill=None, slip=slip,
+                      error=("", 0, exc.detail), paid=None, idem=secrets.token_urlsafe(18))
+    return render(request, "bills.html", s, bill=bill, slip=slip, error=None, paid=None,
+                  idem=secrets.token_urlsafe(18))
+
+
+@router.post("/bills/{bill_id:int}/pay")
+def bill_pay(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], bill_id: int,
+             card_number: Annotated[str, Form(max_length=16, pattern=r"^[0-9]{16}$")],
+             idem: Annotated[str, Form(min_length=8, max_length=100)],
+             csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Paid from the resident's account-held (mobile) purse, once per idempotency key."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        card = cards_service.by_number(ctx, card_number)
+        result = idempotent(
+            ctx, f"web:{idem}", "bills.pay", {"bill": bill_id, "card_id": card.id,
+                                              "amount": None, "channel": "counter"},
+            lambda: bill_api.payment_out(bill_service.pay_from_purse(
+                ctx, bill_id, card.id, "counter")))
+    except DomainError as exc:
+        db.rollback()
+        bill = ctx.db.get(Bill, bill_id)
+        return render(request, "bills.html", s, status=exc.status, bill=bill, slip={},
+                      error=("", 0, exc.detail), paid=None, idem=secrets.token_urlsafe(18))
+    return render(request, "bills.html", s, bill=None, slip={}, error=None,
+                  paid=result.body, idem=secrets.token_urlsafe(18))

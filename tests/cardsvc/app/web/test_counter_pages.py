@@ -399,3 +399,37 @@ def test_lost_replace_and_close_with_refund(sim_counter, clerk) -> None:  # type
     closed = client.post(f"/counter/cards/{new_id}/close", data={"idem": idem, **common})
     assert "已結清" in closed.text and "NT$800" in closed.text
     assert clerk.ok("GET", f"/cards/{new_id}")["status"] == "closed"
+
+
+def test_a_water_bill_paid_at_the_counter(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from tests.support.worlds import bills_csv
+    water = clerk.ok("POST", "/merchants", {
+        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
+        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
+    biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
+                                           "collection_code": "KW1", "grace_days": 10},
+                      status=201)
+    due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    r = clerk.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
+        ("A1234567", "WB00012345678901", "1511", "350", due, "陳志明")),
+        headers={**clerk.headers, "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    bill = clerk.ok("GET", "/bills", account_number="A1234567")[0]
+    _key, card = f.mobile_card(clerk, "android-counter-0001", 1_000)
+    login(counter, "clerk")
+    token = csrf_of(counter.get("/counter/bills").text)
+    seg1, seg2, seg3 = bill["barcodes"]
+    wrong = counter.post("/counter/bills", data={"segment1": seg1, "segment2": seg2,
+                                                 "segment3": seg3[:-1] + "9", "csrf": token})
+    assert wrong.status_code == 422 and "第 3 段條碼有誤" in wrong.text
+    found = counter.post("/counter/bills", data={"segment1": seg1, "segment2": seg2,
+                                                 "segment3": seg3, "csrf": token})
+    assert found.status_code == 200 and "NT$350" in found.text
+    idem = form_field(found.text, f"/counter/bills/{bill['id']}/pay", "idem")
+    form = {"card_number": card["card_number"], "idem": idem, "csrf": token}
+    paid = counter.post(f"/counter/bills/{bill['id']}/pay", data=form)
+    again = counter.post(f"/counter/bills/{bill['id']}/pay", data=form)  # a reload
+    assert paid.status_code == again.status_code == 200 and "帳單已繳" in paid.text
+    assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 650  # paid once
