@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Date, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
@@ -48,3 +48,20 @@ class Desk(Base):
     name: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DrawerCount(Base):
+    """A supervisor's end-of-day count of a desk's cash drawer against what the ledger says it
+    should hold. Counts are kept as they were made, a difference with them."""
+
+    __tablename__ = "drawer_counts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    desk: Mapped[str] = mapped_column(String(32), index=True)
+    business_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    expected: Mapped[int] = mapped_column(Integer)
+    counted: Mapped[int] = mapped_column(Integer)
+    difference: Mapped[int] = mapped_column(Integer)  # counted - expected
+    note: Mapped[str] = mapped_column(String(200), default="")
+    counted_by: Mapped[str] = mapped_column(String(64))
+    counted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -22,7 +22,7 @@ from cardsvc.staff.errors import (
     OwnAccount,
     StaffExists,
 )
-from cardsvc.staff.models import Desk, Staff
+from cardsvc.staff.models import Desk, DrawerCount, Staff
 from cardsvc.staff.roles import Role
 
 # As typed: upper case is taken and stored in lower case.
@@ -207,3 +207,30 @@ def ensure_default_desk(db: Session, actor: Actor, code: str) -> None:
     """First start: the configured default counter is the first desk."""
     if db.scalar(select(Desk.id).limit(1)) is None:
         add_desk(db, actor, code, "總櫃台 Main counter")
+
+
+def count_drawer(ctx: Ctx, desk: str, day: dt.date, expected: int, counted: int,
+                 note: str) -> DrawerCount:
+    """Record a drawer count; the difference is kept with it (and in the audit trail)."""
+    if desk not in {d.code for d in desks(ctx.db, active_only=False)}:
+        raise NotFound(f"no desk {desk}")
+    if not 0 <= counted <= 100_000_000:
+        raise InvalidInput("the counted cash is a whole number of NT$", field="counted")
+    row = DrawerCount(desk=desk, business_date=day, expected=expected, counted=counted,
+                      difference=counted - expected, note=note.strip()[:200],
+                      counted_by=ctx.actor.username, counted_at=ctx.now)
+    ctx.db.add(row)
+    ctx.db.flush()
+    audit.record(ctx, "staff.drawer_count", target_type="desk", target_id=desk,
+                 detail={"day": day.isoformat(), "expected": expected, "counted": counted,
+                         "difference": row.difference})
+    return row
+
+
+def drawer_counts(db: Session, day: dt.date) -> dict[str, DrawerCount]:
+    """The latest count of each desk's drawer on `day`."""
+    out: dict[str, DrawerCount] = {}
+    for row in db.scalars(select(DrawerCount).where(DrawerCount.business_date == day)
+                          .order_by(DrawerCount.id)):
+        out[row.desk] = row
+    return out

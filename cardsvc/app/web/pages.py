@@ -220,9 +220,30 @@ def home(request: Request, db: DB,
 @router.get("/drawers")
 def drawers(request: Request, db: DB,
             s: Annotated[WebSession, page(*SUPERVISORS)]) -> Response:
+    """The end-of-day drawer report: every desk's expected cash and the count against it."""
     ctx = _ctx(request, db, s)
     rows = [ledger.cash_drawer(ctx, d.code, ctx.today) for d in staff_service.desks(db)]
-    return render(request, "drawers.html", s, rows=rows, today=ctx.today)
+    return render(request, "drawers.html", s, rows=rows, today=ctx.today,
+                  counts=staff_service.drawer_counts(db, ctx.today))
+
+
+@router.post("/drawers/{desk}/count")
+def count_drawer(request: Request, db: DB, s: Annotated[WebSession, page(*SUPERVISORS)],
+                 desk: str, counted: Annotated[int, Form(ge=0, le=100_000_000)],
+                 note: Annotated[str, Form(max_length=200)] = "",
+                 csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """A count is compared with what the ledger says the drawer holds now; the difference is
+    kept with the count."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    expected = ledger.cash_drawer(ctx, desk, ctx.today).expected
+    try:
+        staff_service.count_drawer(ctx, desk, ctx.today, expected, counted, note)
+    except DomainError as exc:
+        db.rollback()
+        return render(request, "forbidden.html", s, status=exc.status)
+    db.commit()
+    return drawers(request, db, s)
 
 
 # --- residents -----------------------------------------------------------------------------

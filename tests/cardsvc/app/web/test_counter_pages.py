@@ -433,3 +433,24 @@ def test_a_water_bill_paid_at_the_counter(counter: TestClient, clerk) -> None:  
     again = counter.post(f"/counter/bills/{bill['id']}/pay", data=form)  # a reload
     assert paid.status_code == again.status_code == 200 and "帳單已繳" in paid.text
     assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 650  # paid once
+
+
+def test_the_end_of_day_drawer_report_keeps_differences(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    card = f.active_card(clerk, h["id"])
+    clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 1_000, "counter": DESK},
+             key=f.key())
+    login(counter, "supervisor")
+    page = counter.get("/counter/drawers").text
+    row = page[page.index(f'data-desk="{DESK}"'):]
+    expected = int(re.findall(r"<td>([\d,]+)</td>", row)[2].replace(",", ""))
+    assert expected >= 1_000
+    token = csrf_of(page)
+    out = counter.post(f"/counter/drawers/{DESK}/count",
+                       data={"counted": str(expected - 100), "note": "short by a note",
+                             "csrf": token})
+    assert out.status_code == 200
+    row = out.text[out.text.index(f'data-desk="{DESK}"'):]
+    assert "-100" in row and "short by a note" in row
+    again = counter.get("/counter/drawers").text  # kept
+    assert "short by a note" in again
