@@ -328,11 +328,29 @@ def test_apply_issue_hand_over_and_top_up_once(sim_counter, clerk) -> None:  # t
     assert "NT$500" in receipt and DESK in receipt
 
 
-def test_a_clerk_works_a_card_in_chromium(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+def test_a_counter_day_in_chromium(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    """The counter's day end to end in a real browser: log in, register, apply (a refusal
+    named), issue on the simulated reader, top up with a printable receipt, lost, replace,
+    close with the refund, a bill paid, and the supervisor's drawer report."""
+    import datetime as dt
+
+    from tests.support.worlds import bills_csv
     runtime, _client = sim_counter
     path = chromium_path()
     from playwright.sync_api import sync_playwright
-    h = f.holder(clerk, age=70, name="李春花")
+    water = clerk.ok("POST", "/merchants", {
+        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
+        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
+    biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
+                                           "collection_code": "KW1", "grace_days": 10},
+                      status=201)
+    due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    clerk.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
+        ("K0012345", "WB00012345678911", "1511", "386", due, "張家豪")),
+        headers={**clerk.headers, "Content-Type": "text/csv"})
+    bill = clerk.ok("GET", "/bills", account_number="K0012345")[0]
+    _key, mobile = f.mobile_card(clerk, "android-counter-day-01", 1_000)
+    person = f.new_person_id()
     with live_server(runtime) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -341,17 +359,31 @@ def test_a_clerk_works_a_card_in_chromium(sim_counter, clerk) -> None:  # type: 
         page.get_by_label("密碼").fill(PASSWORD)
         page.get_by_label("櫃台").select_option(DESK)
         page.get_by_role("button", name="登入").click()
+        # Register a resident (ROC birth date), then find her: masked in the results.
         page.get_by_role("link", name="縣民", exact=True).click()
-        page.get_by_label("姓名或身分證統一編號").fill(h["_person_id"])
+        page.get_by_role("link", name="新增縣民資料").click()
+        page.get_by_label("姓名").fill("李春花")
+        page.get_by_label("身分證或居留證統一編號").fill(person)
+        page.get_by_label("出生日期").fill("45/03/08")
+        page.get_by_label("戶籍鄉鎮").select_option("金湖鎮")
+        page.get_by_role("button", name="登錄").click()
+        assert person not in page.get_by_test_id("created").inner_text()
+        page.get_by_role("link", name="縣民", exact=True).click()
+        page.get_by_label("姓名或身分證統一編號").fill(person)
         page.get_by_role("button", name="查詢").click()
-        assert h["_person_id"] not in page.content()  # masked in the results
+        assert person not in page.content()
+        screenshot(page, "search")
         page.get_by_role("button", name="開啟資料： 李春花").click()
+        # Apply: a student card is refused with the rule in words; a senior card is granted.
+        page.get_by_label("卡別").select_option("student")
+        page.get_by_role("button", name="申請", exact=True).click()
+        assert "學生卡需要有效的在學證明" in page.get_by_test_id("refusal").inner_text()
         page.get_by_label("卡別").select_option("senior")
         page.get_by_role("button", name="申請", exact=True).click()
-        assert "已申請" in page.get_by_test_id("notice").inner_text()
         page.get_by_role("button", name="於讀卡機製卡").click()
         page.get_by_role("button", name="交付卡片").click()
         screenshot(page, "resident")
+        # Top up; the receipt, and only the receipt, prints.
         page.get_by_label("現金加值（新臺幣）").fill("300")
         page.get_by_role("button", name="加值", exact=True).click()
         receipt = page.get_by_test_id("receipt")
@@ -359,9 +391,41 @@ def test_a_clerk_works_a_card_in_chromium(sim_counter, clerk) -> None:  # type: 
         assert "****" in receipt.get_by_test_id("card").inner_text()
         screenshot(page, "receipt")
         page.emulate_media(media="print")
-        assert not page.get_by_role("button", name="列印").is_visible()  # only the receipt
-        assert page.get_by_test_id("receipt").is_visible()
-        screenshot(page, "receipt-print")
+        assert not page.get_by_role("button", name="列印").is_visible()
+        assert receipt.is_visible()
+        page.emulate_media(media="screen")
+        # Lost, replaced on the reader (the balance carried over), closed with the refund.
+        page.get_by_role("button", name="回到縣民資料").click()
+        page.get_by_role("button", name="掛失").click()
+        assert "已掛失卡片" in page.get_by_test_id("notice").inner_text()
+        page.get_by_label("補發原因").select_option("lost")
+        page.get_by_role("button", name="於讀卡機補發").click()
+        assert "NT$300" in page.get_by_test_id("notice").inner_text()
+        page.get_by_role("button", name="結清並退還現金").click()
+        assert "NT$300" in page.get_by_test_id("notice").inner_text()
+        screenshot(page, "closed")
+        # A water bill from its slip, paid from a mobile card.
+        page.get_by_role("link", name="代收帳單").click()
+        for n, value in enumerate(bill["barcodes"], start=1):
+            page.get_by_label(f"繳費單第 {n} 段條碼").fill(value)
+        page.get_by_role("button", name="查詢").click()
+        page.get_by_label("縣民行動卡卡號").fill(mobile["card_number"])
+        page.get_by_role("button", name="以卡片餘額繳費").click()
+        assert "NT$386" in page.get_by_test_id("paid-amount").inner_text()
+        screenshot(page, "bill-paid")
+        page.get_by_role("button", name="登出").click()
+        # The supervisor's drawer report: the clerk's cash in, a count, the difference kept.
+        page.get_by_label("帳號").fill("t.supervisor")
+        page.get_by_label("密碼").fill(PASSWORD)
+        page.get_by_label("櫃台").select_option(DESK)
+        page.get_by_role("button", name="登入").click()
+        page.get_by_role("link", name="錢箱").click()
+        row = page.locator(f'tr[data-desk="{DESK}"]')
+        row.get_by_label(f"櫃台實點現金 {DESK}").fill("0")
+        row.get_by_role("button", name="登錄點鈔").click()
+        assert page.locator(f'tr[data-desk="{DESK}"]').get_by_test_id(
+            "difference").inner_text().startswith("-")
+        screenshot(page, "drawers")
         browser.close()
 
 
