@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 
 from cardsvc.audit import service
 from cardsvc.audit.models import AuditEvent
@@ -31,24 +30,8 @@ def events(ctx: CtxDep,
            target_id: Annotated[str | None, Query(max_length=64)] = None,
            before_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[AuditEvent]:
-    service.seal_pending(ctx.db)  # the newest rows are readable at once
-    q = select(AuditEvent)
-    if action:
-        q = q.where(AuditEvent.action == action)
-    if actor:
-        q = q.where(AuditEvent.actor == actor)
-    if target_type:
-        q = q.where(AuditEvent.target_type == target_type)
-    if target_id:
-        q = q.where(AuditEvent.target_id == target_id)
-    if before_id:
-        q = q.where(AuditEvent.id < before_id)
-    rows = list(ctx.db.scalars(q.order_by(AuditEvent.id.desc()).limit(limit)))
-    service.record(ctx, "audit.read", detail={"filters": {"action": action, "actor": actor,
-                                                          "target_type": target_type,
-                                                          "target_id": target_id},
-                                              "rows": len(rows)})
-    return rows
+    return service.read_events(ctx, action=action, actor=actor, target_type=target_type,
+                               target_id=target_id, before_id=before_id, limit=limit)
 
 
 @router.get("/verify", response_model=VerifyOut, dependencies=[Depends(allow(*AUDIT_READERS))],

@@ -294,3 +294,27 @@ def verify_chain(db: Session, progress: Callable[[int], None] | None = None) -> 
 
 def count_events(db: Session) -> int:
     return int(db.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+
+
+def read_events(ctx: Ctx, *, action: str | None = None, actor: str | None = None,
+                target_type: str | None = None, target_id: str | None = None,
+                before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:
+    """The trail, newest first, filtered; reading it is itself recorded."""
+    seal_pending(ctx.db)  # the newest rows are readable at once
+    q = select(AuditEvent)
+    if action:
+        q = q.where(AuditEvent.action == action)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if target_type:
+        q = q.where(AuditEvent.target_type == target_type)
+    if target_id:
+        q = q.where(AuditEvent.target_id == target_id)
+    if before_id:
+        q = q.where(AuditEvent.id < before_id)
+    rows = list(ctx.db.scalars(q.order_by(AuditEvent.id.desc()).limit(limit)))
+    record(ctx, "audit.read", detail={"filters": {"action": action, "actor": actor,
+                                                  "target_type": target_type,
+                                                  "target_id": target_id},
+                                      "rows": len(rows)})
+    return rows

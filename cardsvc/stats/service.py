@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections import defaultdict
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from cardsvc import charts
 from cardsvc.audit import service as audit
 from cardsvc.cards.models import Card, Product
 from cardsvc.config import TOWNSHIPS
@@ -74,3 +77,23 @@ def issuance(ctx: Ctx, date_from: dt.date, date_to: dt.date) -> IssuanceReport:
     return IssuanceReport(date_from=date_from, date_to=date_to, rows=out,
                           by_product=dict(by_product), by_township=dict(by_township),
                           by_status=dict(by_status), total=sum(r.cards for r in out))
+
+
+CSV_FIELDS = ("product", "status", "township", "cards")
+
+
+def to_csv(report: IssuanceReport) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for r in report.rows:
+        w.writerow([r.product, r.status, r.township, r.cards])
+    return buf.getvalue()
+
+
+def to_svg(report: IssuanceReport) -> str:
+    """Cards issued by product and by township, as a bar chart."""
+    bars: list[tuple[str, int | str]] = [(p, n) for p, n in report.by_product.items()]
+    bars += [(t, n) for t, n in report.by_township.items()]
+    return charts.bar_chart(f"縣民卡發卡 Cards issued, {report.date_from} – {report.date_to}",
+                            bars)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from pathlib import Path
 from typing import Annotated
@@ -33,11 +32,7 @@ def stats_issuance(
                                   date_from.date(), date_to.date())
     console.print(reports.issuance_table(report))
     if csv_out:
-        with csv_out.open("w", newline="", encoding="utf-8-sig") as fh:
-            w = csv.writer(fh)
-            w.writerow(["product", "status", "township", "cards"])
-            for r in report.rows:
-                w.writerow([r.product, r.status, r.township, r.cards])
+        csv_out.write_text(service.to_csv(report), encoding="utf-8-sig")
         console.print(f"wrote {csv_out}")
 
 

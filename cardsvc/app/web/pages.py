@@ -14,12 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from cardsvc.app.web import i18n
 from cardsvc.app.web import session as web_session
 from cardsvc.app.web.session import WebSession
+from cardsvc.audit import service as audit
 from cardsvc.cards import chip, purse
 from cardsvc.cards import schemas as cs
 from cardsvc.cards import service as cards_service
@@ -37,7 +39,15 @@ from cardsvc.ledger.models import Transfer
 from cardsvc.roc import parse_date
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
-from cardsvc.staff.roles import CLERKS, READERS, SUPERVISORS, Role
+from cardsvc.staff.roles import (
+    AUDIT_READERS,
+    CLERKS,
+    READERS,
+    REPORT_READERS,
+    SUPERVISORS,
+    Role,
+)
+from cardsvc.stats import service as stats
 from settlement.bills import api as bill_api
 from settlement.bills import service as bill_service
 from settlement.bills.barcodes import SlipError
@@ -626,3 +636,69 @@ def bill_pay(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], 
                       error=("", 0, exc.detail), paid=None, idem=secrets.token_urlsafe(18))
     return render(request, "bills.html", s, bill=None, slip={}, error=None,
                   paid=result.body, idem=secrets.token_urlsafe(18))
+
+
+# --- supervisors and auditors --------------------------------------------------------------------
+
+
+@router.post("/cards/{card_id:int}/block")
+def block(request: Request, db: DB, s: Annotated[WebSession, page(*SUPERVISORS)],
+          card_id: int, reason: Annotated[str, Form(min_length=3, max_length=200)],
+          purpose: Annotated[str, Form(min_length=3, max_length=200)],
+          csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _card_step(request, db, s, card_id, purpose, lambda ctx: cards_service.simple_transition(
+        ctx, card_id, "block", reason), "Blocked: card")
+
+
+@router.post("/cards/{card_id:int}/unblock")
+def unblock(request: Request, db: DB, s: Annotated[WebSession, page(*SUPERVISORS)],
+            card_id: int, reason: Annotated[str, Form(min_length=3, max_length=200)],
+            purpose: Annotated[str, Form(min_length=3, max_length=200)],
+            csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _card_step(request, db, s, card_id, purpose, lambda ctx: cards_service.simple_transition(
+        ctx, card_id, "unblock", reason), "Unblocked: card")
+
+
+def _period(date_from: str | None, date_to: str | None, today: dt.date) -> tuple[dt.date, dt.date]:
+    try:
+        first = parse_date(date_from) if date_from else today.replace(day=1)
+        last = parse_date(date_to) if date_to else today
+    except ValueError:
+        first, last = today.replace(day=1), today
+    return first, last
+
+
+@router.get("/statistics")
+def statistics(request: Request, db: DB, s: Annotated[WebSession, page(*REPORT_READERS)],
+               date_from: str | None = None, date_to: str | None = None) -> Response:
+    """Cards issued in a period, with a chart and the CSV to download."""
+    ctx = _ctx(request, db, s)
+    first, last = _period(date_from, date_to, ctx.today)
+    try:
+        report = stats.issuance(ctx, first, last)
+    except DomainError as exc:
+        return render(request, "forbidden.html", s, status=exc.status)
+    return render(request, "statistics.html", s, report=report, first=first, last=last,
+                  chart=Markup(stats.to_svg(report)))  # noqa: S704 - our own SVG, escaped
+
+
+@router.get("/statistics.csv")
+def statistics_csv(request: Request, db: DB, s: Annotated[WebSession, page(*REPORT_READERS)],
+                   date_from: str | None = None, date_to: str | None = None) -> Response:
+    ctx = _ctx(request, db, s)
+    first, last = _period(date_from, date_to, ctx.today)
+    report = stats.issuance(ctx, first, last)
+    return Response(stats.to_csv(report), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="issuance-{first}-{last}.csv"'})
+
+
+@router.get("/audit")
+def audit_trail(request: Request, db: DB, s: Annotated[WebSession, page(*AUDIT_READERS)],
+                action: str | None = None) -> Response:
+    """The audit trail, read-only, with the chain's verification."""
+    ctx = _ctx(request, db, s)
+    rows = audit.read_events(ctx, action=(action or None), limit=100)
+    verdict = audit.verify_chain(db)
+    return render(request, "audit.html", s, rows=rows, verdict=verdict, action=action or "")

@@ -518,3 +518,44 @@ def test_the_end_of_day_drawer_report_keeps_differences(counter: TestClient, cle
     assert "-100" in row and "short by a note" in row
     again = counter.get("/counter/drawers").text  # kept
     assert "short by a note" in again
+
+
+def test_statistics_with_chart_and_csv(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    f.active_card(clerk, f.holder(clerk)["id"])
+    login(counter, "supervisor")
+    page = counter.get("/counter/statistics")
+    assert page.status_code == 200 and "<svg" in page.text and "發卡統計" in page.text
+    csv_r = counter.get("/counter/statistics.csv")
+    assert csv_r.headers["content-type"].startswith("text/csv")
+    lines = csv_r.text.splitlines()
+    assert lines[0] == "product,status,township,cards" and len(lines) >= 2
+    counter.cookies.clear()
+    login(counter, "clerk")
+    assert counter.get("/counter/statistics").status_code == 403
+
+
+def test_the_auditor_reads_the_trail_and_its_verdict(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    login(counter, "auditor")
+    page = counter.get("/counter/audit")
+    assert page.status_code == 200 and "雜湊鏈完整" in page.text
+    assert f"cardholder {h['id']}" in page.text and "cardholder.register" in page.text
+    assert h["_person_id"] not in page.text  # never a full national ID
+    assert counter.get("/counter/residents/new").status_code == 403  # read-only
+
+
+def test_a_supervisor_blocks_and_unblocks(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    _rt, client = sim_counter
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    login(client, "supervisor")
+    page = open_resident(client, card["cardholder_id"])
+    token = csrf_of(page)
+    common = {"purpose": "counter service", "csrf": token, "reason": "suspected misuse"}
+    blocked = client.post(f"/counter/cards/{card['id']}/block", data=common)
+    assert "已停用卡片" in blocked.text and clerk.ok("GET", f"/cards/{card['id']}")[
+        "status"] == "blocked"
+    unblocked = client.post(f"/counter/cards/{card['id']}/unblock", data=common)
+    assert "已解除停用卡片" in unblocked.text
+    client.cookies.clear()
+    login(client, "clerk")
+    assert client.post(f"/counter/cards/{card['id']}/block", data=common).status_code == 403
