@@ -24,7 +24,9 @@ from cardsvc.cards.models import (
     ProfileUpdate,
 )
 from cardsvc.context import Ctx
+from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
+from cardsvc.holders.models import Employment, Enrolment
 from cardsvc.keystore.service import KeyStore
 from readers import protocol as p
 from readers.session import CardSession
@@ -83,6 +85,36 @@ def refresh(ctx: Ctx, holder_id: int) -> list[ProfileUpdate]:
                      detail=detail)
     ctx.db.flush()
     return out
+
+
+def record_enrolment(ctx: Ctx, holder_id: int, data: hs.EnrolmentCreate) -> Enrolment:
+    """A student enrolment, and the student card's concession moved with it."""
+    row = holders.add_enrolment(ctx, holder_id, data)
+    refresh(ctx, holder_id)
+    return row
+
+
+def record_employment(ctx: Ctx, holder_id: int, data: hs.EmploymentCreate) -> Employment:
+    row = holders.add_employment(ctx, holder_id, data)
+    refresh(ctx, holder_id)
+    return row
+
+
+def record_certificate(ctx: Ctx, holder_id: int, data: hs.DisabilityCertificateCreate
+                       ) -> hs.DisabilityCertificateOut:
+    """A disability certificate: its holder's and its companion's concessions follow it."""
+    out = holders.add_disability_certificate(ctx, holder_id, data)
+    refresh(ctx, holder_id)
+    if data.companion_id is not None:
+        refresh(ctx, data.companion_id)
+    return out
+
+
+def change_enrolment_end(ctx: Ctx, holder_id: int, enrolment_id: int,
+                         data: hs.EnrolmentEnd) -> Enrolment:
+    row = holders.change_enrolment_end(ctx, holder_id, enrolment_id, data)
+    refresh(ctx, holder_id)
+    return row
 
 
 def pending(ctx: Ctx, card_id: int) -> ProfileUpdate | None:

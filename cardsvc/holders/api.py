@@ -54,9 +54,7 @@ def update(holder_id: IdPath, body: schemas.CardholderUpdate,
              dependencies=[Depends(allow(*CLERKS))],
              summary="Record a student enrolment (proof for the student card)")
 def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep) -> Enrolment:
-    row = service.add_enrolment(ctx, holder_id, body)
-    profiles.refresh(ctx, holder_id)  # a student card's concession moves with it
-    return row
+    return profiles.record_enrolment(ctx, holder_id, body)
 
 
 @router.patch("/{holder_id:int}/enrolments/{enrolment_id:int}",
@@ -64,9 +62,7 @@ def add_enrolment(holder_id: IdPath, body: schemas.EnrolmentCreate, ctx: CtxDep)
               summary="Change an enrolment's last day (the student left, or stays longer)")
 def change_enrolment(holder_id: IdPath, enrolment_id: IdPath, body: schemas.EnrolmentEnd,
                      ctx: CtxDep) -> Enrolment:
-    row = service.change_enrolment_end(ctx, holder_id, enrolment_id, body)
-    profiles.refresh(ctx, holder_id)
-    return row
+    return profiles.change_enrolment_end(ctx, holder_id, enrolment_id, body)
 
 
 @router.post("/{holder_id:int}/employments", response_model=schemas.EmploymentOut,
@@ -74,9 +70,7 @@ def change_enrolment(holder_id: IdPath, enrolment_id: IdPath, body: schemas.Enro
              summary="Record an employment (proof for the staff card)")
 def add_employment(holder_id: IdPath, body: schemas.EmploymentCreate,
                    ctx: CtxDep) -> Employment:
-    row = service.add_employment(ctx, holder_id, body)
-    profiles.refresh(ctx, holder_id)
-    return row
+    return profiles.record_employment(ctx, holder_id, body)
 
 
 @router.post("/{holder_id:int}/disability-certificates",
@@ -85,11 +79,7 @@ def add_employment(holder_id: IdPath, body: schemas.EmploymentCreate,
              summary="Record a disability certificate (proof for the 愛心 concession)")
 def add_certificate(holder_id: IdPath, body: schemas.DisabilityCertificateCreate,
                     ctx: CtxDep) -> schemas.DisabilityCertificateOut:
-    out = service.add_disability_certificate(ctx, holder_id, body)
-    profiles.refresh(ctx, holder_id)
-    if body.companion_id is not None:
-        profiles.refresh(ctx, body.companion_id)
-    return out
+    return profiles.record_certificate(ctx, holder_id, body)
 
 
 @router.get("/{holder_id:int}/cards", response_model=list[card_schemas.CardOut],

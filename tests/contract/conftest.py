@@ -105,8 +105,17 @@ def world(contract_rt: Runtime) -> Iterator[World]:
             clerk.ok("POST", f"/cards/{card['id']}/topups", {"amount": 5000}, key=f.key())
             ids[pool].append(card["id"])
             numbers.append(card["card_number"])
+        until = (dt.date.today() + dt.timedelta(days=300)).isoformat()
         for age in (10, 25, 45, 66, 80, 35, 55, 19):  # no card yet: applications can succeed
-            ids["holder"].append(f.holder(clerk, age=age)["id"])
+            h = f.holder(clerk, age=age)
+            ids["holder"].append(h["id"])
+            # Proofs for the student and staff products too: any product but mobile can be
+            # granted to these residents, so a generated application reaches the work.
+            clerk.ok("POST", f"/cardholders/{h['id']}/enrolments",
+                     {"school": "金門高中", "valid_until": until}, status=201)
+            clerk.ok("POST", f"/cardholders/{h['id']}/employments",
+                     {"employer": "金門縣政府", "employer_kind": "county_government",
+                      "valid_until": until}, status=201)
         shop = clerk.ok("POST", "/merchants", {
             "legal_name": "金城小吃店", "tax_id": "04595252", "category": "retail",
             "fee_bps": 150, "bank_account": "812-00011122233"}, status=201)

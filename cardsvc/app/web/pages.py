@@ -22,7 +22,7 @@ from cardsvc.app.web import i18n
 from cardsvc.app.web import session as web_session
 from cardsvc.app.web.session import WebSession
 from cardsvc.audit import service as audit
-from cardsvc.cards import chip, purse
+from cardsvc.cards import chip, profiles, purse
 from cardsvc.cards import schemas as cs
 from cardsvc.cards import service as cards_service
 from cardsvc.cards.errors import CardNotPresented, Ineligible
@@ -33,6 +33,7 @@ from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
+from cardsvc.holders.models import EmployerKind
 from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import Transfer
@@ -393,6 +394,7 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
         rows.append((card, purse.purse(ctx, card.id, 5)))
     db.commit()  # the read is in the audit trail whatever the page shows next
     return render(request, "resident.html", s, status=status, r=record, cards=rows,
+                  employer_kinds=[k.value for k in EmployerKind],
                   purpose=purpose, products=PRODUCTS, idem=secrets.token_urlsafe(18),
                   concessions=CONCESSION_LABELS,
                   **{"notice": None, "refusal": None, **context})
@@ -702,3 +704,67 @@ def audit_trail(request: Request, db: DB, s: Annotated[WebSession, page(*AUDIT_R
     rows = audit.read_events(ctx, action=(action or None), limit=100)
     verdict = audit.verify_chain(db)
     return render(request, "audit.html", s, rows=rows, verdict=verdict, action=action or "")
+
+
+# --- proofs of a concession -------------------------------------------------------------------
+
+
+def _proof(request: Request, db: Session, s: WebSession, holder_id: int, purpose: str,
+           build: Any, record: Any, done: str) -> Response:
+    """Record a proof (enrolment, certificate, employment): its end date may be written in
+    the ROC calendar; a refusal is shown on the resident's page."""
+    ctx = _ctx(request, db, s)
+    try:
+        data = build()
+        record(ctx, holder_id, data)
+    except ValueError:  # an unreadable date, or a pydantic validation error
+        db.rollback()
+        return _resident(request, db, s, holder_id, purpose, status=422,
+                         refusal=("", UNREADABLE_PROOF, ""))
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, holder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    return _resident(request, db, s, holder_id, purpose, notice=(done, ""))
+
+
+UNREADABLE_PROOF = ("Check the proof: its last day is written as 2026-12-06 or 115/12/06, at "
+                    "most a year ago, and every field is filled in.")
+
+
+@router.post("/residents/{holder_id:int}/enrolments")
+def add_enrolment(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                  holder_id: int, school: Annotated[str, Form(max_length=100)],
+                  valid_until: Annotated[str, Form(max_length=30)],
+                  purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                  csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _proof(request, db, s, holder_id, purpose, lambda: hs.EnrolmentCreate(
+        school=school.strip(), valid_until=parse_date(valid_until)),
+        profiles.record_enrolment, "Enrolment recorded")
+
+
+@router.post("/residents/{holder_id:int}/certificates")
+def add_certificate(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                    holder_id: int, certificate_no: Annotated[str, Form(max_length=40)],
+                    valid_until: Annotated[str, Form(max_length=30)],
+                    purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                    csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _proof(request, db, s, holder_id, purpose, lambda: hs.DisabilityCertificateCreate(
+        certificate_no=certificate_no.strip(), valid_until=parse_date(valid_until)),
+        profiles.record_certificate, "Disability certificate recorded")
+
+
+@router.post("/residents/{holder_id:int}/employments")
+def add_employment(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                   holder_id: int, employer: Annotated[str, Form(max_length=100)],
+                   employer_kind: Annotated[str, Form(max_length=24)],
+                   valid_until: Annotated[str, Form(max_length=30)],
+                   purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                   csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _proof(request, db, s, holder_id, purpose, lambda: hs.EmploymentCreate(
+        employer=employer.strip(), employer_kind=EmployerKind(employer_kind),
+        valid_until=parse_date(valid_until)), profiles.record_employment,
+        "Employment recorded")

@@ -559,3 +559,29 @@ def test_a_supervisor_blocks_and_unblocks(sim_counter, clerk) -> None:  # type: 
     client.cookies.clear()
     login(client, "clerk")
     assert client.post(f"/counter/cards/{card['id']}/block", data=common).status_code == 403
+
+
+def test_proofs_recorded_on_the_page_make_a_card_possible(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from cardsvc.roc import ROC_OFFSET
+    _rt, client = sim_counter
+    login(client, "clerk")
+    h = f.holder(clerk, age=16)
+    page = open_resident(client, h["id"])
+    common = {"purpose": "card application", "csrf": csrf_of(page)}
+    later = dt.date.today() + dt.timedelta(days=200)
+    roc = f"{later.year - ROC_OFFSET}/{later.month:02d}/{later.day:02d}"
+    bad = client.post(f"/counter/residents/{h['id']}/enrolments",
+                      data={"school": "金門高中", "valid_until": "someday", **common})
+    assert bad.status_code == 422 and "115/12/06" in bad.text
+    ok = client.post(f"/counter/residents/{h['id']}/enrolments",
+                     data={"school": "金門高中", "valid_until": roc, **common})
+    assert "已登錄在學證明" in ok.text and "金門高中" in ok.text
+    applied = client.post(f"/counter/residents/{h['id']}/apply",
+                          data={"product": "student", **common})
+    assert applied.status_code == 200 and "已申請" in applied.text
+    job = client.post(f"/counter/residents/{h['id']}/employments", data={
+        "employer": "金城鎮公所", "employer_kind": "township_office",
+        "valid_until": later.isoformat(), **common})
+    assert "已登錄任職證明" in job.text and "鄉鎮公所" in job.text
