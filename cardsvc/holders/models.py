@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy import Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
@@ -13,9 +13,13 @@ class Cardholder(Base):
     """A resident. Columns ending in `_enc` hold AES-GCM ciphertext (see security.crypto)."""
 
     __tablename__ = "cardholders"
+    # Search by name is by its beginning (the surname, or the whole name): a prefix the index
+    # answers. PostgreSQL's pattern operators let LIKE 'x%' use it whatever the collation.
+    __table_args__ = (Index("ix_cardholders_name_prefix", "name",
+                            postgresql_ops={"name": "text_pattern_ops"}),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
     person_id_enc: Mapped[str] = mapped_column(Text)
     # Keyed hash of the normalised national ID / resident certificate number: lookup and
     # uniqueness without storing the number in the clear.

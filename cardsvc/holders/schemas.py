@@ -110,7 +110,8 @@ class DisabilityCertificateOut(Out):
 class CardholderSearch(Model):
     purpose: Purpose
     person_id: str | None = Field(default=None, max_length=10)
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100,
+                             description="The name's beginning: a surname or the whole name")
     limit: Integer = Field(default=20, ge=1, le=100)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
@@ -133,6 +133,17 @@ def _mask_tail(value: str) -> str:
     return "*" * max(len(value) - 3, 0) + value[-3:]
 
 
+def name_starts_with(ctx: Ctx, prefix: str) -> ColumnElement[bool]:
+    """Names beginning with `prefix`, as the name index answers it: LIKE 'x%' on PostgreSQL
+    (pattern operators), a binary range on SQLite (whose LIKE ignores case, and indexes)."""
+    if ctx.db.get_bind().dialect.name == "postgresql":
+        return Cardholder.name.startswith(prefix, autoescape=True)
+    if not prefix or ord(prefix[-1]) == 0x10FFFF:
+        return Cardholder.name >= prefix
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(Cardholder.name >= prefix, Cardholder.name < after)
+
+
 def search(ctx: Ctx, purpose: str, person_id: str | None, name: str | None,
            limit: int) -> list[schemas.CardholderSummary]:
     if not person_id and not name:
@@ -142,7 +153,7 @@ def search(ctx: Ctx, purpose: str, person_id: str | None, name: str | None,
         pid, _ = valid_person_id(person_id)
         q = q.where(Cardholder.person_id_hash == person_id_hash(ctx, pid))
     if name:
-        q = q.where(Cardholder.name.contains(name, autoescape=True))
+        q = q.where(name_starts_with(ctx, name.strip()))
     rows = ctx.db.scalars(q.order_by(Cardholder.id).limit(limit)).all()
     audit.record(ctx, "cardholder.search", target_type="cardholder", purpose=purpose,
                  detail={"by": "person_id" if person_id else "name", "results": len(rows)})

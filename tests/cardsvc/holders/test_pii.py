@@ -160,3 +160,21 @@ def test_key_rotation_reencrypts_and_old_key_can_go(clerk, rt, tmp_path) -> None
 
 def test_secrets_file_is_private(secrets_file) -> None:  # type: ignore[no-untyped-def]
     assert secrets_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_search_by_name_finds_names_that_begin_so(clerk) -> None:  # type: ignore[no-untyped-def]
+    """A surname or a whole name, as the counter types them; the index answers it."""
+    import uuid
+    tag = uuid.uuid4().hex[:6]  # names of this test only
+    first = f.holder(clerk, name=f"陳{tag}城")
+    second = f.holder(clerk, name=f"陳{tag}湖")
+    middle = f.holder(clerk, name=f"李陳{tag}")
+
+    def ids(name: str) -> list[int]:
+        return [x["id"] for x in clerk.ok("POST", "/cardholders/search",
+                                          {"purpose": "lookup", "name": name, "limit": 100})]
+
+    assert sorted(ids(f"陳{tag}")) == sorted([first["id"], second["id"]])
+    assert ids(f"陳{tag}城") == [first["id"]]
+    assert middle["id"] not in ids(f"陳{tag}")  # a name is found by its beginning
+    assert ids("%") == [] and ids("_") == []  # wildcards are plain characters
