@@ -30,6 +30,7 @@ from cardsvc.cards.models import Product
 from cardsvc.config import TOWNSHIPS
 from cardsvc.context import TAIPEI, Actor, Ctx
 from cardsvc.db import unit_of_work
+from cardsvc.einvoice import service as einvoice
 from cardsvc.errors import DomainError
 from cardsvc.holders import schemas as hs
 from cardsvc.holders import service as holders
@@ -37,6 +38,8 @@ from cardsvc.holders.models import EmployerKind
 from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import Transfer
+from cardsvc.library import service as library
+from cardsvc.points import service as points
 from cardsvc.roc import parse_date
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
@@ -392,8 +395,14 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
     rows = []
     for card in cards_service.list_for_holder(ctx, holder_id):
         rows.append((card, purse.purse(ctx, card.id, 5)))
+    links = [library.link_out(ctx, link) for link in library.links_of(ctx, holder_id)]
+    invoices = einvoice.resident(ctx, holder_id)
+    points_balance = points.balance(ctx, holder_id)
+    expiring = points.expiring(ctx, holder_id)
     db.commit()  # the read is in the audit trail whatever the page shows next
     return render(request, "resident.html", s, status=status, r=record, cards=rows,
+                  links=links, invoices=invoices.invoices[:10], winnings=invoices.winnings,
+                  points_balance=points_balance, expiring=expiring,
                   employer_kinds=[k.value for k in EmployerKind],
                   purpose=purpose, products=PRODUCTS, idem=secrets.token_urlsafe(18),
                   concessions=CONCESSION_LABELS,

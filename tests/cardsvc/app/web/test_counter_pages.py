@@ -585,3 +585,18 @@ def test_proofs_recorded_on_the_page_make_a_card_possible(sim_counter, clerk) ->
         "employer": "金城鎮公所", "employer_kind": "township_office",
         "valid_until": later.isoformat(), **common})
     assert "已登錄任職證明" in job.text and "鄉鎮公所" in job.text
+
+
+def test_the_residents_page_shows_library_links_invoices_and_points(counter: TestClient,
+                                                                      clerk, admin) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from tests.support import libraries
+    lib = libraries.register(admin, f"KM{uuid.uuid4().hex[:4].upper()}")
+    h, _card = libraries.resident_with_card(clerk)
+    libraries.link(clerk, h["id"], lib)
+    login(counter, "clerk")
+    page = open_resident(counter, h["id"])
+    links = page[page.index('data-testid="links"'):]
+    assert lib["name"] in links[:600] and "KMP" in links[:600]
+    assert 'data-testid="points">0' in page and 'data-testid="invoices">發票: 0' in page
