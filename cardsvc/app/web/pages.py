@@ -25,7 +25,7 @@ from cardsvc.audit import service as audit
 from cardsvc.cards import chip, profiles, purse
 from cardsvc.cards import schemas as cs
 from cardsvc.cards import service as cards_service
-from cardsvc.cards.errors import CardNotPresented, Ineligible
+from cardsvc.cards.errors import CardNotPresented, Ineligible, ReaderUnavailable
 from cardsvc.cards.models import Product
 from cardsvc.config import TOWNSHIPS
 from cardsvc.context import TAIPEI, Actor, Ctx
@@ -456,6 +456,11 @@ def issue(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], car
         return _resident(request, db, s, card.cardholder_id, purpose, status=409,
                          refusal=("", "No card arrived on the reader: put a blank card on it "
                                       "and issue again.", ""))
+    except ReaderUnavailable as exc:
+        db.rollback()
+        return _resident(request, db, s, card.cardholder_id, purpose, status=503,
+                         refusal=("", "This desk's card reader does not answer: check it is "
+                                      "plugged in, then issue again.", exc.detail))
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
@@ -548,6 +553,7 @@ def replace(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], c
             reason: Annotated[str, Form(max_length=16)],
             idem: Annotated[str, Form(min_length=8, max_length=100)],
             purpose: Annotated[str, Form(min_length=3, max_length=200)],
+            fee_payment: Annotated[str, Form(max_length=8)] = "cash",
             csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
     """A new card on the reader; the balance carried over is shown. One replacement per
     idempotency key, however often the form is sent."""
@@ -555,7 +561,9 @@ def replace(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], c
     ctx = _ctx(request, db, s)
     card = cards_service.get(ctx, card_id)
     try:
-        data = cs.ReplaceRequest(reason=reason, counter=s.desk)  # type: ignore[arg-type]
+        # A fee waiver is the supervisor's (the service refuses it to anyone else).
+        data = cs.ReplaceRequest(reason=reason, counter=s.desk,  # type: ignore[arg-type]
+                                 fee_payment=fee_payment)  # type: ignore[arg-type]
         result = chip.counter_replace(ctx, card_id, data, f"web:{idem}",
                                       _runtime(request).counter)
     except (DomainError, ValidationError) as exc:

@@ -600,3 +600,42 @@ def test_the_residents_page_shows_library_links_invoices_and_points(counter: Tes
     links = page[page.index('data-testid="links"'):]
     assert lib["name"] in links[:600] and "KMP" in links[:600]
     assert 'data-testid="points">0' in page and 'data-testid="invoices">發票: 0' in page
+
+
+def test_only_a_supervisor_waives_the_replacement_fee(sim_counter, clerk) -> None:  # type: ignore[no-untyped-def]
+    _rt, client = sim_counter
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    clerk.ok("POST", f"/cards/{card['id']}/suspend", {"kind": "lost", "reason": "lost"})
+    login(client, "clerk")
+    page = open_resident(client, card["cardholder_id"])
+    assert 'value="waived"' not in page  # not offered to a clerk
+    form = {"reason": "lost", "fee_payment": "waived", "purpose": "counter service",
+            "csrf": csrf_of(page),
+            "idem": form_field(page, f"/counter/cards/{card['id']}/replace", "idem")}
+    refused = client.post(f"/counter/cards/{card['id']}/replace", data=form)
+    assert refused.status_code == 422 and "supervisor" in refused.text  # nor taken from one
+    client.cookies.clear()
+    login(client, "supervisor")
+    page = open_resident(client, card["cardholder_id"])
+    assert 'value="waived"' in page
+    form["csrf"] = csrf_of(page)
+    done = client.post(f"/counter/cards/{card['id']}/replace", data=form)
+    assert done.status_code == 200 and "fee NT$0" in done.text
+
+
+def test_no_reader_is_a_clear_message_and_nothing_is_issued(runtime_factory, clerk) -> None:  # type: ignore[no-untyped-def]
+    rt = runtime_factory(reader="none")
+    with unit_of_work(rt.sessions) as db:
+        if DESK not in {d.code for d in staff_service.desks(db)}:
+            staff_service.add_desk(db, Actor.system("tests"), DESK, "金城櫃台 1")
+    h = f.holder(clerk)
+    app = clerk.ok("POST", "/cards/applications", {"cardholder_id": h["id"],
+                                                   "product": "general"}, status=201)
+    with TestClient(create_app(rt), raise_server_exceptions=False,
+                    follow_redirects=False) as client:
+        login(client, "clerk")
+        page = open_resident(client, h["id"])
+        r = client.post(f"/counter/cards/{app['id']}/issue",
+                        data={"purpose": "counter service", "csrf": csrf_of(page)})
+    assert r.status_code == 503 and "讀卡機沒有回應" in r.text
+    assert clerk.ok("GET", f"/cards/{app['id']}")["status"] == "applied"
