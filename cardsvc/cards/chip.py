@@ -29,6 +29,7 @@ from cardsvc.keystore.service import KeyStore
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from cardsvc.staff import service as staff_service
 from readers import protocol as p
 from readers.base import Reader
 from readers.errors import CardError, CardRemoved, NoCard, ProtocolError, ReaderError
@@ -388,7 +389,7 @@ def resolve_load(ctx: Ctx, card_id: int, load_id: int,
     if data.outcome == "on_chip":
         load.status, load.delivered_at = LoadStatus.DELIVERED, ctx.now
     else:
-        counter = data.counter or ctx.settings.default_counter
+        counter = staff_service.desk_for(ctx, data.counter)
         purse = ledger.purse_of(ctx, card.id)
         cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter))
         transfer_id = ledger.post(ctx, "load_refund", [ledger.Leg(purse, -load.amount),

@@ -18,6 +18,7 @@ from cardsvc.errors import InvalidInput
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind, Posting, Transfer
+from cardsvc.staff import service as staff_service
 
 
 def topup(ctx: Ctx, card_id: int, data: s.TopUpRequest) -> s.MoneyResult:
@@ -25,7 +26,7 @@ def topup(ctx: Ctx, card_id: int, data: s.TopUpRequest) -> s.MoneyResult:
     usable_for_money(ctx, card)
     if data.amount > ctx.settings.topup_max_amount:
         raise InvalidInput(f"a single top-up is at most NT${ctx.settings.topup_max_amount}")
-    counter = data.counter or ctx.settings.default_counter
+    counter = staff_service.desk_for(ctx, data.counter)
     cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter))
     purse = ledger.purse_of(ctx, card.id)
     t = ledger.post(ctx, "topup", [ledger.Leg(cash, -data.amount),

@@ -18,7 +18,9 @@ class CardApplication(Model):
         default=None, max_length=4000,
         description="Mobile card only: the phone's P-256 or Ed25519 public key, PEM or "
                     "base64 DER (SubjectPublicKeyInfo)")
-    counter: str | None = Field(default=None, max_length=32)
+    counter: str | None = Field(default=None, max_length=32,
+                                description="A registered desk (its cash drawer); default: the "
+                                "configured counter")
 
 
 class IssueRequest(Model):
@@ -48,16 +50,22 @@ class ReplaceRequest(Model):
     device_id: str | None = Field(default=None, min_length=8, max_length=128)
     device_public_key: str | None = Field(default=None, max_length=4000)
     fee_payment: Literal["cash", "purse", "waived"] = "cash"
-    counter: str | None = Field(default=None, max_length=32)
+    counter: str | None = Field(default=None, max_length=32,
+                                description="A registered desk (its cash drawer); default: the "
+                                "configured counter")
 
 
 class CloseRequest(ReasonRequest):
-    counter: str | None = Field(default=None, max_length=32)
+    counter: str | None = Field(default=None, max_length=32,
+                                description="A registered desk (its cash drawer); default: the "
+                                "configured counter")
 
 
 class TopUpRequest(Model):
     amount: Amount
-    counter: str | None = Field(default=None, max_length=32)
+    counter: str | None = Field(default=None, max_length=32,
+                                description="A registered desk (its cash drawer); default: the "
+                                "configured counter")
     load_card: bool = Field(default=True, strict=True,
                             description="Chip cards: load the value onto the card on the "
                             "counter reader right away (else at the next tap)")

@@ -46,6 +46,7 @@ from cardsvc.identifiers import new_card_number, normalize_chip_uid
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from cardsvc.staff import service as staff_service
 
 A = CardStatus
 TRANSITIONS: dict[str, tuple[frozenset[CardStatus], CardStatus]] = {
@@ -235,7 +236,7 @@ def apply(ctx: Ctx, data: s.CardApplication) -> Card:
     card = Card(cardholder_id=holder.id, product=decision.product.value, form=form,
                 live_form=form, status=A.APPLIED, device_id=device_id,
                 live_device_id=device_id, device_public_key=public_key,
-                counter=data.counter or ctx.settings.default_counter, applied_at=ctx.now,
+                counter=staff_service.desk_for(ctx, data.counter), applied_at=ctx.now,
                 status_changed_at=ctx.now)
     take_decision(card, decision)
     _insert_card(ctx, card)
@@ -350,7 +351,7 @@ def replace(ctx: Ctx, card_id: int, data: s.ReplaceRequest,
                                                 old.device_public_key)
     transition(ctx, old, "replace", f"{data.reason}: {data.note}".rstrip(": "))
     ctx.db.flush()  # frees the holder's slot before the new card takes it
-    counter = data.counter or ctx.settings.default_counter
+    counter = staff_service.desk_for(ctx, data.counter)
     new = Card(cardholder_id=holder.id, product=decision.product.value, form=old.form,
                live_form=old.form, status=A.APPLIED, device_id=device_id,
                live_device_id=device_id, device_public_key=public_key, counter=counter,
@@ -403,7 +404,7 @@ def close(ctx: Ctx, card_id: int, data: s.CloseRequest) -> s.CloseResult:
     purse = ledger.purse_of(ctx, card.id)
     refund = purse.balance
     if refund > 0:
-        counter = data.counter or ctx.settings.default_counter
+        counter = staff_service.desk_for(ctx, data.counter)
         cash = ledger.system_account(ctx, AccountKind.COUNTER_CASH, codes.cash_code(counter))
         ledger.post(ctx, "refund", [ledger.Leg(purse, -refund), ledger.Leg(cash, refund)],
                     card_id=card.id, memo=f"cash refund on closing at {counter}")

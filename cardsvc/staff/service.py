@@ -234,3 +234,16 @@ def drawer_counts(db: Session, day: dt.date) -> dict[str, DrawerCount]:
                           .order_by(DrawerCount.id)):
         out[row.desk] = row
     return out
+
+
+def desk_for(ctx: Ctx, requested: str | None) -> str:
+    """The cash drawer a counter action uses: a registered, open desk when one is named (a
+    typo must not open a new drawer), the configured default counter when none is."""
+    if requested is None:
+        return ctx.settings.default_counter
+    code = requested.strip().upper()
+    desk = ctx.db.scalar(select(Desk).where(Desk.code == code))
+    if desk is None or not desk.active:
+        raise InvalidInput(f"no open desk {requested!r}: name a registered desk "
+                           "(`cardsvc staff desks`)", field="counter")
+    return desk.code

@@ -143,3 +143,21 @@ def test_postings_are_immutable_in_the_database(clerk, rt) -> None:  # type: ign
     for stmt in ("UPDATE postings SET amount = amount + 1", "DELETE FROM postings"):
         with pytest.raises(DBAPIError, match="immutable"), rt.engine.begin() as conn:
             conn.execute(text(stmt))
+
+
+def test_a_counter_is_a_registered_desk(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    """A typo in the counter field must not open a new cash drawer."""
+    from cardsvc.context import Actor
+    from cardsvc.db import unit_of_work
+    from cardsvc.staff import service as staff_service
+    card = f.active_card(clerk, f.holder(clerk)["id"])
+    r = clerk.post(f"/cards/{card['id']}/topups", {"amount": 100, "counter": "KM-JC-l"},
+                   key=f.key())
+    assert r.status_code == 422 and r.json()["field"] == "counter"
+    assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 0
+    with unit_of_work(rt.sessions) as db:
+        if "KM-JC-9" not in {d.code for d in staff_service.desks(db)}:
+            staff_service.add_desk(db, Actor.system("tests"), "KM-JC-9", "金城櫃台 9")
+    ok = clerk.post(f"/cards/{card['id']}/topups", {"amount": 100, "counter": "km-jc-9"},
+                    key=f.key())
+    assert ok.status_code == 200 and ok.json()["balance"] == 100
