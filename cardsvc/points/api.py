@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from cardsvc.audit import service as audit
+from cardsvc.context import Ctx
 from cardsvc.deps import CtxDep, IdempotencyKey, allow
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import idempotent
@@ -36,12 +37,16 @@ def points_of(holder_id: IdPath, ctx: CtxDep) -> s.PointsOut:
              summary="Redeem points for a reward handed over at the counter")
 def redeem(holder_id: IdPath, body: s.RedemptionRequest, ctx: CtxDep,
            idempotency_key: IdempotencyKey) -> JSONResponse:
-    def run() -> s.RedemptionOut:
-        r = service.redeem(ctx, holder_id, body.item_id, body.quantity)
-        return s.RedemptionOut(redemption_id=r.id, item_id=r.item_id, quantity=r.quantity,
-                               points=r.points, balance=service.balance(ctx, holder_id))
-    return replayable(idempotent(ctx, idempotency_key, "points.redeem",
-                                 {"holder": holder_id, **body.model_dump()}, run))
+    return replayable(idempotent(
+        ctx, idempotency_key, "points.redeem", {"holder": holder_id, **body.model_dump()},
+        lambda: redemption(ctx, holder_id, body.item_id, body.quantity)))
+
+
+def redemption(ctx: Ctx, holder_id: int, item_id: int, quantity: int) -> s.RedemptionOut:
+    """A redemption as the API and the counter's page answer it."""
+    r = service.redeem(ctx, holder_id, item_id, quantity)
+    return s.RedemptionOut(redemption_id=r.id, item_id=r.item_id, quantity=r.quantity,
+                           points=r.points, balance=service.balance(ctx, holder_id))
 
 
 @router.get("/rewards", response_model=list[s.RewardOut],

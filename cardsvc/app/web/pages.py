@@ -38,7 +38,11 @@ from cardsvc.holders.models import EmployerKind
 from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import Transfer
+from cardsvc.library import api as library_api
+from cardsvc.library import records as library_records
+from cardsvc.library import schemas as ls
 from cardsvc.library import service as library
+from cardsvc.points import api as points_api
 from cardsvc.points import service as points
 from cardsvc.roc import parse_date
 from cardsvc.runtime import Runtime
@@ -396,17 +400,20 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
     for card in cards_service.list_for_holder(ctx, holder_id):
         rows.append((card, purse.purse(ctx, card.id, 5)))
     links = [library.link_out(ctx, link) for link in library.links_of(ctx, holder_id)]
+    libraries = [lib for lib in library.list_libraries(ctx) if lib.active]
+    rewards = points.list_items(ctx, active_only=True)
     invoices = einvoice.resident(ctx, holder_id)
     points_balance = points.balance(ctx, holder_id)
     expiring = points.expiring(ctx, holder_id)
     db.commit()  # the read is in the audit trail whatever the page shows next
     return render(request, "resident.html", s, status=status, r=record, cards=rows,
                   links=links, invoices=invoices.invoices[:10], winnings=invoices.winnings,
-                  points_balance=points_balance, expiring=expiring,
+                  points_balance=points_balance, expiring=expiring, libraries=libraries,
+                  rewards=rewards, shareable=library_records.OPTIONAL_FIELDS,
                   employer_kinds=[k.value for k in EmployerKind],
                   purpose=purpose, products=PRODUCTS, idem=secrets.token_urlsafe(18),
                   concessions=CONCESSION_LABELS,
-                  **{"notice": None, "refusal": None, **context})
+                  **{"notice": None, "refusal": None, "consent_link": None, **context})
 
 
 @router.post("/residents/{holder_id:int}")
@@ -785,3 +792,84 @@ def add_employment(request: Request, db: DB, s: Annotated[WebSession, page(*CLER
         employer=employer.strip(), employer_kind=EmployerKind(employer_kind),
         valid_until=parse_date(valid_until)), profiles.record_employment,
         "Employment recorded")
+
+
+# --- libraries and points at the counter ---------------------------------------------------------
+
+
+@router.post("/residents/{holder_id:int}/library-links")
+def link_library(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                 holder_id: int, library_id: Annotated[int, Form(ge=1)],
+                 purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                 shared: Annotated[list[str] | None, Form()] = None,
+                 pin: Annotated[str, Form(max_length=8)] = "",
+                 csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """The resident's consent to a library: what they agreed to share, a PIN if they want
+    one; then the consent receipt to print."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        data = ls.LinkCreate(library_id=library_id,
+                             shared_fields=shared or [],  # type: ignore[arg-type]
+                             pin=pin or None)
+        created = library.link(ctx, holder_id, data)
+    except (DomainError, ValidationError) as exc:
+        db.rollback()
+        detail = exc.detail if isinstance(exc, DomainError) else "Check the PIN (4-8 digits)."
+        return _resident(request, db, s, holder_id, purpose, status=422,
+                         refusal=("", detail, ""))
+    return _resident(request, db, s, holder_id, purpose,
+                     notice=("Linked: patron", created.patron_id), consent_link=created.id)
+
+
+@router.get("/library-links/{link_id:int}/consent")
+def consent(request: Request, db: DB, s: Annotated[WebSession, page(*READERS)],
+            link_id: int) -> Response:
+    """The consent receipt, to print for the resident (the API's receipt)."""
+    ctx = _ctx(request, db, s)
+    try:
+        found = library.get_link(ctx, link_id)
+    except DomainError as exc:
+        return render(request, "forbidden.html", s, status=exc.status)
+    lib = library.get_library(ctx, found.library_id)
+    return HTMLResponse(library_api.receipt_html(
+        lib, found.patron_id, found.consent_text, library_records.shared_fields(found),
+        found.consented_at.isoformat(), found.consented_by,
+        found.unlinked_at.isoformat() if found.unlinked_at else None))
+
+
+@router.post("/library-links/{link_id:int}/unlink")
+def unlink_library(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                   link_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                   csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        found = library.unlink(ctx, link_id)
+    except DomainError as exc:
+        db.rollback()
+        return render(request, "forbidden.html", s, status=exc.status)
+    return _resident(request, db, s, found.cardholder_id, purpose,
+                     notice=("Unlinked: patron", found.patron_id))
+
+
+@router.post("/residents/{holder_id:int}/redeem")
+def redeem(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+           holder_id: int, item_id: Annotated[int, Form(ge=1)],
+           idem: Annotated[str, Form(min_length=8, max_length=100)],
+           purpose: Annotated[str, Form(min_length=3, max_length=200)],
+           quantity: Annotated[int, Form(ge=1, le=100)] = 1,
+           csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Event points for a reward handed over now (once per idempotency key)."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        result = idempotent(ctx, f"web:{idem}", "points.redeem",
+                            {"holder": holder_id, "item_id": item_id, "quantity": quantity},
+                            lambda: points_api.redemption(ctx, holder_id, item_id, quantity))
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, holder_id, purpose, status=exc.status,
+                         refusal=("", exc.detail, ""))
+    return _resident(request, db, s, holder_id, purpose,
+                     notice=("Redeemed: points", f"{result.body['points']:,}"))

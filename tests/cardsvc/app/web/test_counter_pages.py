@@ -639,3 +639,39 @@ def test_no_reader_is_a_clear_message_and_nothing_is_issued(runtime_factory, cle
                         data={"purpose": "counter service", "csrf": csrf_of(page)})
     assert r.status_code == 503 and "讀卡機沒有回應" in r.text
     assert clerk.ok("GET", f"/cards/{app['id']}")["status"] == "applied"
+
+
+def test_link_a_library_print_the_consent_and_redeem_points(counter: TestClient, clerk,
+                                                             admin, supervisor, rt) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from cardsvc.points import service as points
+    from tests.support import libraries
+    lib = libraries.register(admin, f"KM{uuid.uuid4().hex[:4].upper()}",
+                             optional=["name", "phone"])
+    h, _card = libraries.resident_with_card(clerk)
+    reward = supervisor.ok("POST", "/rewards", {"name": "金門縣民環保袋", "points": 30,
+                                                "stock": 5}, status=201)
+    with unit_of_work(rt.sessions) as db:
+        points.award(rt.ctx(db, Actor.system("tests")), h["id"], 100, f"test-{h['id']}",
+                     "a county event")
+    login(counter, "clerk")
+    page = open_resident(counter, h["id"])
+    common = {"purpose": "counter service", "csrf": csrf_of(page)}
+    refused = counter.post(f"/counter/residents/{h['id']}/library-links",
+                           data={"library_id": lib["id"], "shared": ["email"], **common})
+    assert refused.status_code == 422  # a field this library is not to receive
+    linked = counter.post(f"/counter/residents/{h['id']}/library-links",
+                          data={"library_id": lib["id"], "shared": ["name"], **common})
+    assert linked.status_code == 200 and "已連結" in linked.text
+    link_id = int(re.search(r'/counter/library-links/(\d+)/consent', linked.text).group(1))  # type: ignore[union-attr]
+    consent = counter.get(f"/counter/library-links/{link_id}/consent")
+    assert consent.status_code == 200 and lib["name"] in consent.text
+    idem = form_field(linked.text, f"/counter/residents/{h['id']}/redeem", "idem")
+    form = {"item_id": reward["id"], "quantity": "2", "idem": idem, **common}
+    first = counter.post(f"/counter/residents/{h['id']}/redeem", data=form)
+    again = counter.post(f"/counter/residents/{h['id']}/redeem", data=form)  # a reload
+    assert "已兌換" in first.text and again.status_code == 200
+    assert 'data-testid="points">40' in again.text  # 100 - 2 x 30, once
+    unlinked = counter.post(f"/counter/library-links/{link_id}/unlink", data=common)
+    assert "已解除連結" in unlinked.text
