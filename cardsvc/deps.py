@@ -19,7 +19,7 @@ from cardsvc.staff.roles import (
     Role,
 )
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 def runtime(request: Request) -> Runtime:
@@ -41,7 +41,7 @@ DB = Annotated[Session, Depends(db_session, scope="function")]
 def current_actor(
     rt: Annotated[Runtime, Depends(runtime)],
     db: DB,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     if creds is None or creds.scheme.lower() != "bearer":
         raise AuthenticationRequired("log in and send the token as 'Authorization: Bearer ...'")
@@ -50,6 +50,8 @@ def current_actor(
     if claims.issued_at < int(staff.password_changed_at.timestamp()):
         raise AuthenticationRequired("the password was changed after this token was issued; "
                                      "log in again")
+    if staff_service.is_revoked(db, claims):
+        raise AuthenticationRequired("this token was logged out; log in again")
     return Actor(staff.id, staff.username, staff.role)
 
 

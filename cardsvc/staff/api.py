@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 
 from cardsvc.context import Actor
-from cardsvc.deps import DB, PUBLIC, CtxDep, allow, current_actor, runtime
+from cardsvc.deps import DB, PUBLIC, CtxDep, allow, bearer, current_actor, runtime
 from cardsvc.errors import AuthenticationRequired
 from cardsvc.runtime import Runtime
 from cardsvc.schemas_common import IdPath
@@ -55,6 +56,16 @@ def login(body: LoginRequest, db: DB, rt: Annotated[Runtime, Depends(runtime)],
     result = service.login(ctx, body.username, body.password, source)
     return LoginResponse(access_token=result.token, expires_at=result.expires_at,
                          username=result.staff.username, role=result.staff.role)
+
+
+@router.post("/auth/logout", status_code=204, dependencies=[Depends(allow(*EVERYONE))],
+             summary="Log out: this token is refused from now on")
+def logout(db: DB, rt: Annotated[Runtime, Depends(runtime)],
+           actor: Annotated[Actor, Depends(current_actor)],
+           creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
+    if creds is not None:
+        service.revoke(db, actor, rt.keys.tokens.verify(creds.credentials))
+    return Response(status_code=204)
 
 
 @router.get("/auth/me", response_model=StaffOut, dependencies=[Depends(allow(*EVERYONE))])

@@ -65,3 +65,15 @@ class DrawerCount(Base):
     note: Mapped[str] = mapped_column(String(200), default="")
     counted_by: Mapped[str] = mapped_column(String(64))
     counted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RevokedToken(Base):
+    """A staff token ended before its time (a logout): refused until it would have expired
+    anyway, then forgotten."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(Integer)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -7,13 +7,19 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cardsvc.audit import service as audit
 from cardsvc.context import Actor, Ctx
+from cardsvc.db import utcnow
 from cardsvc.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound
-from cardsvc.security.crypto import burn_password_check, hash_password, verify_password
+from cardsvc.security.crypto import (
+    TokenClaims,
+    burn_password_check,
+    hash_password,
+    verify_password,
+)
 from cardsvc.staff import throttle
 from cardsvc.staff.errors import (
     InvalidCredentials,
@@ -22,7 +28,7 @@ from cardsvc.staff.errors import (
     OwnAccount,
     StaffExists,
 )
-from cardsvc.staff.models import Desk, DrawerCount, Staff
+from cardsvc.staff.models import Desk, DrawerCount, RevokedToken, Staff
 from cardsvc.staff.roles import Role
 
 # As typed: upper case is taken and stored in lower case.
@@ -169,6 +175,26 @@ def login(ctx: Ctx, username: str, password: str, source: str = "unknown") -> Lo
     audit.record_for(db, Actor(staff.id, staff.username, staff.role), "auth.login",
                      target_type="staff", target_id=staff.id)
     return LoginResult(token, dt.datetime.fromtimestamp(claims.expires_at, dt.UTC), staff)
+
+
+def revoke(db: Session, actor: Actor, claims: TokenClaims) -> None:
+    """End a token now (a logout): refused from here on, wherever it was copied to."""
+    if db.get(RevokedToken, claims.token_id) is None:
+        db.add(RevokedToken(token_id=claims.token_id, staff_id=claims.staff_id,
+                            revoked_at=utcnow(),
+                            expires_at=dt.datetime.fromtimestamp(claims.expires_at, dt.UTC)))
+        db.flush()
+    audit.record_for(db, actor, "auth.logout", target_type="staff", target_id=claims.staff_id)
+
+
+def is_revoked(db: Session, claims: TokenClaims) -> bool:
+    return db.get(RevokedToken, claims.token_id) is not None
+
+
+def purge_revoked(db: Session, now: dt.datetime) -> int:
+    """Forget revocations of tokens that have expired anyway."""
+    result = db.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def staff_for_token(db: Session, claims_staff_id: int) -> Staff:

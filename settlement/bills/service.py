@@ -432,3 +432,15 @@ def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
     if not pos.spend_token(ctx, token, card):
         raise e.QrTokenSpent("this payment token was already used")
     return pay_from_purse(ctx, bill.id, card.id, PaymentChannel.ONLINE)
+
+
+def paid_with_cards(ctx: Ctx, card_ids: list[int], limit: int = 20) -> list[tuple[Bill,
+                                                                                BillPayment]]:
+    """The bills a resident paid with their cards, newest first (the counter's resident
+    page)."""
+    if not card_ids:
+        return []
+    return [(b, p) for b, p in ctx.db.execute(
+        select(Bill, BillPayment).join(BillPayment, BillPayment.bill_id == Bill.id)
+        .where(BillPayment.card_id.in_(card_ids))
+        .order_by(BillPayment.paid_at.desc()).limit(limit))]

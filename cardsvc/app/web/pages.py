@@ -204,9 +204,12 @@ def login(request: Request, db: DB, username: Annotated[str, Form(max_length=64)
 
 
 @router.post("/logout")
-def logout(request: Request, s: Annotated[WebSession, page(*Role)],
+def logout(request: Request, db: DB, s: Annotated[WebSession, page(*Role)],
            csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """End the session: its token is refused from now on, even from a copied cookie."""
     _check_csrf(s, csrf)
+    staff_service.revoke(db, s.actor, s.claims)
+    db.commit()
     resp = RedirectResponse("/counter/login", 303)
     web_session.end(resp)
     return resp
@@ -402,6 +405,7 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
     links = [library.link_out(ctx, link) for link in library.links_of(ctx, holder_id)]
     libraries = [lib for lib in library.list_libraries(ctx) if lib.active]
     rewards = points.list_items(ctx, active_only=True)
+    bills = bill_service.paid_with_cards(ctx, [card.id for card, _ in rows])
     invoices = einvoice.resident(ctx, holder_id)
     points_balance = points.balance(ctx, holder_id)
     expiring = points.expiring(ctx, holder_id)
@@ -409,7 +413,7 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
     return render(request, "resident.html", s, status=status, r=record, cards=rows,
                   links=links, invoices=invoices.invoices[:10], winnings=invoices.winnings,
                   points_balance=points_balance, expiring=expiring, libraries=libraries,
-                  rewards=rewards, shareable=library_records.OPTIONAL_FIELDS,
+                  rewards=rewards, shareable=library_records.OPTIONAL_FIELDS, bills=bills,
                   employer_kinds=[k.value for k in EmployerKind],
                   purpose=purpose, products=PRODUCTS, idem=secrets.token_urlsafe(18),
                   concessions=CONCESSION_LABELS,

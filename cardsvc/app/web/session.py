@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cardsvc.context import Actor
 from cardsvc.errors import DomainError
 from cardsvc.runtime import Runtime
+from cardsvc.security.crypto import TokenClaims
 from cardsvc.staff import service as staff_service
 
 COOKIE = "kmc_session"
@@ -42,6 +43,7 @@ class WebSession:
     desk: str
     csrf: str
     expires_at: int
+    claims: TokenClaims
 
 
 def cookie_value(rt: Runtime, token: str, desk: str) -> str:
@@ -67,8 +69,10 @@ def read(rt: Runtime, db: Session, request: Request) -> WebSession | None:
         return None
     if claims.issued_at < int(staff.password_changed_at.timestamp()):
         return None
+    if staff_service.is_revoked(db, claims):
+        return None  # logged out, wherever the cookie was copied to
     return WebSession(Actor(staff.id, staff.username, staff.role), staff.display_name, desk,
-                      csrf_of(rt, token), claims.expires_at)
+                      csrf_of(rt, token), claims.expires_at, claims)
 
 
 def csrf_ok(session: WebSession, submitted: str | None) -> bool:

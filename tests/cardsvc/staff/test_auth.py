@@ -285,3 +285,14 @@ def test_two_admins_changing_each_other_at_once_never_fail(app_client, admin) ->
             admin.ok("PATCH", f"/staff/{target}", {"role": "admin"})
     assert 200 in seen
     assert admin.ok("GET", "/auth/me")["role"] == "admin"
+
+
+def test_logout_refuses_the_token_from_then_on(app_client) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.api import PASSWORD
+    token = app_client.post("/auth/login", json={"username": "t.clerk",
+                                                 "password": PASSWORD}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert app_client.get("/auth/me", headers=headers).status_code == 200
+    assert app_client.post("/auth/logout", headers=headers).status_code == 204
+    r = app_client.get("/auth/me", headers=headers)
+    assert r.status_code == 401 and "logged out" in r.json()["detail"]

@@ -142,11 +142,14 @@ def test_the_drawer_shows_the_desks_cash(counter: TestClient, clerk) -> None:  #
     assert cash_in is not None and int(cash_in.group(1).replace(",", "")) >= 700
 
 
-def test_logout_ends_the_session(counter: TestClient) -> None:
+def test_logout_ends_the_session_even_for_a_copied_cookie(counter: TestClient) -> None:
     login(counter, "clerk")
+    copied = counter.cookies.get("kmc_session")
     token = csrf_of(counter.get("/counter").text)
     r = counter.post("/counter/logout", data={"csrf": token})
     assert r.status_code == 303 and "kmc_session=" in r.headers["set-cookie"]
+    assert counter.get("/counter").status_code == 303
+    counter.cookies.set("kmc_session", copied, path="/counter")  # someone kept a copy
     assert counter.get("/counter").status_code == 303
 
 
@@ -175,7 +178,11 @@ def test_every_page_declares_its_roles(counter: TestClient, rt) -> None:  # type
             for role in ROLES:
                 counter.cookies.clear()
                 counter.cookies.set("kmc_session", sessions[role], path="/counter")
-                token = sessions[role].split("~")[0]
+                if route.path == "/counter/logout" and role in guard.roles:
+                    # A logout ends its session: log out a session of its own.
+                    counter.cookies.clear()
+                    login(counter, role)
+                token = counter.cookies.get("kmc_session").split("~")[0]
                 data = {"csrf": web_session.csrf_of(rt, token)} if method == "POST" else None
                 r = counter.request(method, path, data=data)
                 if role in guard.roles:
@@ -497,6 +504,9 @@ def test_a_water_bill_paid_at_the_counter(counter: TestClient, clerk) -> None:  
     again = counter.post(f"/counter/bills/{bill['id']}/pay", data=form)  # a reload
     assert paid.status_code == again.status_code == 200 and "帳單已繳" in paid.text
     assert clerk.ok("GET", f"/cards/{card['id']}/purse")["balance"] == 650  # paid once
+    page = open_resident(counter, card["cardholder_id"])  # on the resident's page
+    bills = page[page.index('data-testid="bills"'):]
+    assert bill["bill_number"] in bills[:400] and "NT$350" in bills[:400]
 
 
 def test_the_end_of_day_drawer_report_keeps_differences(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
