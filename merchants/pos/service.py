@@ -135,22 +135,32 @@ def purchase(ctx: Ctx, terminal: Terminal, data: s.CardPurchase, idempotency_key
                         terminal.id, data.terminal_seq, data.time,
                         bytes.fromhex(data.certificate))
     card = check_chip_debit(ctx, rec, data.card_number, data.chip_uid, record, limit)
+    balance = book_chip_debit(ctx, rec, card, kind, payee or takings_account(ctx, terminal.id),
+                              f"terminal {terminal.id} seq {data.terminal_seq}")
+    return transaction_out(ctx, rec, balance)
+
+
+def book_chip_debit(ctx: Ctx, rec: PosTransaction, card: Card, kind: str, payable: Account,
+                    memo: str) -> int:
+    """Book a verified chip debit (`rec`): the purse to `payable` (no transfer for a free
+    ride's NT$0), `rec` accepted. A debit above the backend's balance rejects `rec` for
+    clearing. Returns the purse's balance."""
     purse = ledger.purse_of(ctx, card.id)
-    payable = payee or takings_account(ctx, terminal.id)
-    try:
-        # ledger.post checks every rule before it writes anything: no savepoint needed.
-        t = ledger.post(ctx, kind, [ledger.Leg(purse, -data.amount),
-                                    ledger.Leg(payable, data.amount)],
-                        card_id=card.id, memo=f"terminal {terminal.id} seq {data.terminal_seq}")
-    except InsufficientFunds:
-        raise reject(ctx, rec, e.BalanceMismatch(
-            "the card debited more than its balance in the backend: flagged for clearing"
-        )) from None
+    if rec.amount:
+        try:
+            # ledger.post checks every rule before it writes anything: no savepoint needed.
+            t = ledger.post(ctx, kind, [ledger.Leg(purse, -rec.amount),
+                                        ledger.Leg(payable, rec.amount)],
+                            card_id=card.id, memo=memo)
+        except InsufficientFunds:
+            raise reject(ctx, rec, e.BalanceMismatch(
+                "the card debited more than its balance in the backend: flagged for clearing"
+            )) from None
+        rec.transfer_id = t.id
     rec.status = PosStatus.ACCEPTED
-    rec.transfer_id = t.id
     ctx.db.add(rec)
     ctx.db.flush()
-    return transaction_out(ctx, rec, purse.balance)
+    return purse.balance
 
 
 def _own(ctx: Ctx, terminal: Terminal, transaction_id: int) -> PosTransaction:

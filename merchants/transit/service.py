@@ -19,8 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from cardsvc.audit import service as audit
 from cardsvc.cards import profiles
 from cardsvc.context import TAIPEI, Ctx
-from cardsvc.ledger import service as ledger
-from cardsvc.ledger.errors import InsufficientFunds
 from cardsvc.security import signing
 from merchants.pos import errors as pe
 from merchants.pos import service as pos
@@ -121,21 +119,9 @@ def ride(ctx: Ctx, terminal: Terminal, data: s.RideReport,
         raise pos.reject(ctx, rec, e.RideFareMismatch(
             f"route {data.route!r} of fare table version {data.fare_table_version} has no "
             f"full fare of NT${data.full_fare}"))
-    purse = ledger.purse_of(ctx, card.id)
-    if data.amount:
-        try:
-            t = ledger.post(ctx, PosKind.RIDE, [
-                ledger.Leg(purse, -data.amount),
-                ledger.Leg(pos.takings_account(ctx, terminal.id), data.amount)],
-                card_id=card.id, memo=f"ride: terminal {terminal.id} seq {data.terminal_seq}")
-        except InsufficientFunds:
-            raise pos.reject(ctx, rec, pe.BalanceMismatch(
-                "the card paid more than its balance in the backend: flagged for clearing"
-            )) from None
-        rec.transfer_id = t.id
-    rec.status = PosStatus.ACCEPTED
-    ctx.db.add(rec)
-    ctx.db.flush()
+    balance = pos.book_chip_debit(ctx, rec, card, PosKind.RIDE,
+                                  pos.takings_account(ctx, terminal.id),
+                                  f"ride: terminal {terminal.id} seq {data.terminal_seq}")
     at = dt.datetime.fromtimestamp(data.time, dt.UTC)
     try:
         with ctx.db.begin_nested():
@@ -153,7 +139,7 @@ def ride(ctx: Ctx, terminal: Terminal, data: s.RideReport,
                                      "accepted") from None
     if data.profile_version and data.profile_version <= card.profile_version:
         profiles.mark_delivered(ctx, card, data.profile_version, f"terminal:{terminal.id}")
-    out = pos.transaction_out(ctx, rec, purse.balance)
+    out = pos.transaction_out(ctx, rec, balance)
     return s.RideOut(**out.model_dump(), full_fare=data.full_fare, concession=data.concession,
                      route=data.route)
 
