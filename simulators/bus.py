@@ -48,6 +48,11 @@ class BusValidator(SimulatedPos):
     fare_table: dict[str, Any] | None = None  # the signed envelope held
     profile_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates_since: int = 0
+    # The held envelope, verified once (when accepted, or when first used after a restart
+    # from the state file), not at every tap: the table with the envelope and keys it was
+    # verified for (another envelope or other keys are verified afresh).
+    _verified: tuple[fares.FareTable, object, object] | None = field(
+        default=None, init=False, repr=False)
 
     def _restore(self, data: dict[str, Any]) -> None:
         super()._restore(data)
@@ -63,7 +68,12 @@ class BusValidator(SimulatedPos):
     def table(self) -> fares.FareTable:
         if self.fare_table is None:
             raise TerminalRefusal("no_fare_table", "no verified fare table: fetch one first")
-        return fares.verify(self.fare_table, self.public_keys, self.operator_id)
+        cached = self._verified
+        if cached is None or cached[1] is not self.fare_table \
+                or cached[2] is not self.public_keys:
+            table = fares.verify(self.fare_table, self.public_keys, self.operator_id)
+            cached = self._verified = (table, self.fare_table, self.public_keys)
+        return cached[0]
 
     def accept_table(self, envelope: dict[str, Any]) -> fares.FareTable:
         """Hold `envelope` if its signature verifies and it is not older than the table held;
@@ -71,6 +81,7 @@ class BusValidator(SimulatedPos):
         held = self.table.version if self.fare_table is not None else 0
         table = fares.verify(envelope, self.public_keys, self.operator_id, held)
         self.fare_table = envelope
+        self._verified = (table, envelope, self.public_keys)
         self._save()
         return table
 
@@ -115,16 +126,7 @@ class BusValidator(SimulatedPos):
         table = self.table
         when = when or int(dt.datetime.now(dt.UTC).timestamp())
         today = dt.datetime.fromtimestamp(when, TAIPEI).date()
-        session = CardSession(reader, self.system_id)
-        session.select()
-        auth = session.authenticate_with_master(KeyPurpose.DEBIT, self.debit_masters)
-        if auth.info is None:
-            raise TerminalRefusal("unknown_card", "not an issued card")
-        number = auth.info.card_number
-        if number in self.hotlist:
-            raise TerminalRefusal("card_hotlisted", f"card {number} is on the hotlist")
-        if auth.info.expires_on < today:
-            raise TerminalRefusal("card_expired", f"card expired on {auth.info.expires_on}")
+        session, auth, number = self.open_card(reader, today)
         profile, written = self._write_update(session, number, auth.profile)
         choice = fares.choose(table, self.route, profile, today)
         if choice.fare > auth.purse.balance:

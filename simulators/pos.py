@@ -20,7 +20,7 @@ from merchants.pos.client import PosClient
 from readers.base import Reader
 from readers.errors import CardError, ProtocolError
 from readers.protocol import KeyPurpose
-from readers.session import CardSession
+from readers.session import AuthResult, CardSession
 
 
 class TerminalRefusal(Exception):
@@ -93,11 +93,9 @@ class SimulatedPos:
         self._save()
         return n
 
-    def tap(self, reader: Reader, amount: int, *, online: bool = True,
-            today: dt.date | None = None) -> TapResult:
-        if not 0 < amount <= self.purchase_limit:
-            raise TerminalRefusal("amount_over_limit",
-                                  f"a purchase is at most NT${self.purchase_limit}")
+    def open_card(self, reader: Reader, today: dt.date) -> tuple[CardSession, AuthResult, str]:
+        """SELECT and authenticate with the debit key; refuse what the terminal itself must
+        (not an issued card, hotlisted, expired) before anything touches the purse."""
         session = CardSession(reader, self.system_id)
         session.select()
         auth = session.authenticate_with_master(KeyPurpose.DEBIT, self.debit_masters)
@@ -106,8 +104,16 @@ class SimulatedPos:
         number = auth.info.card_number
         if number in self.hotlist:
             raise TerminalRefusal("card_hotlisted", f"card {number} is on the hotlist")
-        if auth.info.expires_on < (today or dt.date.today()):
+        if auth.info.expires_on < today:
             raise TerminalRefusal("card_expired", f"card expired on {auth.info.expires_on}")
+        return session, auth, number
+
+    def tap(self, reader: Reader, amount: int, *, online: bool = True,
+            today: dt.date | None = None) -> TapResult:
+        if not 0 < amount <= self.purchase_limit:
+            raise TerminalRefusal("amount_over_limit",
+                                  f"a purchase is at most NT${self.purchase_limit}")
+        session, _auth, number = self.open_card(reader, today or dt.date.today())
         self.seq += 1
         self._save()  # the sequence number is spent before the card sees it
         when = int(dt.datetime.now(dt.UTC).timestamp())
