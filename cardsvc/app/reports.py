@@ -10,7 +10,7 @@ from cardsvc.config import TOWNSHIPS
 from cardsvc.einvoice.schemas import PeriodReport
 from cardsvc.stats.service import OUTSIDE, IssuanceReport
 from settlement.clearing.service import Report
-from settlement.subsidies.service import Statement
+from settlement.subsidies.schemas import StatementOut
 
 
 def issuance_table(report: IssuanceReport) -> Table:
@@ -90,7 +90,7 @@ def prizes_table(out: PeriodReport) -> Table:
     return table
 
 
-def subsidy_table(st: Statement) -> Table:
+def subsidy_table(st: StatementOut) -> Table:
     """A month's concession ride subsidies by programme and operator."""
     table = Table(title=f"Concession ride subsidies {st.month} (NT$)", show_footer=True)
     table.add_column("programme", footer="total", overflow="fold")

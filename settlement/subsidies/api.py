@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -28,5 +27,4 @@ def statement(ctx: CtxDep,
         return Response(service.to_csv(st), media_type="text/csv; charset=utf-8")
     if format == "svg":
         return Response(service.to_svg(st), media_type="image/svg+xml")
-    return s.StatementOut(month=st.month, claimed=st.claimed,
-                          rows=[s.StatementRowOut(**asdict(r)) for r in st.rows])
+    return st

@@ -16,7 +16,6 @@ import calendar
 import csv
 import datetime as dt
 import io
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
@@ -32,6 +31,7 @@ from merchants.registry.models import Merchant
 from merchants.transit.models import Ride
 from settlement.clearing.models import ClearingEntry, ClearingException, ClearingWindow, Outcome
 from settlement.subsidies import rules
+from settlement.subsidies import schemas as s
 from settlement.subsidies.models import SubsidyClaim
 
 
@@ -104,30 +104,6 @@ def assess(ctx: Ctx, window: ClearingWindow) -> dict[int, int]:
 # --- the monthly statement -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StatementRow:
-    programme: str
-    programme_name: str
-    budget_account: str
-    operator_id: int
-    operator: str
-    rides: int
-    riders: int
-    full_fares: int
-    fares_charged: int
-    claimed: int
-
-
-@dataclass(frozen=True)
-class Statement:
-    month: str  # YYYY-MM (Asia/Taipei ride dates)
-    rows: list[StatementRow]
-
-    @property
-    def claimed(self) -> int:
-        return sum(r.claimed for r in self.rows)
-
-
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     try:
         year, mon = (int(x) for x in month.split("-"))
@@ -137,7 +113,7 @@ def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     return first, first.replace(day=calendar.monthrange(year, mon)[1])
 
 
-def statement(ctx: Ctx, month: str, programme: str | None = None) -> Statement:
+def statement(ctx: Ctx, month: str, programme: str | None = None) -> s.StatementOut:
     first, last = month_bounds(month)
     programmes = ctx.settings.subsidy_programmes
     if programme is not None and programme not in programmes:
@@ -156,17 +132,19 @@ def statement(ctx: Ctx, month: str, programme: str | None = None) -> Statement:
     rows = []
     for code, mid, name, n, riders, full, fare, claim in ctx.db.execute(q):
         p = programmes.get(code)
-        rows.append(StatementRow(code, p.name if p else code, p.budget_account if p else "",
-                                 int(mid), name, int(n), int(riders), int(full), int(fare),
-                                 int(claim)))
-    return Statement(month, rows)
+        rows.append(s.StatementRowOut(
+            programme=code, programme_name=p.name if p else code,
+            budget_account=p.budget_account if p else "", operator_id=int(mid),
+            operator=name, rides=int(n), riders=int(riders), full_fares=int(full),
+            fares_charged=int(fare), claimed=int(claim)))
+    return s.StatementOut(month=month, rows=rows, claimed=sum(r.claimed for r in rows))
 
 
 CSV_FIELDS = ("programme", "programme_name", "budget_account", "operator_id", "operator",
               "rides", "riders", "full_fares", "fares_charged", "claimed")
 
 
-def to_csv(st: Statement) -> str:
+def to_csv(st: s.StatementOut) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)
@@ -181,7 +159,7 @@ def _cell(text_: str) -> str:
     return f"'{text_}" if text_[:1] in "=+-@" else text_  # no formulas in a spreadsheet
 
 
-def to_svg(st: Statement) -> str:
+def to_svg(st: s.StatementOut) -> str:
     """Claimed amounts by programme and operator, as a bar chart."""
     return charts.bar_chart(
         f"乘車補助 Concession ride subsidies claimed, {st.month} (NT$)",
