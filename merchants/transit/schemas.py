@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from cardsvc.schemas_common import WHOLE, Integer, Model
-from merchants.pos.schemas import TransactionOut
+from merchants.pos.schemas import CardPurchase, TransactionOut
 from merchants.transit.fares import MAX_FARE
 from readers import protocol as p
 
@@ -64,22 +64,15 @@ class FareTableOut(Model):
     created_at: dt.datetime
 
 
-class RideReport(Model):
-    """A ride as the terminal read it from the card after its ride DEBIT."""
+class RideReport(CardPurchase):
+    """A ride as the terminal read it from the card after its ride DEBIT: a chip debit's
+    record (a free ride's amount is 0) with what the card certified beside it."""
 
-    card_number: str = Field(pattern=r"^[0-9]{16}$")
-    chip_uid: str = Field(pattern=r"^[0-9A-Fa-f]{8,20}$")
     amount: Integer = Field(ge=0, le=MAX_FARE, description="The fare charged; 0 for a free "
                             "concession ride")
     full_fare: Integer = Field(gt=0, le=MAX_FARE)
     product: ProductName
     concession: ConcessionName
-    card_counter: Integer = Field(ge=1, le=0xFFFFFF)
-    balance_after: Integer = Field(ge=0, le=1_000_000)
-    terminal_seq: Integer = Field(ge=0, le=0xFFFFFFFF)
-    time: Integer = Field(ge=0, le=0xFFFFFFFF, description="Unix seconds, as the card "
-                          "recorded it")
-    certificate: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
     route: str = Field(min_length=1, max_length=32)
     fare_table_version: Integer = Field(ge=1, le=2**31 - 1)
     profile_version: Annotated[int, Field(ge=0, le=2**31 - 1), WHOLE] | None = Field(
