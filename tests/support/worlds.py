@@ -135,3 +135,22 @@ class World:
                 if self.library_auth and library.code == LIBRARY_WITH_KEY:
                     library.feed_key_id = self.library_auth[0]
                     library.feed_key_hash = library_service.key_hash(self.library_auth[1])
+
+
+def water_bill(clerk: Api, account: str, bill_number: str, amount: int,
+               payer: str) -> dict[str, Any]:
+    """The water plant as a biller with one bill imported, due in 20 days: the bill."""
+    import datetime as dt
+    water = clerk.ok("POST", "/merchants", {
+        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
+        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
+    biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
+                                           "collection_code": "KW1", "grace_days": 10},
+                      status=201)
+    due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    r = clerk.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
+        (account, bill_number, "1511", str(amount), due, payer)),
+        headers={**clerk.headers, "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    bill: dict[str, Any] = clerk.ok("GET", "/bills", account_number=account)[0]
+    return bill

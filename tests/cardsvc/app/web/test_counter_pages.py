@@ -19,6 +19,7 @@ from cardsvc.staff import service as staff_service
 from tests.support import factories as f
 from tests.support.api import PASSWORD, ROLES
 from tests.support.browser import chromium_path, live_server, screenshot
+from tests.support.worlds import water_bill
 
 DESK = "KM-JC-1"
 
@@ -339,23 +340,10 @@ def test_a_counter_day_in_chromium(sim_counter, clerk) -> None:  # type: ignore[
     """The counter's day end to end in a real browser: log in, register, apply (a refusal
     named), issue on the simulated reader, top up with a printable receipt, lost, replace,
     close with the refund, a bill paid, and the supervisor's drawer report."""
-    import datetime as dt
-
-    from tests.support.worlds import bills_csv
     runtime, _client = sim_counter
     path = chromium_path()
     from playwright.sync_api import sync_playwright
-    water = clerk.ok("POST", "/merchants", {
-        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
-        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
-    biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
-                                           "collection_code": "KW1", "grace_days": 10},
-                      status=201)
-    due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
-    clerk.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
-        ("K0012345", "WB00012345678911", "1511", "386", due, "張家豪")),
-        headers={**clerk.headers, "Content-Type": "text/csv"})
-    bill = clerk.ok("GET", "/bills", account_number="K0012345")[0]
+    bill = water_bill(clerk, "K0012345", "WB00012345678911", 386, "張家豪")
     _key, mobile = f.mobile_card(clerk, "android-counter-day-01", 1_000)
     person = f.new_person_id()
     with live_server(runtime) as base, sync_playwright() as pw:
@@ -473,21 +461,8 @@ def test_lost_replace_and_close_with_refund(sim_counter, clerk) -> None:  # type
 
 
 def test_a_water_bill_paid_at_the_counter(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
-    import datetime as dt
 
-    from tests.support.worlds import bills_csv
-    water = clerk.ok("POST", "/merchants", {
-        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
-        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
-    biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
-                                           "collection_code": "KW1", "grace_days": 10},
-                      status=201)
-    due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
-    r = clerk.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
-        ("A1234567", "WB00012345678901", "1511", "350", due, "陳志明")),
-        headers={**clerk.headers, "Content-Type": "text/csv"})
-    assert r.status_code == 200, r.text
-    bill = clerk.ok("GET", "/bills", account_number="A1234567")[0]
+    bill = water_bill(clerk, "A1234567", "WB00012345678901", 350, "陳志明")
     _key, card = f.mobile_card(clerk, "android-counter-0001", 1_000)
     login(counter, "clerk")
     token = csrf_of(counter.get("/counter/bills").text)
