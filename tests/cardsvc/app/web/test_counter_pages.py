@@ -461,7 +461,6 @@ def test_lost_replace_and_close_with_refund(sim_counter, clerk) -> None:  # type
 
 
 def test_a_water_bill_paid_at_the_counter(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
-
     bill = water_bill(clerk, "A1234567", "WB00012345678901", 350, "陳志明")
     _key, card = f.mobile_card(clerk, "android-counter-0001", 1_000)
     login(counter, "clerk")
