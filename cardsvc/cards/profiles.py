@@ -41,13 +41,6 @@ def first_profile(decision: eligibility.Decision) -> p.CardProfile | None:
     return p.CardProfile(decision.concession.value, decision.concession_until, 1)
 
 
-def chip_profile(card: Card) -> p.CardProfile:
-    """The profile the card's chip carries once its updates are delivered."""
-    if card.concession == Concession.NONE or card.profile_version == 0:
-        return p.NO_PROFILE
-    return p.CardProfile(card.concession, card.concession_until, card.profile_version)
-
-
 def _has_chip(card: Card) -> bool:
     return card.chip_uid is not None and card.load_key_version is not None
 
