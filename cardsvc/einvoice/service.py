@@ -300,6 +300,16 @@ def unbind(ctx: Ctx, card_id: int) -> CarrierBinding:
     return standing
 
 
+def standing_bindings(ctx: Ctx, card_ids: list[int]) -> dict[int, CarrierBinding]:
+    """The cards' standing 歸戶 bindings, by card id (a card without one is absent)."""
+    if not card_ids:
+        return {}
+    return {card_id: binding for binding, card_id in ctx.db.execute(
+        select(CarrierBinding, Carrier.card_id)
+        .join(Carrier, Carrier.id == CarrierBinding.live_carrier_id)
+        .where(Carrier.card_id.in_(card_ids)))}
+
+
 def binding_out(ctx: Ctx, binding: CarrierBinding) -> s.BindingOut:
     carrier = ctx.db.get(Carrier, binding.carrier_id)
     assert carrier is not None  # noqa: S101 - foreign key

@@ -50,7 +50,7 @@ from settlement.bills.schemas import ReceiptCheck
 IMPORT_FIELDS = ("account_number", "bill_number", "period", "amount", "due_date",
                  "payer_name")
 MAX_IMPORT_ROWS = 200_000
-_ACCOUNT_RE = re.compile(r"[0-9A-Z-]{4,20}")
+ACCOUNT_NUMBER = re.compile(r"[0-9A-Z-]{4,20}")
 _BILL_RE = re.compile(r"[0-9A-Z]{16}")
 _PERIOD_RE = re.compile(r"[0-9]{2}(0[1-9]|1[0-2])")
 
@@ -115,7 +115,7 @@ def _parse_row(row: dict[str, str], line: int, seen: set[str],
 
     out: dict[str, Any] = {}
     account = (row.get("account_number") or "").strip().upper()
-    if not _ACCOUNT_RE.fullmatch(account):
+    if not ACCOUNT_NUMBER.fullmatch(account):
         bad("account_number", "4-20 letters, digits or -")
     number = (row.get("bill_number") or "").strip().upper()
     if not _BILL_RE.fullmatch(number):
@@ -432,6 +432,17 @@ def pay_online(ctx: Ctx, bill_id: int, token_text: str) -> Paid:
     if not pos.spend_token(ctx, token, card):
         raise e.QrTokenSpent("this payment token was already used")
     return pay_from_purse(ctx, bill.id, card.id, PaymentChannel.ONLINE)
+
+
+def unpaid_of_accounts(ctx: Ctx, accounts: set[str], limit: int = 20) -> list[Bill]:
+    """Unpaid bills of these account numbers at any biller, the oldest due first (the
+    counter's resident page: accounts the resident paid before, or one the clerk types)."""
+    if not accounts:
+        return []
+    return list(ctx.db.scalars(
+        select(Bill).where(Bill.biller_id.in_(select(Biller.id)),  # the (biller, account) index
+                           Bill.account_number.in_(sorted(accounts)), Bill.status == "unpaid")
+        .order_by(Bill.due_date, Bill.id).limit(limit)))
 
 
 def paid_with_cards(ctx: Ctx, card_ids: list[int], limit: int = 20) -> list[tuple[Bill,

@@ -136,6 +136,12 @@ def _ctx(request: Request, db: Session, s: WebSession) -> Ctx:
     return _runtime(request).ctx(db, s.actor)
 
 
+def _refused(exc: DomainError) -> tuple[str, str, str]:
+    """A service's refusal on a page: its stable title in the clerk's language, then the
+    service's own detail (which names the card or bill) in small print."""
+    return ("", exc.title, exc.detail)
+
+
 def _check_csrf(s: WebSession, csrf: str | None) -> None:
     if not web_session.csrf_ok(s, csrf):
         raise PageForbidden()
@@ -392,7 +398,7 @@ CONCESSION_LABELS = {"senior": "aged 65 and over", "disability": "disability (�
 
 
 def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purpose: str,
-              status: int = 200, **context: Any) -> Response:
+              status: int = 200, account: str = "", **context: Any) -> Response:
     """The resident's page: read for `purpose` (audited, as on the API)."""
     ctx = _ctx(request, db, s)
     try:
@@ -406,6 +412,11 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
     libraries = [lib for lib in library.list_libraries(ctx) if lib.active]
     rewards = points.list_items(ctx, active_only=True)
     bills = bill_service.paid_with_cards(ctx, [card.id for card, _ in rows])
+    # Bills are the biller's, keyed by account number: the accounts the resident paid before
+    # with a card, and one the clerk looked up, show what is still open.
+    accounts = {b.account_number for b, _ in bills} | ({account} if account else set())
+    unpaid = bill_service.unpaid_of_accounts(ctx, accounts)
+    bindings = einvoice.standing_bindings(ctx, [card.id for card, _ in rows])
     invoices = einvoice.resident(ctx, holder_id)
     points_balance = points.balance(ctx, holder_id)
     expiring = points.expiring(ctx, holder_id)
@@ -414,6 +425,7 @@ def _resident(request: Request, db: Session, s: WebSession, holder_id: int, purp
                   links=links, invoices=invoices.invoices[:10], winnings=invoices.winnings,
                   points_balance=points_balance, expiring=expiring, libraries=libraries,
                   rewards=rewards, shareable=library_records.OPTIONAL_FIELDS, bills=bills,
+                  unpaid=unpaid, account=account, bindings=bindings,
                   employer_kinds=[k.value for k in EmployerKind],
                   purpose=purpose, products=PRODUCTS, idem=secrets.token_urlsafe(18),
                   concessions=CONCESSION_LABELS,
@@ -443,10 +455,14 @@ def apply(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], hol
         rule = str(exc.extra.get("rule", ""))
         return _resident(request, db, s, holder_id, purpose, status=422,
                          refusal=(rule, RULE_WORDS.get(rule, exc.detail), exc.detail))
-    except (ValueError, DomainError) as exc:
+    except DomainError as exc:
+        db.rollback()
+        return _resident(request, db, s, holder_id, purpose, status=exc.status,
+                         refusal=_refused(exc))
+    except ValueError:  # not one of the products offered
         db.rollback()
         return _resident(request, db, s, holder_id, purpose, status=422,
-                         refusal=("", str(getattr(exc, "detail", exc)), ""))
+                         refusal=("", "Choose a product.", ""))
     return _resident(request, db, s, holder_id, purpose,
                      notice=("Applied: card", card.card_number))
 
@@ -475,7 +491,7 @@ def issue(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], car
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     return _resident(request, db, s, card.cardholder_id, purpose,
                      notice=("Personalised: card", card.card_number))
 
@@ -493,7 +509,7 @@ def hand_over(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
         db.rollback()
         card = cards_service.get(ctx, card_id)
         return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     return _resident(request, db, s, card.cardholder_id, purpose,
                      notice=("Handed over: card", card.card_number))
 
@@ -516,7 +532,7 @@ def top_up(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], ca
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     body = result.body
     booked = ctx.db.get(Transfer, body.get("transfer_id")) if body.get("transfer_id") else None
     at = booked.created_at if booked is not None else ctx.now  # a replay shows the original
@@ -537,7 +553,7 @@ def _card_step(request: Request, db: Session, s: WebSession, card_id: int, purpo
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, holder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     return _resident(request, db, s, holder_id, purpose, notice=(done, number))
 
 
@@ -579,9 +595,9 @@ def replace(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], c
                                       _runtime(request).counter)
     except (DomainError, ValidationError) as exc:
         db.rollback()
-        detail = exc.detail if isinstance(exc, DomainError) else "Choose a reason."
         return _resident(request, db, s, card.cardholder_id, purpose, status=422,
-                         refusal=("", detail, ""))
+                         refusal=_refused(exc) if isinstance(exc, DomainError)
+                         else ("", "Choose a reason.", ""))
     body = result.body
     return _resident(request, db, s, card.cardholder_id, purpose, notice=(
         "Replaced: the new card, with the balance carried over, is",
@@ -607,7 +623,7 @@ def close(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], car
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, card.cardholder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     return _resident(request, db, s, card.cardholder_id, purpose, notice=(
         "Closed: pay out in cash", f"NT${result.body['refund_cash']:,}"))
 
@@ -635,11 +651,12 @@ def bill_lookup(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)
         bill = bill_service.by_barcodes(ctx, segment1, segment2, segment3)
     except SlipError as exc:
         return render(request, "bills.html", s, status=422, bill=None, slip=slip,
-                      error=("Barcode %(n)s of the slip is wrong.", exc.segment, exc.detail),
+                      error=("Barcode %(n)s of the slip is wrong.", exc.segment, exc.detail, ""),
                       paid=None, idem=secrets.token_urlsafe(18))
     except DomainError as exc:
         return render(request, "bills.html", s, status=exc.status, bill=None, slip=slip,
-                      error=("", 0, exc.detail), paid=None, idem=secrets.token_urlsafe(18))
+                      error=("", 0, exc.detail, exc.title), paid=None,
+                      idem=secrets.token_urlsafe(18))
     return render(request, "bills.html", s, bill=bill, slip=slip, error=None, paid=None,
                   idem=secrets.token_urlsafe(18))
 
@@ -663,7 +680,8 @@ def bill_pay(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)], 
         db.rollback()
         bill = ctx.db.get(Bill, bill_id)
         return render(request, "bills.html", s, status=exc.status, bill=bill, slip={},
-                      error=("", 0, exc.detail), paid=None, idem=secrets.token_urlsafe(18))
+                      error=("", 0, exc.detail, exc.title), paid=None,
+                      idem=secrets.token_urlsafe(18))
     return render(request, "bills.html", s, bill=None, slip={}, error=None,
                   paid=result.body, idem=secrets.token_urlsafe(18))
 
@@ -752,7 +770,7 @@ def _proof(request: Request, db: Session, s: WebSession, holder_id: int, purpose
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, holder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     return _resident(request, db, s, holder_id, purpose, notice=(done, ""))
 
 
@@ -819,9 +837,9 @@ def link_library(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS
         created = library.link(ctx, holder_id, data)
     except (DomainError, ValidationError) as exc:
         db.rollback()
-        detail = exc.detail if isinstance(exc, DomainError) else "Check the PIN (4-8 digits)."
         return _resident(request, db, s, holder_id, purpose, status=422,
-                         refusal=("", detail, ""))
+                         refusal=_refused(exc) if isinstance(exc, DomainError)
+                         else ("", "Check the PIN (4-8 digits).", ""))
     return _resident(request, db, s, holder_id, purpose,
                      notice=("Linked: patron", created.patron_id), consent_link=created.id)
 
@@ -874,6 +892,46 @@ def redeem(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
     except DomainError as exc:
         db.rollback()
         return _resident(request, db, s, holder_id, purpose, status=exc.status,
-                         refusal=("", exc.detail, ""))
+                         refusal=_refused(exc))
     return _resident(request, db, s, holder_id, purpose,
                      notice=("Redeemed: points", f"{result.body['points']:,}"))
+
+
+# --- e-invoice carrier and bills on the resident's page -----------------------------------------
+
+
+@router.post("/cards/{card_id:int}/carrier/bind")
+def carrier_bind(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                 card_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                 mobile_barcode: Annotated[str, Form(max_length=16)] = "",
+                 csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """歸戶: the card's carrier aggregates to the resident's mobile barcode."""
+    _check_csrf(s, csrf)
+    barcode = mobile_barcode.strip().upper()
+    return _card_step(request, db, s, card_id, purpose,
+                      lambda ctx: einvoice.bind(ctx, card_id, barcode),
+                      "Carrier bound to the mobile barcode: card")
+
+
+@router.post("/cards/{card_id:int}/carrier/unbind")
+def carrier_unbind(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                   card_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                   csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    _check_csrf(s, csrf)
+    return _card_step(request, db, s, card_id, purpose,
+                      lambda ctx: einvoice.unbind(ctx, card_id),
+                      "Carrier no longer bound to the mobile barcode: card")
+
+
+@router.post("/residents/{holder_id:int}/bills")
+def resident_bills(request: Request, db: DB, s: Annotated[WebSession, page(*CLERKS)],
+                   holder_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+                   account: Annotated[str, Form(max_length=40)] = "",
+                   csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """The unpaid bills of an account number the resident gives (from an old slip)."""
+    _check_csrf(s, csrf)
+    wanted = account.strip().upper()
+    if not bill_service.ACCOUNT_NUMBER.fullmatch(wanted):
+        return _resident(request, db, s, holder_id, purpose, status=422,
+                         refusal=("", "An account number is 4-20 letters, digits or -.", ""))
+    return _resident(request, db, s, holder_id, purpose, account=wanted)

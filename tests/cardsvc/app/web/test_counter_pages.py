@@ -3,6 +3,7 @@ tests speak HTTP as a browser does; the last drive Chromium itself."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ from cardsvc.staff import service as staff_service
 from tests.support import factories as f
 from tests.support.api import PASSWORD, ROLES
 from tests.support.browser import chromium_path, live_server, screenshot
-from tests.support.worlds import water_bill
+from tests.support.worlds import bills_csv, water_bill
 
 DESK = "KM-JC-1"
 
@@ -481,6 +482,64 @@ def test_a_water_bill_paid_at_the_counter(counter: TestClient, clerk) -> None:  
     page = open_resident(counter, card["cardholder_id"])  # on the resident's page
     bills = page[page.index('data-testid="bills"'):]
     assert bill["bill_number"] in bills[:400] and "NT$350" in bills[:400]
+
+
+def test_unpaid_bills_of_the_residents_accounts(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    first = water_bill(clerk, "A7654321", "WB00012345678902", 420, "陳志明")
+    _key, card = f.mobile_card(clerk, "android-counter-0002", 2_000)
+    login(counter, "clerk")
+    page = open_resident(counter, card["cardholder_id"])
+    token = csrf_of(page)
+    unpaid = page[page.index('data-testid="unpaid"'):]
+    assert first["bill_number"] not in unpaid[:300]  # no account known for them yet
+    common = {"purpose": "counter service", "csrf": token}
+    bad = counter.post(f"/counter/residents/{card['cardholder_id']}/bills",
+                       data={"account": "a 1", **common})
+    assert bad.status_code == 422 and "用戶號碼為 4 至 20 個英文字母" in bad.text
+    looked = counter.post(f"/counter/residents/{card['cardholder_id']}/bills",
+                          data={"account": " a7654321 ", **common})  # typed off the slip
+    unpaid = looked.text[looked.text.index('data-testid="unpaid"'):]
+    assert first["bill_number"] in unpaid[:600] and "NT$420" in unpaid[:600]
+    idem = form_field(looked.text, f"/counter/bills/{first['id']}/pay", "idem")
+    paid = counter.post(f"/counter/bills/{first['id']}/pay", data={
+        "card_number": card["card_number"], "idem": idem, "csrf": token})
+    assert "帳單已繳" in paid.text
+    r = clerk.client.post(f"/billers/{first['biller_id']}/bills/import", content=bills_csv(
+        ("A7654321", "WB00012345678903", "1601", "380",
+         (dt.date.today() + dt.timedelta(days=20)).isoformat(), "陳志明")),
+        headers={**clerk.headers, "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    # Next month's bill of the account the resident paid from their card shows by itself.
+    page = open_resident(counter, card["cardholder_id"])
+    unpaid = page[page.index('data-testid="unpaid"'):]
+    assert "WB00012345678903" in unpaid[:600] and "NT$380" in unpaid[:600]
+    assert first["bill_number"] not in unpaid[:600]  # paid: no longer open
+
+
+def test_carrier_bound_and_unbound(counter: TestClient, clerk, auditor) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    card = f.active_card(clerk, h["id"])
+    login(counter, "clerk")
+    page = open_resident(counter, h["id"])
+    assert "尚未歸戶至手機條碼" in page
+    common = {"purpose": "counter service", "csrf": csrf_of(page)}
+    bound = counter.post(f"/counter/cards/{card['id']}/carrier/bind",
+                         data={"mobile_barcode": "/abc+123", **common})
+    assert bound.status_code == 200 and "載具已歸戶至手機條碼" in bound.text
+    carrier = bound.text[bound.text.index('data-testid="carrier"'):][:300]
+    assert "/ABC+123" in carrier and "已歸戶至手機條碼" in carrier
+    other = counter.post(f"/counter/cards/{card['id']}/carrier/bind",
+                         data={"mobile_barcode": "/XYZ.789", **common})
+    refusal = other.text[other.text.index('data-testid="refusal"'):][:400]
+    assert other.status_code == 409 and "載具已歸戶至手機條碼" in refusal  # title in Chinese
+    assert "/ABC+123" in refusal  # the service's detail, in small print
+    bad = counter.post(f"/counter/cards/{card['id']}/carrier/bind",
+                       data={"mobile_barcode": "ABC1234", **common})
+    assert bad.status_code == 422 and "不是有效的手機條碼" in bad.text
+    events = auditor.ok("GET", "/audit/events", action="einvoice.bind")
+    assert [e["target_id"] for e in events] == [str(card["id"])]
+    unbound = counter.post(f"/counter/cards/{card['id']}/carrier/unbind", data=common)
+    assert "載具已取消歸戶" in unbound.text and "尚未歸戶至手機條碼" in unbound.text
 
 
 def test_the_end_of_day_drawer_report_keeps_differences(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
