@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     login_lock_max_seconds: int = Field(default=3600, ge=1, le=86_400)
     login_failure_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
+    # The ethics office's access review (cardsvc/audit/review.py), Asia/Taipei. A read of
+    # personal data before the office opens, from its closing time on, or on a day that is
+    # not a working weekday (ISO numbers: 1 is Monday, 7 Sunday) is flagged; a start later
+    # than the end means hours across midnight, equal ones a day without closing time. Also
+    # flagged: one person reading more distinct residents within one clock hour than this.
+    review_office_start: dt.time = dt.time(8, 0)
+    review_office_end: dt.time = dt.time(17, 30)
+    review_office_weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5],
+                                              min_length=1, max_length=7)
+    review_residents_per_hour: int = Field(default=30, ge=1, le=100_000)
+
+    @field_validator("review_office_weekdays")
+    @classmethod
+    def _iso_weekdays(cls, v: list[int]) -> list[int]:
+        if any(day < 1 or day > 7 for day in v):
+            raise ValueError("weekdays are ISO numbers, 1 (Monday) to 7 (Sunday)")
+        return sorted(set(v))
+
     # Purse rules. National e-ticket rules cap a stored-value purse at NT$10,000.
     purse_max_balance: int = Field(default=10_000, ge=1)
     topup_max_amount: int = Field(default=10_000, ge=1)
