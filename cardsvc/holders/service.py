@@ -156,7 +156,9 @@ def search(ctx: Ctx, purpose: str, person_id: str | None, name: str | None,
         q = q.where(name_starts_with(ctx, name.strip()))
     rows = ctx.db.scalars(q.order_by(Cardholder.id).limit(limit)).all()
     audit.record(ctx, "cardholder.search", target_type="cardholder", purpose=purpose,
-                 detail={"by": "person_id" if person_id else "name", "results": len(rows)})
+                 detail={"by": "person_id" if person_id else "name", "results": len(rows),
+                         # who was shown (ids only): a resident's access log lists it
+                         "cardholders": [h.id for h in rows]})
     return [summary(ctx, h) for h in rows]
 
 
