@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         description="Create the secrets file on first start when it is missing. Turn off in "
         "production so a missing secrets mount is an error, not a fresh set of keys.",
     )
+    # Where the daily signed audit checkpoints are written (cardsvc/audit/checkpoints.py),
+    # beside the embedded database by default; the ethics office copies them off the host.
+    audit_checkpoint_dir: Path = Path("audit-checkpoints")
 
     host: str = "127.0.0.1"
     port: int = 8000

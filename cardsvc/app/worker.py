@@ -23,7 +23,7 @@ from cardsvc.runtime import build_process_runtime_with
 # format) and a `beat(settings)` with its schedule entries.
 TASK_MODULES = ("settlement.clearing.tasks", "merchants.pos.tasks", "cardsvc.cards.tasks",
                 "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks",
-                "cardsvc.notify.tasks", "cardsvc.points.tasks")
+                "cardsvc.notify.tasks", "cardsvc.points.tasks", "cardsvc.audit.tasks")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
