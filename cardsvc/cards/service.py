@@ -86,7 +86,7 @@ def by_number(ctx: Ctx, number: str) -> Card:
 
 
 def list_for_holder(ctx: Ctx, holder_id: int) -> list[Card]:
-    holders.get(ctx, holder_id)
+    holders.get(ctx, holder_id, erased_ok=True)
     return list(ctx.db.scalars(select(Card).where(Card.cardholder_id == holder_id)
                                .order_by(Card.id)))
 

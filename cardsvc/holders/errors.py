@@ -13,3 +13,8 @@ class DuplicateCardholder(Conflict):
 class CompanionAlreadyRegistered(Conflict):
     code = "companion_already_registered"
     title = "A companion is already registered"
+
+
+class CardholderErased(Conflict):
+    code = "cardholder_erased"
+    title = "The resident's personal data was erased"

@@ -32,6 +32,9 @@ class Cardholder(Base):
     township: Mapped[str | None] = mapped_column(String(8), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when retention erased the personal data (cardsvc.holders.retention): the row stays
+    # as the pseudonymous id that cards, the ledger, statistics and the audit trail name.
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Enrolment(Base):

@@ -117,16 +117,20 @@ class CardholderSearch(Model):
 
 class CardholderSummary(Out):
     id: int
-    name: str
-    person_id_masked: str
+    name: str = Field(description="Empty once the personal data was erased")
+    person_id_masked: str = Field(description="Empty once the personal data was erased")
     township: str | None
+    erased_at: dt.datetime | None = Field(
+        default=None, description="When retention erased the resident's personal data: the "
+        "record then keeps only its id and township, and every action on it is refused "
+        "(409 cardholder_erased)")
 
 
 class CardholderOut(CardholderSummary):
     person_id: str | None = Field(default=None,
                                   description="Full number, only when revealed for a purpose")
-    person_id_kind: str
-    birth_date: dt.date
+    person_id_kind: str | None = Field(description="national | resident; null once erased")
+    birth_date: dt.date | None = Field(description="Null once the personal data was erased")
     phone: str | None
     email: str | None
     enrolments: list[EnrolmentOut]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import NoReturn
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 
 from cardsvc.audit import service as audit
-from cardsvc.context import Ctx
+from cardsvc.context import TAIPEI, Ctx
 from cardsvc.errors import Forbidden, InvalidInput, NotFound
 from cardsvc.holders import schemas
-from cardsvc.holders.errors import CompanionAlreadyRegistered, DuplicateCardholder
+from cardsvc.holders.errors import (
+    CardholderErased,
+    CompanionAlreadyRegistered,
+    DuplicateCardholder,
+)
 from cardsvc.holders.models import Cardholder, DisabilityCertificate, Employment, Enrolment
 from cardsvc.identifiers import mask_person_id, normalize_person_id, person_id_kind
 
@@ -65,32 +70,57 @@ def register(ctx: Ctx, data: schemas.CardholderCreate) -> Cardholder:
     return holder
 
 
-def get(ctx: Ctx, holder_id: int, *, for_update: bool = False) -> Cardholder:
+def get(ctx: Ctx, holder_id: int, *, for_update: bool = False,
+        erased_ok: bool = False) -> Cardholder:
+    """The resident; one whose personal data was erased only for a read (`erased_ok`):
+    anything done for or with them is refused, so a new action is refused by default."""
     holder = ctx.db.get(Cardholder, holder_id, with_for_update=for_update)
     if holder is None:
         raise NotFound(f"no cardholder {holder_id}")
+    if holder.erased_at is not None and not erased_ok:
+        raise_erased(holder)
     return holder
 
 
+def raise_erased(holder: Cardholder) -> NoReturn:
+    erased_on = holder.erased_at.astimezone(TAIPEI).date() if holder.erased_at else "?"
+    raise CardholderErased(
+        f"cardholder {holder.id}'s personal data was erased on {erased_on} (retention): "
+        "nothing can be done with this record; a returning resident registers again",
+        cardholder_id=holder.id)
+
+
 def birth_date(ctx: Ctx, holder: Cardholder) -> dt.date:
+    if holder.erased_at is not None:
+        raise_erased(holder)
     return dt.date.fromisoformat(ctx.keys.pii.decrypt("birth_date", holder.birth_date_enc))
 
 
 def masked_person_id(ctx: Ctx, holder: Cardholder) -> str:
+    if holder.erased_at is not None:
+        return ""
     return mask_person_id(ctx.keys.pii.decrypt("person_id", holder.person_id_enc))
 
 
 def summary(ctx: Ctx, holder: Cardholder) -> schemas.CardholderSummary:
     return schemas.CardholderSummary(id=holder.id, name=holder.name,
                                      person_id_masked=masked_person_id(ctx, holder),
-                                     township=holder.township)
+                                     township=holder.township, erased_at=holder.erased_at)
 
 
 def read_full(ctx: Ctx, holder_id: int, purpose: str, reveal: bool) -> schemas.CardholderOut:
     """The whole record, decrypted. Audited with its purpose; full ID only when allowed."""
     if reveal and ctx.actor.role not in REVEAL_ROLES:
         raise Forbidden(f"role {ctx.actor.role!r} may not see full national IDs")
-    holder = get(ctx, holder_id)
+    holder = get(ctx, holder_id, erased_ok=True)
+    if holder.erased_at is not None:
+        audit.record(ctx, "cardholder.read", target_type="cardholder", target_id=holder.id,
+                     purpose=purpose, detail={"revealed_person_id": False, "erased": True})
+        return schemas.CardholderOut(
+            id=holder.id, name=holder.name, person_id_masked="", person_id_kind=None,
+            birth_date=None, phone=None, email=None, township=holder.township, enrolments=[],
+            disability_certificates=[], employments=[], created_at=holder.created_at,
+            erased_at=holder.erased_at)
     pii = ctx.keys.pii
     pid = pii.decrypt("person_id", holder.person_id_enc)
     enrolments = ctx.db.scalars(
@@ -148,7 +178,7 @@ def search(ctx: Ctx, purpose: str, person_id: str | None, name: str | None,
            limit: int) -> list[schemas.CardholderSummary]:
     if not person_id and not name:
         raise InvalidInput("give person_id or name to search by")
-    q = select(Cardholder)
+    q = select(Cardholder).where(Cardholder.erased_at.is_(None))
     if person_id:
         pid, _ = valid_person_id(person_id)
         q = q.where(Cardholder.person_id_hash == person_id_hash(ctx, pid))

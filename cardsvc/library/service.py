@@ -358,7 +358,7 @@ def unlink(ctx: Ctx, link_id: int) -> LibraryLink:
 
 
 def links_of(ctx: Ctx, holder_id: int) -> list[LibraryLink]:
-    holders.get(ctx, holder_id)
+    holders.get(ctx, holder_id, erased_ok=True)
     return list(ctx.db.scalars(select(LibraryLink).where(LibraryLink.cardholder_id == holder_id)
                                .order_by(LibraryLink.id)))
 
