@@ -24,8 +24,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
+from cardsvc.app import migrate
 from cardsvc.app.bootstrap import bootstrap
 from cardsvc.app.http import create_app
 from cardsvc.app.seed import run_seed
@@ -81,6 +82,10 @@ def main() -> None:
     settings = Settings(database_url=args.database_url or f"sqlite:///{tmp / 'bench.db'}",
                         secrets_file=tmp / "secrets.json", reader="sim",
                         sim_cards_dir=tmp / "cards")
+    if args.database_url:  # a server database is migrated by its operator; here, by us
+        engine = create_engine(args.database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
     rt = bootstrap(settings).runtime
     run_seed(rt, args.cards, 2017, console)
     with unit_of_work(rt.sessions) as db:

@@ -14,6 +14,7 @@ from cardsvc.library import models as library_models
 from cardsvc.notify import models as notify_models
 from cardsvc.points import models as points_models
 from cardsvc.staff import models as staff_models
+from cardsvc.stats import models as stats_models
 from merchants.pos import models as pos_models
 from merchants.registry import models as registry_models
 from merchants.transit import models as transit_models
@@ -23,7 +24,7 @@ from settlement.subsidies import models as subsidies_models
 
 DOMAINS = (audit_models, cards_models, holders_models, idempotency_models, keystore_models,
            ledger_models, staff_models, library_models, einvoice_models, notify_models,
-           events_models, points_models,
+           events_models, points_models, stats_models,
            registry_models, pos_models, transit_models, clearing_models, bills_models,
            subsidies_models)
 

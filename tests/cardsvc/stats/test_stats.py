@@ -39,3 +39,44 @@ def test_business_day_is_taipei(clerk, supervisor, rt) -> None:  # type: ignore[
 def test_reversed_range_is_refused(supervisor) -> None:  # type: ignore[no-untyped-def]
     r = supervisor.get("/stats/issuance", **{"from": "2018-02-01", "to": "2018-01-01"})
     assert r.status_code == 422
+
+
+def test_kept_monthly_counts_agree_with_the_cards_through_a_lifecycle(clerk, supervisor, rt) -> None:  # type: ignore[no-untyped-def]
+    """The report over whole months reads the kept counts; every change to a card or a move
+    to another township must leave them equal to counting the cards themselves."""
+    from cardsvc.db import unit_of_work
+    from cardsvc.stats import service
+
+    moved = f.holder(clerk, township="金湖鎮")
+    cards = [f.active_card(clerk, moved["id"]),
+             f.active_card(clerk, f.holder(clerk, township="金城鎮")["id"]),
+             f.active_card(clerk, f.holder(clerk, age=70, township="烈嶼鄉")["id"], "senior")]
+    # Spread the issues over three months, one of them a year back.
+    days = [dt.datetime(2025, 11, 30, 17, 0, tzinfo=dt.UTC),  # 2025-12-01 in Taipei
+            dt.datetime(2026, 1, 15, 3, 0, tzinfo=dt.UTC), None]
+    with rt.engine.begin() as conn:
+        for card, at in zip(cards, days, strict=True):
+            if at is not None:
+                conn.execute(update(Card).where(Card.id == card["id"]).values(issued_at=at))
+    clerk.ok("POST", f"/cards/{cards[0]['id']}/suspend", {"kind": "lost", "reason": "lost"})
+    clerk.ok("POST", f"/cards/{cards[0]['id']}/replace", {"reason": "lost",
+                                                          "fee_payment": "cash"},
+             key=f.key())
+    clerk.ok("POST", f"/cards/{cards[1]['id']}/close", {"reason": "moving away"},
+             key=f.key())
+    clerk.ok("PATCH", f"/cardholders/{moved['id']}", {"township": "金沙鎮"})
+    today = f.today()
+    periods = [(dt.date(2025, 12, 1), dt.date(2025, 12, 31)),  # one whole month
+               (dt.date(2025, 11, 15), today),  # partial, whole months, partial
+               (dt.date(2025, 12, 1), today), (today.replace(day=1), today),
+               (dt.date(2017, 1, 1), dt.date(2026, 12, 31)), (today, today)]
+    with unit_of_work(rt.sessions) as db:
+        for first, last in periods:
+            assert service.counts(db, first, last) == service.live_counts(db, first, last), (
+                first, last)
+        everything = service.counts(db, dt.date(2017, 1, 1), dt.date(2026, 12, 31))
+    assert everything[("general", "replaced", "金沙鎮")] == 1  # moved with its holder
+    assert everything[("general", "closed", "金城鎮")] == 1
+    assert sum(n for (_p, _s, town), n in everything.items() if town == "金湖鎮") == 0
+    rep = supervisor.ok("GET", "/stats/issuance", **{"from": "2025-12-01", "to": "2025-12-31"})
+    assert rep["total"] == 1 and rep["by_status"] == {"replaced": 1}
