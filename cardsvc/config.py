@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     # How long the answer to a money-moving request is kept for its retries (then purged;
     # the money movement itself is kept for good).
     idempotency_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Residents with no live card, no open balance and no activity for this many years have
+    # their personal data erased (cardsvc/holders/retention.py, `cardsvc retention run`).
+    # The scheduled run is off unless turned on here: erasure is a decision, not a default.
+    retention_years: int = Field(default=5, ge=1, le=100)
+    retention_scheduled: bool = False
 
     # County events. Points awarded in a year expire at the end of the year this many years
     # later (1: the end of the following year), unless redeemed first.

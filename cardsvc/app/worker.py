@@ -22,6 +22,7 @@ from cardsvc.runtime import build_process_runtime_with
 # Each module defines its tasks with `shared_task` (explicit names: a task's name is its wire
 # format) and a `beat(settings)` with its schedule entries.
 TASK_MODULES = ("settlement.clearing.tasks", "merchants.pos.tasks", "cardsvc.cards.tasks",
+                "cardsvc.holders.tasks",
                 "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks",
                 "cardsvc.notify.tasks", "cardsvc.points.tasks", "cardsvc.audit.tasks")
 

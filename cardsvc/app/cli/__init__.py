@@ -8,14 +8,16 @@ import sys
 
 import typer
 
-from cardsvc.app.cli import (
+from cardsvc.app.cli import (  # audit_review adds its commands to the audit group
     audit,
+    audit_review,  # noqa: F401
     cards,
     db,
     einvoice,
     events,
     keys,
     library,
+    retention,
     serve,
     settle,
     sim,
@@ -34,7 +36,8 @@ for name, group in (("db", db.app), ("staff", staff.app), ("audit", audit.app),
                     ("sim", sim.app), ("settle", settle.app), ("library", library.app),
                     ("sip2", library.sip2_app), ("einvoice", einvoice.app),
                     ("checkin", events.checkin_app), ("draw", events.draw_app),
-                    ("events", events.events_app), ("transit", transit.app)):
+                    ("events", events.events_app), ("transit", transit.app),
+                    ("retention", retention.app)):
     app.add_typer(group, name=name)
 app.command()(serve.demo)
 app.command()(serve.seed)

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 
 from cardsvc.audit.models import AuditEvent
 from cardsvc.holders.models import Cardholder
 from tests.support import factories as f
-
-
-def all_database_text(rt) -> str:  # type: ignore[no-untyped-def]
-    """Everything the database holds, as text: the raw file for SQLite (plus its WAL), every
-    row of every table for PostgreSQL."""
-    if rt.engine.dialect.name == "sqlite":
-        rt.engine.dispose()
-        path = Path(rt.engine.url.database)
-        raw = path.read_bytes()
-        wal = Path(f"{path}-wal")
-        if wal.exists():
-            raw += wal.read_bytes()
-        return raw.decode("utf-8", errors="replace")
-    parts = []
-    with rt.engine.connect() as conn:
-        for table in inspect(conn).get_table_names():
-            for row in conn.execute(text(f'SELECT * FROM "{table}"')):
-                parts.append(json.dumps([str(v) for v in row], ensure_ascii=False))
-    return "\n".join(parts)
+from tests.support.dump import all_database_text
 
 
 def test_personal_data_never_in_plaintext_in_the_database(clerk, rt) -> None:  # type: ignore[no-untyped-def]
