@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -17,23 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
+from cardsvc.app.http import create_app
 from cardsvc.audit.models import AuditEvent
 from cardsvc.cards import service as cards
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work, utcnow
 from cardsvc.einvoice.models import CarrierBinding
 from cardsvc.einvoice.service import CarrierPlatform, FakePlatform
-from cardsvc.holders import retention
+from cardsvc.holders import retention, tasks
 from cardsvc.holders import service as holders
 from cardsvc.holders.models import Cardholder, Enrolment
 from cardsvc.holders.schemas import CardholderUpdate
 from cardsvc.library.models import LibraryEvent
 from cardsvc.runtime import Runtime
+from cardsvc.staff import service as staff_service
 from tests.support import factories as f
 from tests.support import libraries
-from tests.support.api import Api
+from tests.support.api import PASSWORD, Api
 from tests.support.dump import all_database_text
 
 YEARS = 5
@@ -291,7 +295,6 @@ def test_the_same_national_id_registers_again_as_a_new_resident(
 
 
 def test_the_scheduled_run_is_off_unless_turned_on(runtime_factory) -> None:  # type: ignore[no-untyped-def]
-    from cardsvc.holders import tasks
     assert tasks.beat(runtime_factory().settings) == {}
     on = runtime_factory(retention_scheduled=True).settings
     assert tasks.beat(on)["erase-due-residents"]["task"] == "cardsvc.holders.tasks.erase_due"
@@ -337,3 +340,26 @@ def test_the_command_lists_then_erases(rt: Runtime, clerk: Api, secrets_file: Pa
     assert clerk.ok("GET", f"/cardholders/{old['id']}", purpose="check")["erased_at"]
     assert clerk.ok("GET", f"/cardholders/{new['id']}", purpose="check")["name"] == new["name"]
     assert "nobody is due" in cli(rt, secrets_file, "--yes").stdout
+
+
+def test_the_counter_page_of_an_erased_resident_opens(rt: Runtime, world: World) -> None:
+    retention.run(rt, ACTOR, YEARS, now=LATER)
+    with unit_of_work(rt.sessions) as db:
+        staff_service.add_desk(db, ACTOR, "KM-RET-1", "保留測試櫃台")
+    with TestClient(create_app(rt), raise_server_exceptions=False,
+                    follow_redirects=False) as client:
+        def csrf(html: str) -> str:
+            found = re.search(r'name="csrf" value="([^"]+)"', html)
+            assert found is not None
+            return found.group(1)
+
+        page = client.get("/counter/login")
+        login = client.post("/counter/login", data={
+            "username": "t.clerk", "password": PASSWORD, "desk": "KM-RET-1",
+            "csrf": csrf(page.text)})
+        assert login.status_code == 303, login.text
+        home = client.get("/counter")
+        r = client.post(f"/counter/residents/{world.full['id']}",
+                        data={"purpose": "retention check", "csrf": csrf(home.text)})
+    assert r.status_code == 200, r.text
+    assert str(world.full["id"]) in r.text and world.full["name"] not in r.text
