@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import tempfile
 import uuid
 import warnings
@@ -15,17 +16,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.panel import Panel
+from sqlalchemy import select
 
 from cardsvc.app import demo_einvoice, demo_events, demo_transit, reports
 from cardsvc.app.bootstrap import bootstrap
 from cardsvc.app.demo_library import Libraries
 from cardsvc.app.http import create_app
 from cardsvc.app.story import DemoFailed, Story
+from cardsvc.audit import checkpoints
+from cardsvc.audit import service as audit
+from cardsvc.audit.models import AuditEvent
 from cardsvc.config import Settings
-from cardsvc.context import TAIPEI
+from cardsvc.context import TAIPEI, Actor
 from cardsvc.db import unit_of_work
 from cardsvc.identifiers import person_id_check_digit
 from cardsvc.keystore.service import KeyStore
+from cardsvc.security import signing
 from cardsvc.stats.service import IssuanceReport
 from merchants.pos.client import PosClient
 from merchants.pos.qr import make_payment_token
@@ -61,7 +67,8 @@ def run_demo(console: Console) -> bool:
     with tempfile.TemporaryDirectory(prefix="cardsvc-demo-") as tmp:
         settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
                             secrets_file=Path(tmp) / "secrets.json", reader="sim",
-                            sim_cards_dir=Path(tmp) / "cards")
+                            sim_cards_dir=Path(tmp) / "cards",
+                            audit_checkpoint_dir=Path(tmp) / "checkpoints")
         boot = bootstrap(settings)
         console.print(Panel.fit(
             "金門縣民卡 — the issuing counter, end to end\n"
@@ -238,6 +245,41 @@ def _story(st: Story, admin_password: str, rt: Runtime) -> None:
     st.say(f"window {window.business_date} is {window.status}: {window.records} records; "
            f"files: {', '.join(names)} (`cardsvc settle report --out DIR` writes them)")
     demo_transit.statement(st, rt, today)
+    _checkpoint(st, rt)
+
+
+def _checkpoint(st: Story, rt: Runtime) -> None:
+    """The day ends with its signed audit checkpoint, written as the nightly task writes it,
+    and checked as the ethics office checks its copy: with the public key, not the host."""
+
+    st.step("The day's signed audit checkpoint")
+    audit.seal_all(rt.sessions)
+    with unit_of_work(rt.sessions) as db:
+        written = checkpoints.write(rt.ctx(db, Actor.system("audit-checkpoint")),
+                                    rt.settings.audit_checkpoint_dir)
+    cp = written.checkpoint
+    st.say(f"wrote {written.json_path} (and {written.text_path.name} to print for the "
+           f"council): rows 1..{cp.rows}, Merkle root {cp.merkle_root}, signed with key "
+           f"{cp.key_id}")
+    keys = signing.public_keys(rt.keys.secrets)  # what `cardsvc audit public-key` writes
+    copy = json.loads(written.json_path.read_text(encoding="utf-8"))
+    verdict = checkpoints.verify_checkpoint(copy, keys)
+    if not verdict.ok:
+        raise DemoFailed(f"the checkpoint does not verify: {verdict.detail}")
+    st.say(f"[bold green]checkpoint verified with the public key only[/] (key {cp.key_id}, "
+           f"fingerprint {checkpoints.grouped(checkpoints.fingerprint(keys[cp.key_id]))})")
+    with rt.sessions() as db:
+        row = db.scalar(select(AuditEvent.id).where(AuditEvent.action == "money.topup")
+                        .order_by(AuditEvent.id))
+        if row is None:
+            raise DemoFailed("no top-up in the audit trail")
+        proof = checkpoints.prove(db, row, cp)
+    verdict = checkpoints.verify_proof(proof, copy, keys)
+    if not verdict.ok:
+        raise DemoFailed(f"the inclusion proof does not verify: {verdict.detail}")
+    st.say(f"row {row} ({proof['row']['action']}) proved to be in the signed trail with "
+           f"{len(proof['audit_path'])} hashes; a database rewrite of any row up to "
+           f"{cp.rows} contradicts this file")
 
 
 def _water_bill(st: Story, mobile: dict[str, Any], today: dt.date) -> None:

@@ -134,6 +134,12 @@ def test_demo_tells_the_whole_counter_story(tmp_path: Path) -> None:
     statement = out[out.index("subsidy statement"):]
     assert "社會處 敬老愛心搭乘補助" in statement and "教育處 學生乘車補助" in statement
     assert "│      90 │" in statement and "│      15 │" in statement
+    # It ends with the day's signed audit checkpoint, checked with the public key alone.
+    ending = out[out.index("The day's signed audit checkpoint"):]
+    assert re.search(r"wrote \S+/checkpoints/audit-checkpoint-\d{4}-\d\d-\d\d\.json .*: rows "
+                     r"1\.\.\d+, Merkle root [0-9a-f]{64}, signed with key s\d+", ending), ending
+    assert "checkpoint verified with the public key only" in ending
+    assert re.search(r"row \d+ \(money\.topup\) proved to be in the signed trail", ending)
     assert list(tmp_path.iterdir()) == []  # throw-away: nothing left behind
 
 
