@@ -31,8 +31,9 @@ class VerifyOut(Model):
 class ReviewSettings(Model):
     """The settings a review was produced with (they decide what is flagged)."""
 
-    office_start: dt.time
-    office_end: dt.time
+    # Clock times of day, Asia/Taipei ("08:00:00"): JSON Schema's "time" wants an offset
+    office_start: str
+    office_end: str
     office_weekdays: list[int]
     residents_per_hour: int
 
