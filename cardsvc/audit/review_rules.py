@@ -65,6 +65,11 @@ RULES: tuple[AccessRule, ...] = (
     AccessRule("library.sip_lookup", Kind.DISCLOSURE, Subject.PATRONS),
     # transit validators learn which cards have a sealed profile update waiting
     AccessRule("transit.profile_updates_disclosed", Kind.DISCLOSURE, Subject.PROFILE_UPDATES),
+    # library: the difference report answers a library's own export with our card numbers
+    # and expiry dates of its patrons (which ones the row does not say)
+    AccessRule("library.reconcile", Kind.EXPORT, Subject.NONE),
+    # retention: the list of residents due for erasure, masked IDs (the row names none)
+    AccessRule("retention.review", Kind.EXPORT, Subject.NONE),
     # clearing: the payout file with merchants' and billers' bank accounts
     AccessRule("pii.read", Kind.EXPORT, Subject.NONE),
     # stats: the council's issuance counts (aggregates, but they leave the system)
