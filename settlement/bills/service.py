@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import select
 
 from cardsvc.audit import service as audit
@@ -31,6 +33,7 @@ from cardsvc.errors import Conflict, NotFound
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from cardsvc.security import signing
 from merchants.pos import errors as e
 from merchants.pos import qr
 from merchants.pos import service as pos
@@ -335,11 +338,23 @@ def collect_cash(ctx: Ctx, merchant_id: int, bill: Bill, amount: int) -> Paid:
 
 
 # --- receipts ----------------------------------------------------------------------------------
+#
+# A receipt is `KMRC2.<key id>.<payload>.<signature>`: the payload is the base64url JSON of the
+# payment, bill number, amount and time; the signature is Ed25519 with the secrets file's
+# signing key of that id, over the ASCII text before it. The water company checks it with the
+# public keys alone (`cardsvc transit public-keys`); a rotated key (`cardsvc keys
+# new-signing-key`) stays in the file, so what it signed still verifies. The "KMRC2." prefix
+# keeps a receipt's signed text from ever reading as a fare table's (canonical JSON).
 
-RECEIPT_PREFIX = "KMRC1"
+RECEIPT_PREFIX = "KMRC2"
+# Receipts issued before key ids: an HMAC under a key derived from the staff token key. Still
+# verified while that key is unchanged (a transition: rotating it ends them).
+LEGACY_PREFIX = "KMRC1"
+RECEIPT_MAX = 400  # characters: a receipt is far shorter; anything longer is not one
+FORGED = "the signature does not match: forged or altered"
 
 
-def _receipt_key(ctx: Ctx) -> bytes:
+def _legacy_receipt_key(ctx: Ctx) -> bytes:
     return hmac.new(ctx.keys.secrets.token_key, b"cardsvc bill receipt v1",
                     hashlib.sha256).digest()
 
@@ -348,36 +363,89 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _unb64(text: str) -> bytes:
+    """Base64url without padding; ValueError when it is not."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def receipt_token(ctx: Ctx, payment: BillPayment, bill: Bill) -> str:
     """A signed receipt, short enough for a QR code: payment, bill, amount, time."""
     body = json.dumps({"p": payment.id, "b": bill.bill_number, "a": payment.amount,
                        "t": int(payment.paid_at.timestamp())}, separators=(",", ":"))
-    payload = _b64(body.encode())
-    mac = hmac.new(_receipt_key(ctx), f"{RECEIPT_PREFIX}.{payload}".encode(),
-                   hashlib.sha256).digest()[:16]
-    return f"{RECEIPT_PREFIX}.{payload}.{_b64(mac)}"
+    kid = ctx.keys.secrets.signing_key[0]
+    signed = f"{RECEIPT_PREFIX}.{kid}.{_b64(body.encode())}"
+    _, signature = signing.sign(ctx.keys.secrets, signed.encode())
+    return f"{signed}.{_b64(base64.b64decode(signature))}"
 
 
+@dataclass(frozen=True)
+class ReceiptBody:
+    payment_id: int
+    bill_number: str
+    amount: int
+    paid_at: int  # Unix time
+
+
+class ReceiptRefused(ValueError):
+    """Why a receipt is not one: `reason` is what the check answers."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _body(payload: str) -> ReceiptBody:
+    try:
+        body = json.loads(_unb64(payload))
+        return ReceiptBody(int(body["p"]), str(body["b"]), int(body["a"]), int(body["t"]))
+    except (ValueError, KeyError, TypeError):
+        raise ReceiptRefused("not a receipt") from None
+
+
+def open_receipt(token: str, public_keys: dict[str, str]) -> ReceiptBody:
+    """What a KMRC2 receipt says, if the key it names (by id, base64 raw Ed25519 public key,
+    as `cardsvc transit public-keys` prints them) signed exactly it: the check the water
+    company can make with the public keys alone. Raises ReceiptRefused."""
+    token = token.strip()
+    parts = token.split(".")
+    if len(token) > RECEIPT_MAX or not token.isascii() or len(parts) != 4 \
+            or parts[0] != RECEIPT_PREFIX:
+        raise ReceiptRefused("not a receipt")
+    _, kid, payload, signature = parts
+    try:
+        key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(public_keys[kid]))
+        key.verify(_unb64(signature), f"{RECEIPT_PREFIX}.{kid}.{payload}".encode())
+    except (KeyError, ValueError, InvalidSignature):
+        raise ReceiptRefused(FORGED) from None  # an unknown key id is no better
+    return _body(payload)
+
+
+def _open_legacy(ctx: Ctx, token: str) -> ReceiptBody:
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != LEGACY_PREFIX or len(token) > RECEIPT_MAX \
+            or not token.isascii():
+        raise ReceiptRefused("not a receipt")
+    expected = hmac.new(_legacy_receipt_key(ctx), f"{parts[0]}.{parts[1]}".encode(),
+                        hashlib.sha256).digest()[:16]
+    if not hmac.compare_digest(_b64(expected), parts[2]):
+        raise ReceiptRefused(FORGED)
+    return _body(parts[1])
 
 
 def verify_receipt(ctx: Ctx, token: str) -> ReceiptCheck:
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != RECEIPT_PREFIX or len(token) > 400 \
-            or not token.isascii():
-        return ReceiptCheck(valid=False, reason="not a receipt")
-    expected = hmac.new(_receipt_key(ctx), f"{parts[0]}.{parts[1]}".encode(),
-                        hashlib.sha256).digest()[:16]
-    if not hmac.compare_digest(_b64(expected), parts[2]):
-        return ReceiptCheck(valid=False, reason="the signature does not match: forged or altered")
     try:
-        body = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        payment_id, number, amount = int(body["p"]), str(body["b"]), int(body["a"])
-    except (ValueError, KeyError, TypeError):
-        return ReceiptCheck(valid=False, reason="not a receipt")
-    payment = ctx.db.get(BillPayment, payment_id)
+        if token.strip().startswith(f"{LEGACY_PREFIX}."):
+            body = _open_legacy(ctx, token)
+        else:
+            body = open_receipt(token, signing.public_keys(ctx.keys.secrets))
+    except ReceiptRefused as refused:
+        return ReceiptCheck(valid=False, reason=refused.reason)
+    payment = ctx.db.get(BillPayment, body.payment_id)
     bill = ctx.db.get(Bill, payment.bill_id) if payment else None
-    if payment is None or bill is None or bill.bill_number != number \
-            or payment.amount != amount:
+    if payment is None or bill is None or bill.bill_number != body.bill_number \
+            or payment.amount != body.amount:
         return ReceiptCheck(valid=False, reason="no such payment")
     merchant = ctx.db.scalar(select(Merchant).join(Biller, Biller.merchant_id == Merchant.id)
                              .where(Biller.id == bill.biller_id))

@@ -3,18 +3,29 @@ cash at a convenience store."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cardsvc.app.bootstrap import build_runtime
 from cardsvc.app.http import create_app
 from cardsvc.context import TAIPEI
+from cardsvc.runtime import Runtime
+from cardsvc.security import signing
+from cardsvc.security.secrets import Secrets, write_secrets
 from merchants.pos.client import PosClient
 from settlement.bills import barcodes
+from settlement.bills.service import FORGED, ReceiptRefused, open_receipt
 from tests.support import factories as f
 from tests.support.api import PASSWORD, Api
 from tests.support.worlds import bills_csv
@@ -134,15 +145,17 @@ def test_pay_once_with_a_receipt_anyone_can_check(plant: Plant) -> None:
     # The receipt: valid as issued; altered or forged, it fails.
     ok = plant.client.get("/receipts/verify", params={"receipt": paid["receipt"]}).json()
     assert ok["valid"] and ok["amount"] == 880 and ok["biller"] == "金門縣自來水廠"
-    prefix, payload, mac = paid["receipt"].split(".")
-    import base64
-    import json
+    prefix, kid, payload, signature = paid["receipt"].split(".")
+    assert prefix == "KMRC2" and kid == "s1"
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["a"] = 88
     forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
-    for token in (f"{prefix}.{forged}.{mac}", f"{prefix}.{payload}.{mac[:-2]}AA", "hello"):
+    for token, reason in ((f"{prefix}.{kid}.{forged}.{signature}", FORGED),
+                          (f"{prefix}.{kid}.{payload}.{signature[:-2]}AA", FORGED),
+                          (f"{prefix}.s9.{payload}.{signature}", FORGED),
+                          ("hello", "not a receipt")):
         check = plant.client.get("/receipts/verify", params={"receipt": token}).json()
-        assert check["valid"] is False, token
+        assert check["valid"] is False and check["reason"] == reason, token
     png = plant.clerk.req("GET", f"/bills/{bill['id']}/receipt.png")
     assert png.content.startswith(b"\x89PNG")
 
@@ -261,3 +274,94 @@ def test_a_resident_pays_online_with_the_phone_signed_token(plant: Plant) -> Non
     assert pay(water[420], fresh).status_code == 200
     assert balance() == 1_120 - 420
     assert plant.clerk.ok("GET", f"/bills/{water[350]['id']}")["status"] == "unpaid"
+
+
+def _with_secrets(rt: Runtime, value: Secrets, path: Path) -> Runtime:
+    """The same database under another secrets file (a key rotated)."""
+    write_secrets(path, value)
+    return build_runtime(rt.settings.model_copy(update={"secrets_file": path}))
+
+
+def _verify(rt: Runtime, receipt: str) -> dict[str, Any]:
+    """What anyone who scans the receipt is told (no login)."""
+    with TestClient(create_app(rt)) as client:
+        out: dict[str, Any] = client.get("/receipts/verify", params={"receipt": receipt}).json()
+    return out
+
+
+def _legacy(token_key: bytes, receipt: str) -> str:
+    """The same payment's receipt as issued before key ids (KMRC1, HMAC under the token key)."""
+    payload = receipt.split(".")[2]
+    key = hmac.new(token_key, b"cardsvc bill receipt v1", hashlib.sha256).digest()
+    mac = hmac.new(key, f"KMRC1.{payload}".encode(), hashlib.sha256).digest()[:16]
+    return f"KMRC1.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def test_receipts_stay_verifiable_when_keys_rotate(plant: Plant, runtime_factory: Any,
+                                                   tmp_path: Path) -> None:
+    import_file(plant, GOOD)
+    first, second = plant.clerk.ok("GET", "/bills", account_number="A1234567")
+    _, card = f.mobile_card(plant.clerk, "android-receipts-01", 1_000)
+    old = plant.clerk.ok("POST", f"/bills/{first['id']}/payments", {"card_id": card["id"]},
+                         key=f.key())["receipt"]
+    rt = runtime_factory()
+    legacy = _legacy(rt.keys.secrets.token_key, old)
+    assert _verify(rt, legacy)["valid"]  # the old format, while the token key is unchanged
+
+    # The signing key rotated (`cardsvc keys new-signing-key`): new receipts name the new key,
+    # the old ones still verify.
+    rotated = rt.keys.secrets.with_new_signing_key()
+    rt2 = _with_secrets(rt, rotated, tmp_path / "rotated.json")
+    with TestClient(create_app(rt2)) as client:
+        clerk = Api(client, plant.clerk.headers["Authorization"].split()[1])
+        new = clerk.ok("POST", f"/bills/{second['id']}/payments", {"card_id": card["id"]},
+                       key=f.key())["receipt"]
+    assert (old.split(".")[1], new.split(".")[1]) == ("s1", "s2")
+    for receipt, bill in ((old, first), (new, second), (legacy, first)):
+        check = _verify(rt2, receipt)
+        assert check["valid"] and check["amount"] == bill["amount"], receipt
+
+    # The staff token key rotated: the receipts signed with the signing keys do not care; the
+    # old format ends with the key it was derived from.
+    rt3 = _with_secrets(rt, replace(rotated, token_key=secrets.token_bytes(32)),
+                        tmp_path / "new-token-key.json")
+    assert _verify(rt3, old)["valid"] and _verify(rt3, new)["valid"]
+    assert _verify(rt3, legacy) == {"valid": False, "reason": FORGED, "bill_number": None,
+                                    "amount": None, "paid_at": None, "biller": None}
+
+    # The water company's check, with the public keys alone: what the receipt says, if the key
+    # it names signed it.
+    public = signing.public_keys(rotated)
+    said = open_receipt(old, public)
+    assert (said.bill_number, said.amount) == (first["bill_number"], first["amount"])
+    with pytest.raises(ReceiptRefused) as refused:
+        open_receipt(old, {"s2": public["s2"]})  # a key it does not know
+    assert refused.value.reason == FORGED
+    stranger = Secrets.generate()  # someone else's key, with the same key id
+    signed = old.rsplit(".", 1)[0]
+    _, sig = signing.sign(stranger, signed.encode())
+    forged = f"{signed}.{base64.urlsafe_b64encode(base64.b64decode(sig)).rstrip(b'=').decode()}"
+    assert _verify(rt3, forged)["reason"] == FORGED
+    rt2.close()
+    rt3.close()
+
+
+def test_a_receipt_fits_a_readily_scanned_qr_code(plant: Plant) -> None:
+    """The receipt's QR code is a phone's easy read: version 10 (57 modules a side) at most,
+    for a payment id, bill number and amount far larger than the county's."""
+    import qrcode
+
+    import_file(plant, GOOD)
+    bill = plant.clerk.ok("GET", "/bills", account_number="B7654321")[0]
+    _, card = f.mobile_card(plant.clerk, "android-receipts-02", 1_000)
+    receipt = plant.clerk.ok("POST", f"/bills/{bill['id']}/payments", {"card_id": card["id"]},
+                             key=f.key())["receipt"]
+    prefix, _, payload, signature = receipt.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body.update(p=99_999_999, a=99_999)
+    payload = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()
+                                       ).rstrip(b"=").decode()
+    code = qrcode.QRCode()
+    code.add_data(f"kinmencard://receipt/{prefix}.s99.{payload}.{signature}", optimize=0)
+    code.make(fit=True)
+    assert code.version <= 10, code.version
