@@ -41,7 +41,7 @@ def test_reversed_range_is_refused(supervisor) -> None:  # type: ignore[no-untyp
     assert r.status_code == 422
 
 
-def test_kept_monthly_counts_agree_with_the_cards_through_a_lifecycle(clerk, supervisor, rt) -> None:  # type: ignore[no-untyped-def]
+def test_kept_monthly_counts_agree_with_the_cards(clerk, supervisor, rt) -> None:  # type: ignore[no-untyped-def]
     """The report over whole months reads the kept counts; every change to a card or a move
     to another township must leave them equal to counting the cards themselves."""
     from cardsvc.db import unit_of_work
