@@ -35,6 +35,7 @@ from cardsvc.holders.schemas import CardholderUpdate
 from cardsvc.library.models import LibraryEvent
 from cardsvc.runtime import Runtime
 from cardsvc.staff import service as staff_service
+from cardsvc.stats import service as stats
 from tests.support import factories as f
 from tests.support import libraries
 from tests.support.api import PASSWORD, Api
@@ -363,3 +364,18 @@ def test_the_counter_page_of_an_erased_resident_opens(rt: Runtime, world: World)
                         data={"purpose": "retention check", "csrf": csrf(home.text)})
     assert r.status_code == 200, r.text
     assert str(world.full["id"]) in r.text and world.full["name"] not in r.text
+
+
+def test_statistics_count_erased_residents_as_before(rt: Runtime, world: World) -> None:
+    """Issuance statistics count cards by product, status and the holder's township: the
+    township stays, so erasure changes no count."""
+    def report() -> Any:
+        with at(rt, LATER) as ctx:
+            out = stats.issuance(ctx, f.today() - dt.timedelta(days=1),
+                                 f.today() + dt.timedelta(days=1))
+        return out.rows, out.by_township
+
+    before = report()
+    assert sum(r.cards for r in before[0]) == 4  # four cards issued, one per resident
+    assert retention.run(rt, ACTOR, YEARS, now=LATER).erased == 4
+    assert report() == before
