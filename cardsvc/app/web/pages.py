@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from cardsvc.app.web import i18n
 from cardsvc.app.web import session as web_session
 from cardsvc.app.web.session import WebSession
+from cardsvc.audit import review, review_print
 from cardsvc.audit import service as audit
 from cardsvc.cards import chip, profiles, purse
 from cardsvc.cards import schemas as cs
@@ -743,13 +744,49 @@ def statistics_csv(request: Request, db: DB, s: Annotated[WebSession, page(*REPO
 
 
 @router.get("/audit")
+@router.get("/audit/events")  # the access review's row links (`review_print.event_link`)
 def audit_trail(request: Request, db: DB, s: Annotated[WebSession, page(*AUDIT_READERS)],
-                action: str | None = None) -> Response:
+                action: Annotated[str | None, Query(max_length=64)] = None,
+                before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 100) -> Response:
     """The audit trail, read-only, with the chain's verification."""
     ctx = _ctx(request, db, s)
-    rows = audit.read_events(ctx, action=(action or None), limit=100)
+    rows = audit.read_events(ctx, action=(action or None), before_id=before_id, limit=limit)
     verdict = audit.verify_chain(db)
     return render(request, "audit.html", s, rows=rows, verdict=verdict, action=action or "")
+
+
+@router.get("/review")
+def access_review(request: Request, db: DB, s: Annotated[WebSession, page(*AUDIT_READERS)],
+                  date_from: str | None = None, date_to: str | None = None) -> Response:
+    """The ethics office's access review of a period, to read and print; each flagged
+    line's audit rows open in the trail's page."""
+    ctx = _ctx(request, db, s)
+    first, last = _period(date_from, date_to, ctx.today)
+    try:
+        report = review.access_review(ctx, first, last)
+    except DomainError as exc:
+        db.rollback()
+        return render(request, "forbidden.html", s, status=exc.status)
+    db.commit()  # producing the review is in the audit trail
+    return HTMLResponse(review_print.review_html(report, link_base="/counter"))
+
+
+@router.post("/residents/{holder_id:int}/access-log")
+def access_log(request: Request, db: DB, s: Annotated[WebSession, page(*READERS)],
+               holder_id: int, purpose: Annotated[str, Form(min_length=3, max_length=200)],
+               csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """個資查詢: who saw the resident's data, printed for them at the counter (audited)."""
+    _check_csrf(s, csrf)
+    ctx = _ctx(request, db, s)
+    try:
+        log = review.access_log(ctx, holder_id, f"the resident asked who saw their data "
+                                                f"({purpose})"[:200])
+    except DomainError as exc:
+        db.rollback()
+        return render(request, "forbidden.html", s, status=exc.status)
+    db.commit()
+    return HTMLResponse(review_print.access_log_html(log))
 
 
 # --- proofs of a concession -------------------------------------------------------------------

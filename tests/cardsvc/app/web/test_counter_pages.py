@@ -542,6 +542,38 @@ def test_carrier_bound_and_unbound(counter: TestClient, clerk, auditor) -> None:
     assert "載具已取消歸戶" in unbound.text and "尚未歸戶至手機條碼" in unbound.text
 
 
+def test_who_saw_my_data_printed_at_the_counter(counter: TestClient, clerk, auditor) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    login(counter, "clerk")
+    page = open_resident(counter, h["id"])  # a read for "counter service"
+    printed = counter.post(f"/counter/residents/{h['id']}/access-log",
+                           data={"purpose": "counter service", "csrf": csrf_of(page)})
+    assert printed.status_code == 200 and "個人資料查閱紀錄" in printed.text
+    assert "t.clerk" in printed.text and "counter service" in printed.text
+    assert h["_person_id"] not in printed.text and h["person_id_masked"] in printed.text
+    logs = auditor.ok("GET", "/audit/events", action="audit.access_log")
+    assert [e["target_id"] for e in logs] == [str(h["id"])]
+
+
+def test_the_access_review_links_each_flag_to_its_audit_rows(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
+    h = f.holder(clerk)
+    clerk.ok("GET", f"/cardholders/{h['id']}", purpose="counter service", reveal="true")
+    login(counter, "auditor")
+    review = counter.get("/counter/review")
+    assert review.status_code == 200 and "個資存取稽核" in review.text
+    reveal = review.text[review.text.index('data-section="full_id_reveal"'):]
+    link = re.search(r'href="(/counter/audit/events\?before_id=(\d+)&amp;limit=1)"', reveal)
+    assert link is not None
+    row = counter.get(link.group(1).replace("&amp;", "&"))
+    assert row.status_code == 200
+    cells = re.findall(r"<tr><td>(\d+)</td>", row.text)
+    assert cells == [str(int(link.group(2)) - 1)]  # exactly the flagged row
+    assert "cardholder.read" in row.text and "t.clerk" in row.text
+    counter.cookies.clear()
+    login(counter, "clerk")
+    assert counter.get("/counter/review").status_code == 403
+
+
 def test_the_end_of_day_drawer_report_keeps_differences(counter: TestClient, clerk) -> None:  # type: ignore[no-untyped-def]
     h = f.holder(clerk)
     card = f.active_card(clerk, h["id"])
