@@ -50,6 +50,14 @@ RULES: tuple[AccessRule, ...] = (
     # holders.read_full: the counter's resident page and GET /cardholders/{id}
     AccessRule("cardholder.read", Kind.REVEAL, Subject.TARGET, '"revealed_person_id":true'),
     AccessRule("cardholder.read", Kind.READ, Subject.TARGET),
+    # API reads of one resident's cards' history and purse movements, their invoices,
+    # their library links and a consent receipt (the counter's page reads these under its
+    # own cardholder.read)
+    AccessRule("card.history_read", Kind.READ, Subject.TARGET),
+    AccessRule("card.purse_read", Kind.READ, Subject.TARGET),
+    AccessRule("einvoice.resident_read", Kind.READ, Subject.TARGET),
+    AccessRule("library.links_read", Kind.READ, Subject.TARGET),
+    AccessRule("library.consent_read", Kind.READ, Subject.TARGET),
     # points.api: a resident's points at the counter
     AccessRule("points.read", Kind.READ, Subject.TARGET),
     # this module's own access log: it shows the resident's name to whoever prints it

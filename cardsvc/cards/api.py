@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
+from cardsvc.audit import service as audit
 from cardsvc.cards import chip, eligibility, service
 from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
@@ -70,7 +71,10 @@ def get_card(card_id: CardId, ctx: CtxDep) -> s.CardOut:
 @router.get("/{card_id:int}/events", response_model=list[s.CardEventOut],
             dependencies=[Depends(allow(*READERS))], summary="Lifecycle history: who, when, why")
 def card_events(card_id: CardId, ctx: CtxDep) -> list[s.CardEventOut]:
-    return [s.CardEventOut.model_validate(e) for e in service.events(ctx, card_id)]
+    found = [s.CardEventOut.model_validate(e) for e in service.events(ctx, card_id)]
+    audit.record(ctx, "card.history_read", target_type="cardholder",
+                 target_id=service.get(ctx, card_id).cardholder_id, detail={"card_id": card_id})
+    return found
 
 
 @router.post("/{card_id:int}/issue", response_model=s.CardOut,
@@ -135,7 +139,10 @@ def close(card_id: CardId, body: s.CloseRequest, ctx: CtxDep,
             dependencies=[Depends(allow(*READERS))])
 def purse(card_id: CardId, ctx: CtxDep,
           limit: Annotated[int, Query(ge=1, le=200)] = 20) -> s.PurseOut:
-    return money.purse(ctx, card_id, limit)
+    found = money.purse(ctx, card_id, limit)
+    audit.record(ctx, "card.purse_read", target_type="cardholder",
+                 target_id=service.get(ctx, card_id).cardholder_id, detail={"card_id": card_id})
+    return found
 
 
 @router.post("/{card_id:int}/topups", response_model=s.MoneyResult,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
+from cardsvc.audit import service as audit
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, PUBLIC, CtxDep, RuntimeDep, allow
 from cardsvc.einvoice import schemas as s
@@ -74,7 +75,10 @@ def my_invoices(body: s.SignedRead, ctx: Annotated[Ctx, Depends(public_ctx)]
 def resident_invoices(holder_id: IdPath, ctx: CtxDep,
                       period: Annotated[int | None, Query(ge=10002, le=99912)] = None
                       ) -> s.ResidentInvoices:
-    return service.resident(ctx, holder_id, period)
+    found = service.resident(ctx, holder_id, period)
+    audit.record(ctx, "einvoice.resident_read", target_type="cardholder", target_id=holder_id,
+                 detail={"period": period})
+    return found
 
 
 @router.post("/einvoice/prize-check", response_model=list[s.PaperResult],

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from cardsvc.audit import service as audit
 from cardsvc.context import Actor, Ctx
 from cardsvc.deps import DB, PUBLIC, CtxDep, RuntimeDep, allow
 from cardsvc.library import records, service
@@ -111,7 +112,9 @@ def link(holder_id: IdPath, body: s.LinkCreate, ctx: CtxDep) -> s.LinkOut:
             dependencies=[Depends(allow(*READERS))],
             summary="A resident's library links, standing and withdrawn")
 def links(holder_id: IdPath, ctx: CtxDep) -> list[s.LinkOut]:
-    return [service.link_out(ctx, x) for x in service.links_of(ctx, holder_id)]
+    found = [service.link_out(ctx, x) for x in service.links_of(ctx, holder_id)]
+    audit.record(ctx, "library.links_read", target_type="cardholder", target_id=holder_id)
+    return found
 
 
 @router.post("/library-links/{link_id:int}/unlink", response_model=s.LinkOut,
@@ -128,6 +131,8 @@ def unlink(link_id: IdPath, ctx: CtxDep) -> s.LinkOut:
 def consent_receipt(link_id: IdPath, ctx: CtxDep) -> HTMLResponse:
     found = service.get_link(ctx, link_id)
     library = service.get_library(ctx, found.library_id)
+    audit.record(ctx, "library.consent_read", target_type="cardholder",
+                 target_id=found.cardholder_id, detail={"link_id": link_id})
     return HTMLResponse(receipt_html(library, found.patron_id, found.consent_text,
                                      records.shared_fields(found), found.consented_at.isoformat(),
                                      found.consented_by,
