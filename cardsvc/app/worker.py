@@ -24,7 +24,8 @@ from cardsvc.runtime import build_process_runtime_with
 TASK_MODULES = ("settlement.clearing.tasks", "merchants.pos.tasks", "cardsvc.cards.tasks",
                 "cardsvc.holders.tasks",
                 "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks",
-                "cardsvc.notify.tasks", "cardsvc.points.tasks", "cardsvc.audit.tasks")
+                "cardsvc.notify.tasks", "cardsvc.points.tasks", "cardsvc.audit.tasks",
+                "cardsvc.stats.tasks")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from cardsvc.config import TOWNSHIPS
 from cardsvc.context import TAIPEI, Ctx
 from cardsvc.errors import InvalidInput
 from cardsvc.holders.models import Cardholder
+from cardsvc.stats.counts import fold
 from cardsvc.stats.models import IssuanceCount
 
 OUTSIDE = "(outside the county)"
@@ -65,7 +66,9 @@ def live_counts(db: Session, first: dt.date, last: dt.date) -> Counter[Bucket]:
 
 
 def month_counts(db: Session, first_month: dt.date, end_month: dt.date) -> Counter[Bucket]:
-    """Cards issued in the months [first_month, end_month), from the kept monthly counts."""
+    """Cards issued in the months [first_month, end_month), from the kept monthly counts
+    (with the changes not yet folded into them folded first)."""
+    fold(db)
     c = IssuanceCount
     return Counter({(p, st, t): int(n) for p, st, t, n in db.execute(
         select(c.product, c.status, c.township, func.sum(c.cards))

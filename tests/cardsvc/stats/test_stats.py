@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 from sqlalchemy import update
 
@@ -80,3 +81,31 @@ def test_kept_monthly_counts_agree_with_the_cards(clerk, supervisor, rt) -> None
     assert sum(n for (_p, _s, town), n in everything.items() if town == "金湖鎮") == 0
     rep = supervisor.ok("GET", "/stats/issuance", **{"from": "2025-12-01", "to": "2025-12-31"})
     assert rep["total"] == 1 and rep["by_status"] == {"replaced": 1}
+
+
+def test_the_nightly_fold_empties_the_changes_and_keeps_the_counts(clerk, rt) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from cardsvc.app.worker import make_app
+    from cardsvc.db import unit_of_work
+    from cardsvc.runtime import use_process_runtime
+    from cardsvc.stats import service, tasks
+    from cardsvc.stats.models import IssuanceCountChange
+
+    card = f.active_card(clerk, f.holder(clerk, township="金寧鄉")["id"])
+    clerk.ok("POST", f"/cards/{card['id']}/suspend", {"kind": "lost", "reason": "lost"})
+    month = f.today().replace(day=1)
+    with unit_of_work(rt.sessions) as db:
+        assert db.scalar(select(func.count()).select_from(IssuanceCountChange)) >= 3
+    use_process_runtime(rt)
+    try:
+        assert tasks.fold_issuance_counts() >= 3
+        assert tasks.fold_issuance_counts() == 0  # folded once
+    finally:
+        use_process_runtime(None)
+    with unit_of_work(rt.sessions) as db:
+        assert db.scalar(select(func.count()).select_from(IssuanceCountChange)) == 0
+        kept = service.month_counts(db, month, service._next_month(month))
+    assert kept == Counter({("general", "suspended", "金寧鄉"): 1})
+    entry = make_app(rt.settings).conf.beat_schedule["fold-issuance-counts"]
+    assert entry["task"] == "cardsvc.stats.tasks.fold_issuance_counts"

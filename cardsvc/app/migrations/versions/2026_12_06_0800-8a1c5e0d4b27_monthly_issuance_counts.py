@@ -1,9 +1,10 @@
 """Monthly issuance counts
 
 The issuance statistics over years read `issuance_counts` (cards issued per business month,
-product, current status and the holder's township) instead of every card. Triggers keep the
-counts exact in the transaction that changes a card or moves a resident to another township;
-the counts start from the cards there are.
+product, current status and the holder's township) instead of every card. Triggers append a
+change row in the transaction that changes a card or moves a resident to another township
+(only inserts: concurrent card changes never wait on a count), and `cardsvc.stats.counts.fold`
+adds the changes into the counts; the counts start from the cards there are.
 
 Revision ID: 8a1c5e0d4b27
 Revises: c2cdfe565f6b
@@ -24,9 +25,7 @@ down_revision: str | None = 'c2cdfe565f6b'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-UPSERT = ("INSERT INTO issuance_counts (month, product, status, township, cards) {rows} "
-          "ON CONFLICT (month, product, status, township) "
-          "DO UPDATE SET cards = issuance_counts.cards + excluded.cards")
+CHANGE = "INSERT INTO issuance_count_changes (month, product, status, township, delta) {rows}"
 
 
 def _sqlite_month(column: str) -> str:
@@ -45,13 +44,13 @@ def _pg_month(column: str) -> str:
 
 def _sqlite_triggers() -> list[str]:
     def bump(row: str, delta: str) -> str:
-        return UPSERT.format(rows=(
+        return CHANGE.format(rows=(
             f"SELECT {_sqlite_month(row + '.issued_at')}, {row}.product, {row}.status, "
             f"coalesce((SELECT township FROM cardholders WHERE id = {row}.cardholder_id), ''), "
             f"{delta} WHERE {row}.issued_at IS NOT NULL")) + ";"
 
     def move(township: str, sign: str) -> str:
-        return UPSERT.format(rows=(
+        return CHANGE.format(rows=(
             f"SELECT {_sqlite_month('c.issued_at')}, c.product, c.status, "
             f"coalesce({township}, ''), {sign}count(*) FROM cards c "
             "WHERE c.cardholder_id = NEW.id AND c.issued_at IS NOT NULL GROUP BY 1, 2, 3")) + ";"
@@ -74,13 +73,13 @@ def _sqlite_triggers() -> list[str]:
 
 def _pg_triggers() -> list[str]:
     def bump(row: str, delta: str) -> str:
-        return UPSERT.format(rows=(
+        return CHANGE.format(rows=(
             f"VALUES ({_pg_month(row + '.issued_at')}, {row}.product, {row}.status, "
             f"coalesce((SELECT township FROM cardholders WHERE id = {row}.cardholder_id), ''), "
             f"{delta})")) + ";"
 
     def move(township: str, sign: str) -> str:
-        return UPSERT.format(rows=(
+        return CHANGE.format(rows=(
             f"SELECT {_pg_month('c.issued_at')}, c.product, c.status, "
             f"coalesce({township}, ''), {sign}count(*) FROM cards c "
             "WHERE c.cardholder_id = NEW.id AND c.issued_at IS NOT NULL GROUP BY 1, 2, 3")) + ";"
@@ -116,6 +115,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('month', 'product', 'status', 'township',
                             name=op.f('pk_issuance_counts'))
     )
+    op.create_table('issuance_count_changes',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True,
+              nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('product', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('township', sa.String(length=16), nullable=False),
+    sa.Column('delta', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_issuance_count_changes'))
+    )
     sqlite = op.get_bind().dialect.name == "sqlite"
     month = _sqlite_month("c.issued_at") if sqlite else _pg_month("c.issued_at")
     op.execute(
@@ -136,4 +145,5 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS issuance_counts_holder_move ON cardholders")
         op.execute("DROP FUNCTION IF EXISTS cardsvc_issuance_card()")
         op.execute("DROP FUNCTION IF EXISTS cardsvc_issuance_move()")
+    op.drop_table('issuance_count_changes')
     op.drop_table('issuance_counts')
