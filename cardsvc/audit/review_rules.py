@@ -55,7 +55,7 @@ RULES: tuple[AccessRule, ...] = (
     # own cardholder.read)
     AccessRule("card.history_read", Kind.READ, Subject.TARGET),
     AccessRule("card.purse_read", Kind.READ, Subject.TARGET),
-    AccessRule("einvoice.resident_read", Kind.READ, Subject.TARGET),
+    AccessRule("einvoice.invoices_read", Kind.READ, Subject.TARGET),
     AccessRule("library.links_read", Kind.READ, Subject.TARGET),
     AccessRule("library.consent_read", Kind.READ, Subject.TARGET),
     # points.api: a resident's points at the counter

@@ -76,7 +76,7 @@ def resident_invoices(holder_id: IdPath, ctx: CtxDep,
                       period: Annotated[int | None, Query(ge=10002, le=99912)] = None
                       ) -> s.ResidentInvoices:
     found = service.resident(ctx, holder_id, period)
-    audit.record(ctx, "einvoice.resident_read", target_type="cardholder", target_id=holder_id,
+    audit.record(ctx, "einvoice.invoices_read", target_type="cardholder", target_id=holder_id,
                  detail={"period": period})
     return found
 

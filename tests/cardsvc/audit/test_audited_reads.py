@@ -22,7 +22,7 @@ def test_every_api_read_of_a_residents_records_is_in_their_access_log(clerk, adm
     log = clerk.ok("GET", f"/audit/cardholders/{holder['id']}/access-log",
                    purpose="the resident asked")
     seen = [(e["action"], e["by"]) for e in log["entries"]]
-    for action in ("card.history_read", "card.purse_read", "einvoice.resident_read",
+    for action in ("card.history_read", "card.purse_read", "einvoice.invoices_read",
                    "library.links_read", "library.consent_read"):
         assert (action, "t.clerk") in seen, action
     others = clerk.ok("GET", f"/audit/cardholders/{other['id']}/access-log",
