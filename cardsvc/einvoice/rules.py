@@ -17,6 +17,12 @@ from cardsvc.roc import ROC_OFFSET
 INVOICE_NUMBER = re.compile(r"^[A-Z]{2}[0-9]{8}$")
 RANDOM_CODE = re.compile(r"^[0-9]{4}$")
 MOBILE_BARCODE = re.compile(r"^/[0-9A-Z.+\-]{7}$")
+
+
+def mask_barcode(barcode: str) -> str:
+    """A mobile barcode as the audit trail names it: the barcode is the resident's own
+    identifier at the tax platform, personal data the trail must not hold."""
+    return barcode[:2] + "*" * (len(barcode) - 3) + barcode[-1:]
 DONATION_CODE = re.compile(r"^[0-9]{3,7}$")
 PERIOD = re.compile(r"^[0-9]{3}(02|04|06|08|10|12)$")
 NO_BUYER = "00000000"  # the buyer of a consumer's invoice

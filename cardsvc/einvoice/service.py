@@ -229,7 +229,8 @@ def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
     ctx.db.add(binding)
     ctx.db.flush()
     audit.record(ctx, "einvoice.bind", target_type="card", target_id=card.id,
-                 detail={"carrier_id": carrier.id, "mobile_barcode": barcode})
+                 detail={"carrier_id": carrier.id,
+                         "mobile_barcode": rules.mask_barcode(barcode)})
     return binding
 
 
@@ -296,7 +297,8 @@ def unbind(ctx: Ctx, card_id: int) -> CarrierBinding:
     standing.live_carrier_id = None
     standing.unbound_at, standing.unbound_by = ctx.now, ctx.actor.username
     audit.record(ctx, "einvoice.unbind", target_type="card", target_id=card.id,
-                 detail={"carrier_id": carrier.id, "mobile_barcode": standing.mobile_barcode})
+                 detail={"carrier_id": carrier.id,
+                         "mobile_barcode": rules.mask_barcode(standing.mobile_barcode)})
     return standing
 
 

@@ -364,6 +364,7 @@ def test_the_counter_page_of_an_erased_resident_opens(rt: Runtime, world: World)
                         data={"purpose": "retention check", "csrf": csrf(home.text)})
     assert r.status_code == 200, r.text
     assert str(world.full["id"]) in r.text and world.full["name"] not in r.text
+    assert "已刪除個資的縣民" in r.text and 'data-testid="erased"' in r.text
 
 
 def test_statistics_count_erased_residents_as_before(rt: Runtime, world: World) -> None:

@@ -538,6 +538,7 @@ def test_carrier_bound_and_unbound(counter: TestClient, clerk, auditor) -> None:
     assert bad.status_code == 422 and "不是有效的手機條碼" in bad.text
     events = auditor.ok("GET", "/audit/events", action="einvoice.bind")
     assert [e["target_id"] for e in events] == [str(card["id"])]
+    assert "/ABC+123" not in str(events) and "/A*****3" in str(events)  # masked in the trail
     unbound = counter.post(f"/counter/cards/{card['id']}/carrier/unbind", data=common)
     assert "載具已取消歸戶" in unbound.text and "尚未歸戶至手機條碼" in unbound.text
 
