@@ -18,10 +18,6 @@ from cardsvc.staff.roles import (
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-
-
-
-
 @router.get("/events", response_model=list[AuditEventOut],
             dependencies=[Depends(allow(*AUDIT_READERS))],
             summary="Read the audit trail (newest first); reading it is itself audited")

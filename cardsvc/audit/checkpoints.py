@@ -20,9 +20,9 @@ and no one without the private key can sign new ones.
 * `prove` / `verify_proof`: the audit path of one row to a checkpoint's root; the proof carries
   the row's content, so its checker recomputes the row's hash itself.
 
-Before the walk, `make` seals pending rows in the caller's transaction; that takes the chain
-head until the transaction ends, so the boundaries seal everything in transactions of their own
-first (`service.seal_all`) and the walk's own seal finds little or nothing.
+Before the walk, `make` seals pending rows aside (`service.seal_aside`: on PostgreSQL in
+transactions of their own), so the walk holds no lock on the chain head and audited writes go
+on meanwhile; the rows they add fall to the next checkpoint.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def _chained_leaves(db: Session, end: int, progress: Progress | None = None
 def make(ctx: Ctx, progress: Progress | None = None) -> Checkpoint:
     """Seal what is pending, then sign a checkpoint of the whole trail as chained now, for
     the business day of `ctx.now`. Refused (ChainBroken) when the chain does not verify."""
-    service.seal_pending(ctx.db)
+    service.seal_aside(ctx.db)
     head = ctx.db.get(AuditHead, 1, populate_existing=True)
     rows, head_hash = (head.last_id, head.last_hash) if head else (0, service.GENESIS)
     tree = merkle.Frontier()
@@ -319,13 +319,6 @@ def make(ctx: Ctx, progress: Progress | None = None) -> Checkpoint:
         key_id=ctx.keys.secrets.signing_key[0], signature="")
     _, signature = signing.sign(ctx.keys.secrets, canonical(unsigned.signed_fields()))
     return replace(unsigned, signature=signature)
-
-
-def current(ctx: Ctx) -> Checkpoint:
-    """A checkpoint signed now and handed out, not saved (the auditors' API); audited."""
-    cp = make(ctx)
-    _audit(ctx, cp, None)
-    return cp
 
 
 @dataclass(frozen=True)

@@ -181,11 +181,12 @@ def review_period(date_from: dt.date, date_to: dt.date) -> tuple[dt.datetime, dt
     if date_to < date_from:
         raise ReviewPeriodReversed(f"the period ends ({date_to}) before it starts "
                                    f"({date_from})", field="to")
+    bounds = taipei_day_bounds(date_from, date_to)  # refuses dates outside 1900-2999 too
     last = _year_after(date_from) - dt.timedelta(days=1)
     if date_to > last:
         raise ReviewPeriodTooLong(f"a review covers at most a year: from {date_from}, up to "
                                   f"{last}", field="to")
-    return taipei_day_bounds(date_from, date_to)
+    return bounds
 
 
 class _Review:
@@ -253,9 +254,7 @@ class _Review:
 
     def served(self) -> Subquery:
         """(resident, day) of every counter action in the period (see review_rules)."""
-        writes = and_(self.period, self.person,
-                      or_(E.action.not_in(sorted(rules.ACTIONS)),
-                          E.action.in_(sorted(rules.SERVES_RESIDENT))))
+        writes = and_(self.period, self.person, E.action.not_in(sorted(rules.ACTIONS)))
         day = self.clock.day(E.at).label("day")
         holder = cast(Card.cardholder_id, String).label("holder")
         direct = select(E.target_id.label("holder"), day).where(
@@ -303,7 +302,7 @@ def access_review(ctx: Ctx, date_from: dt.date, date_to: dt.date) -> AccessRevie
     """Reads of personal data in a period by person, purpose and day, and the flagged lines
     (see review_rules.Flag). Producing it is audited (`audit.review`)."""
     start, end = review_period(date_from, date_to)
-    audit.seal_pending(ctx.db)  # a library's lookups of a moment ago are in it
+    audit.seal_aside(ctx.db)  # a library's lookups of a moment ago are in it
     review = _Review(ctx.db, ctx.settings, start, end)
     reads = review.read_counts()
     raw = review.flags()
@@ -358,7 +357,7 @@ def access_log(ctx: Ctx, holder_id: int, purpose: str) -> AccessLog:
     log itself is audited with its purpose (`audit.access_log`, which later logs list)."""
     holder = holders.get(ctx, holder_id)
     db = ctx.db
-    audit.seal_pending(db)
+    audit.seal_aside(db)
     found: dict[int, AuditEvent] = {}
 
     def take(*where: ColumnElement[bool]) -> None:

@@ -52,9 +52,10 @@ def roc_time(at: dt.datetime) -> str:
 
 
 def event_link(audit_id: int, base: str = "") -> str:
-    """The auditors' view of one row. The trail's route has no id filter: the newest row
-    before the next id, one row, is exactly this row."""
-    return f"{base}/audit/events?before_id={audit_id + 1}&limit=1"
+    """The auditors' view of one row in a browser: the counter's trail page (an auditor's
+    session; the API's JSON route would want a bearer token). The newest row before the next
+    id, one row, is exactly this row."""
+    return f"{base}/counter/audit/events?before_id={audit_id + 1}&limit=1"
 
 
 def review_rows(report: AccessReview) -> list[dict[str, str]]:

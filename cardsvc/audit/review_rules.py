@@ -98,9 +98,9 @@ PERSON_ROLES: frozenset[str] = frozenset({*(r.value for r in Role), "operator"})
 # A counter action for resident R on day D (Asia/Taipei) is an audit row of that day, by a
 # person (PERSON_ROLES), whose action is not one of the reads above and which targets R
 # (target_type "cardholder"), one of R's cards ("card"), or a money movement whose detail
-# names one of R's cards ("transfer", detail card_id). Printing R's access log counts too:
-# the resident asked for it at the counter.
-SERVES_RESIDENT: frozenset[str] = frozenset({"audit.access_log"})
+# names one of R's cards ("transfer", detail card_id). Printing R's access log does not
+# count: anyone who may read R could print one to clear the flag of their own read; the
+# reviewer sees the log's row beside it.
 
 
 class Flag(enum.StrEnum):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, event, func, insert, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardsvc.audit.models import AuditEvent, AuditHead, AuditPending
@@ -173,6 +174,19 @@ def seal_pending(db: Session) -> int:
         n = seal(db)
         total += n
     return total
+
+
+def seal_aside(db: Session) -> int:
+    """Seal what is pending before a long read (a checkpoint's walk, an access review).
+    On PostgreSQL in transactions of their own: sealing in the reader's would hold the chain
+    head, and with it every audited write, until the read ends. On SQLite in the reader's
+    transaction: there is one writer at a time anyway, and another connection would wait
+    for this one."""
+    bind = db.get_bind()
+    if bind.dialect.name != "postgresql":
+        return seal_pending(db)
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return seal_all(sessionmaker(bind=engine))
 
 
 def seal_all(sessions: sessionmaker[Session], *, wait: bool = True) -> int:

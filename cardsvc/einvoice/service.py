@@ -49,6 +49,7 @@ from cardsvc.einvoice.models import (
 )
 from cardsvc.einvoice.rules import Tier
 from cardsvc.errors import NotFound
+from cardsvc.holders import service as holders
 
 # --- carriers ------------------------------------------------------------------------------
 
@@ -211,9 +212,14 @@ def platform(ctx: Ctx) -> CarrierPlatform:
 def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
     if not rules.MOBILE_BARCODE.fullmatch(barcode):
         raise BadBarcode("a mobile barcode is / and 7 of 0-9 A-Z . + -", field="mobile_barcode")
-    card = ctx.db.get(Card, card_id, with_for_update=True)
-    if card is None:
+    found = ctx.db.get(Card, card_id)
+    if found is None:
         raise NotFound(f"no card {card_id}")
+    # The resident first, as erasure locks them: an erased resident gets no new binding,
+    # and an erasure running now finishes before this one looks.
+    holders.get(ctx, found.cardholder_id, for_update=True)
+    card = ctx.db.get(Card, card_id, with_for_update=True, populate_existing=True)
+    assert card is not None  # noqa: S101 - cards are never deleted
     carrier = carrier_of(ctx, card)
     standing = ctx.db.scalar(select(CarrierBinding).where(
         CarrierBinding.live_carrier_id == carrier.id))

@@ -217,7 +217,7 @@ def update(ctx: Ctx, holder_id: int, data: schemas.CardholderUpdate) -> Cardhold
 
 
 def add_enrolment(ctx: Ctx, holder_id: int, data: schemas.EnrolmentCreate) -> Enrolment:
-    holder = get(ctx, holder_id)
+    holder = get(ctx, holder_id, for_update=True)  # erasure waits, or wins
     row = Enrolment(cardholder_id=holder.id, school=data.school, valid_until=data.valid_until,
                     created_at=ctx.now)
     ctx.db.add(row)
@@ -230,7 +230,7 @@ def add_enrolment(ctx: Ctx, holder_id: int, data: schemas.EnrolmentCreate) -> En
 
 def change_enrolment_end(ctx: Ctx, holder_id: int, enrolment_id: int,
                          data: schemas.EnrolmentEnd) -> Enrolment:
-    holder = get(ctx, holder_id)
+    holder = get(ctx, holder_id, for_update=True)  # erasure waits, or wins
     row = ctx.db.get(Enrolment, enrolment_id, with_for_update=True)
     if row is None or row.cardholder_id != holder.id:
         raise NotFound(f"cardholder {holder.id} has no enrolment {enrolment_id}")
@@ -245,7 +245,7 @@ def change_enrolment_end(ctx: Ctx, holder_id: int, enrolment_id: int,
 
 
 def add_employment(ctx: Ctx, holder_id: int, data: schemas.EmploymentCreate) -> Employment:
-    holder = get(ctx, holder_id)
+    holder = get(ctx, holder_id, for_update=True)  # erasure waits, or wins
     row = Employment(cardholder_id=holder.id, employer=data.employer,
                      employer_kind=data.employer_kind.value, valid_until=data.valid_until,
                      created_at=ctx.now)
@@ -261,7 +261,7 @@ def add_employment(ctx: Ctx, holder_id: int, data: schemas.EmploymentCreate) -> 
 def add_disability_certificate(ctx: Ctx, holder_id: int,
                                data: schemas.DisabilityCertificateCreate
                                ) -> schemas.DisabilityCertificateOut:
-    holder = get(ctx, holder_id)
+    holder = get(ctx, holder_id, for_update=True)  # erasure waits, or wins
     if data.companion_id is not None:
         if data.companion_id == holder.id:
             raise InvalidInput("a cardholder cannot be their own companion")

@@ -19,7 +19,7 @@ from cardsvc.audit.review_rules import FLAG_TITLES
 from cardsvc.audit.schemas import AccessLog, AccessReview
 from cardsvc.db import unit_of_work
 from cardsvc.errors import DomainError
-from cardsvc.schemas_common import Purpose
+from cardsvc.schemas_common import MAX_ID, Purpose
 
 SHOWN_IDS = 8  # a table row names this many audit rows; the CSV and the page name them all
 
@@ -80,7 +80,7 @@ def audit_review(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the CSV or page here instead of to the console")] = None,
     link_base: Annotated[str, typer.Option(
-        help="The API's address, for the page's links to audit rows (e.g. "
+        help="The server's address, for the page's links to audit rows (e.g. "
              "https://cards.kinmen.gov.tw)")] = "",
 ) -> None:
     """The ethics office's access review of a period: reads of personal data by person,
@@ -105,7 +105,8 @@ def audit_review(
 
 @app.command("access-log")
 def audit_access_log(
-    cardholder_id: Annotated[int, typer.Argument(min=1, help="The resident's cardholder id")],
+    cardholder_id: Annotated[int, typer.Argument(min=1, max=MAX_ID,
+                                                 help="The resident's cardholder id")],
     purpose: Annotated[str, typer.Option(help="Why the log is produced (audited)")],
     html: Annotated[Path | None, typer.Option(help="Also write the printable page")] = None,
 ) -> None:

@@ -65,7 +65,11 @@ def run(
         console.print(table)
         console.print(f"{len(found)} resident(s) would be erased; nothing was changed")
         if csv_out is not None:
-            csv_out.write_text(_csv(found), encoding="utf-8-sig")
+            try:
+                csv_out.write_text(_csv(found), encoding="utf-8-sig")
+            except OSError as exc:
+                console.print(f"[red]cannot write {csv_out}:[/] {exc.strerror}")
+                raise typer.Exit(code=1) from None
             console.print(f"wrote {csv_out}")
         return
     with unit_of_work(rt.sessions) as db:

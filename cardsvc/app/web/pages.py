@@ -769,7 +769,7 @@ def access_review(request: Request, db: DB, s: Annotated[WebSession, page(*AUDIT
         db.rollback()
         return render(request, "forbidden.html", s, status=exc.status)
     db.commit()  # producing the review is in the audit trail
-    return HTMLResponse(review_print.review_html(report, link_base="/counter"))
+    return HTMLResponse(review_print.review_html(report))
 
 
 @router.post("/residents/{holder_id:int}/access-log")

@@ -197,6 +197,17 @@ def test_each_flag_names_its_rows_and_only_those(week: Week) -> None:
     assert sum(counts.values()) == 11
 
 
+def test_printing_an_access_log_does_not_clear_a_flag(week: Week) -> None:
+    """Whoever may read a resident may print their access log: it must not pass for having
+    served them, or a look with nothing done could be covered up the same day."""
+    live_a_week(week)
+    week.clock.set(1, "16:00")
+    week.clerk.ok("GET", f"/audit/cardholders/{week.residents['B']['id']}/access-log",
+                  purpose="the resident asked")
+    unserved = {i for x in lines(review(week), "no_counter_action") for i in x["audit_ids"]}
+    assert week.reads["tue B"] in unserved
+
+
 def test_producing_the_review_is_audited_and_refusals_are_clear(week: Week) -> None:
     live_a_week(week)
     review(week)
@@ -217,6 +228,7 @@ def test_producing_the_review_is_audited_and_refusals_are_clear(week: Week) -> N
         422, "invalid_input")
     assert refused(a, **{"from": "2025-02-30", "to": "2025-03-01"}) == (422, "invalid_input")
     assert refused(a, to="2025-03-01") == (422, "invalid_input")
+    assert refused(a, **{"from": "9999-01-01", "to": "9999-01-02"}) == (422, "invalid_input")
     assert refused(week.clerk, **{"from": "2025-01-01", "to": "2025-01-02"}) == (
         403, "forbidden")
     # a leap year is one year
@@ -268,11 +280,12 @@ def test_csv_and_page_carry_the_same_lines_and_the_page_links_each_row(week: Wee
     # what people typed is shown, never run
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert not re.search(r"(src|href)=\"https?:", page)
-    # each audit row id links to the trail's view of exactly that row
+    # each audit row id links to the trail's view of exactly that row (the counter's page,
+    # which a browser opens with an auditor's session; its query is the API route's)
     reveal = week.reads["tue reveal A"]
-    link = f"/audit/events?before_id={reveal + 1}&limit=1"
+    link = f"/counter/audit/events?before_id={reveal + 1}&limit=1"
     assert link in parsed.links
-    shown = week.auditor.ok("GET", link.split("?")[0],
+    shown = week.auditor.ok("GET", "/audit/events",
                             **dict(p.split("=") for p in link.split("?")[1].split("&")))
     assert [row["id"] for row in shown] == [reveal]
     assert shown[0]["action"] == "cardholder.read"

@@ -258,7 +258,8 @@ def test_an_erased_resident_reads_fine_and_nothing_can_be_done(
         == h["id"]
     assert clerk.ok("GET", f"/cardholders/{h['id']}", purpose="check", reveal="true"
                     )["person_id"] is None
-    assert len(clerk.ok("GET", f"/cardholders/{h['id']}/cards")) == 1
+    cards = clerk.ok("GET", f"/cardholders/{h['id']}/cards")
+    assert len(cards) == 1
     assert len(clerk.ok("GET", f"/cardholders/{h['id']}/library-links")) == 1
     clerk.ok("GET", f"/cardholders/{h['id']}/invoices")
     for found in (
@@ -278,6 +279,8 @@ def test_an_erased_resident_reads_fine_and_nothing_can_be_done(
         clerk.post(f"/cardholders/{world.live['id']}/disability-certificates",
                    {"certificate_no": "CERT-0001", "valid_until": f.today().isoformat(),
                     "companion_id": h["id"]}),
+        # no new 歸戶 on an old card of theirs: the barcode would be personal data again
+        clerk.post(f"/cards/{cards[0]['id']}/carrier/binding", {"mobile_barcode": "/ABC1234"}),
     ]
     for r in refusals:
         assert r.status_code == 409 and r.json()["code"] == "cardholder_erased", r.text
