@@ -197,6 +197,21 @@ def test_each_flag_names_its_rows_and_only_those(week: Week) -> None:
     assert sum(counts.values()) == 11
 
 
+def test_an_early_read_is_on_the_taipei_day_not_the_utc_one(week: Week) -> None:
+    """07:30 on Tuesday in Taipei is 23:30 on Monday in UTC: the read is Tuesday's, before
+    the office opens, and Tuesday's phone change for the same resident served them."""
+    early = read(week, week.clerk, "A", 1, "07:30", "early at the desk")
+    week.clock.set(1, "10:01")
+    week.clerk.ok("PATCH", f"/cardholders/{week.residents['A']['id']}", {"phone": "0912-000-111"})
+    report = review(week)
+    tuesday = (week.clock.monday + dt.timedelta(days=1)).isoformat()
+    off = [x for x in lines(report, "outside_office_hours") if early in x["audit_ids"]]
+    assert [x["day"] for x in off] == [tuesday]
+    assert not any(early in x["audit_ids"] for x in lines(report, "no_counter_action"))
+    counts = {(c["day"], c["purpose"]): c["reads"] for c in report["reads"]}
+    assert counts[(tuesday, "early at the desk")] == 1
+
+
 def test_printing_an_access_log_does_not_clear_a_flag(week: Week) -> None:
     """Whoever may read a resident may print their access log: it must not pass for having
     served them, or a look with nothing done could be covered up the same day."""
