@@ -64,3 +64,14 @@ def seed_staff(rt: Runtime) -> None:
         for role in ROLES:
             staff_service.create_staff(db, Actor.system("tests"), f"t.{role}", role, PASSWORD,
                                        department=DEPARTMENT if role == "organiser" else None)
+
+
+def disable_audit_guard(rt: Runtime) -> None:
+    """What a rogue administrator with database access does first: switch off the audit
+    trail's immutability triggers (the PostgreSQL truncate between tests switches them on)."""
+    with rt.engine.begin() as conn:
+        if rt.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        else:
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))

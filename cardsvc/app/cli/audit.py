@@ -42,6 +42,18 @@ def _read_json(path: Path, what: str) -> Any:
         raise _fail(f"the {what} {path} is not JSON ({exc})") from None
 
 
+def _emit(text: str, out: Path | None) -> bool:
+    """The document on standard output (False), or written to `out` (True)."""
+    if out is None:
+        print(text, end="")
+        return False
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror}") from None
+    return True
+
+
 def _read_keys(path: Path) -> dict[str, str]:
     try:
         return checkpoints.parse_public_keys(_read_json(path, "public key file"))
@@ -167,14 +179,8 @@ def audit_public_key(
     if not keys:
         raise _fail("the secrets file has no signing key: add one with "
                     "`cardsvc keys new-signing-key`")
-    text = json.dumps(keys, indent=2) + "\n"
-    if out is None:
-        print(text, end="")
+    if not _emit(json.dumps(keys, indent=2) + "\n", out):
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"cannot write {out}: {exc.strerror}") from None
     console.print(f"wrote {escape(str(out))}:")
     for kid, pub in keys.items():
         active = " (active)" if kid == secrets_.signing_active else ""
@@ -246,14 +252,8 @@ def audit_prove(
                                                          "rows": cp.rows})
     except DomainError as exc:
         raise _fail(exc.detail) from None
-    text = json.dumps(proof, indent=2, ensure_ascii=False) + "\n"
-    if out is None:
-        print(text, end="")
+    if not _emit(json.dumps(proof, indent=2, ensure_ascii=False) + "\n", out):
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"cannot write {out}: {exc.strerror}") from None
     console.print(f"wrote {escape(str(out))}: row {row_id} against the checkpoint of {cp.date} "
                   f"({cp.rows} rows); check it with `cardsvc audit verify-checkpoint FILE "
                   f"--key KEYS --proof {escape(str(out))}`")

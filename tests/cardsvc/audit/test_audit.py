@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from cardsvc.audit import service as audit
 from cardsvc.audit.models import AuditEvent
 from tests.support import factories as f
+from tests.support.databases import disable_audit_guard
 
 
 def busy_day(clerk) -> None:  # type: ignore[no-untyped-def]
@@ -20,15 +21,6 @@ def busy_day(clerk) -> None:  # type: ignore[no-untyped-def]
     f.topup(clerk, card["id"], 300)
     clerk.ok("POST", f"/cards/{card['id']}/suspend", {"kind": "lost", "reason": "lost"})
 
-
-def disable_guard(rt) -> None:  # type: ignore[no-untyped-def]
-    """What a rogue administrator with database access would do first."""
-    with rt.engine.begin() as conn:
-        if rt.engine.dialect.name == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_events_no_update"))
-            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
-        else:
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
 
 
 def test_money_and_card_changes_are_audited(clerk, rt) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +43,7 @@ def test_audit_rows_cannot_be_updated_or_deleted(clerk, rt) -> None:  # type: ig
 
 def test_an_altered_row_is_found(clerk, auditor, rt) -> None:  # type: ignore[no-untyped-def]
     busy_day(clerk)
-    disable_guard(rt)
+    disable_audit_guard(rt)
     with rt.sessions() as db:
         target = db.scalar(select(AuditEvent.id).where(AuditEvent.action == "money.topup"))
     with rt.engine.begin() as conn:
@@ -64,7 +56,7 @@ def test_an_altered_row_is_found(clerk, auditor, rt) -> None:  # type: ignore[no
 
 def test_a_removed_row_and_a_cut_tail_are_found(clerk, rt) -> None:  # type: ignore[no-untyped-def]
     busy_day(clerk)
-    disable_guard(rt)
+    disable_audit_guard(rt)
     with rt.sessions() as db:
         last = db.scalar(select(func.max(AuditEvent.id)))
     with rt.engine.begin() as conn:
@@ -86,7 +78,7 @@ def test_cli_audit_verify_names_the_broken_row(clerk, rt, tmp_path) -> None:  # 
     cmd = [sys.executable, "-m", "cardsvc.app.cli", "audit", "verify"]
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
-    disable_guard(rt)
+    disable_audit_guard(rt)
     with rt.engine.begin() as conn:
         conn.execute(text("UPDATE audit_events SET actor = 'nobody' WHERE id = 4"))
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)

@@ -30,6 +30,7 @@ from cardsvc.runtime import Runtime, use_process_runtime
 from cardsvc.security import signing
 from cardsvc.security.crypto import Keyring
 from cardsvc.security.secrets import Secrets
+from tests.support.databases import disable_audit_guard
 
 DAY1, DAY2, DAY3 = dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 4)
 
@@ -64,20 +65,11 @@ def load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def disable_guard(rt: Runtime) -> None:
-    """What a rogue administrator with database access does first."""
-    with rt.engine.begin() as conn:
-        if rt.engine.dialect.name == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_events_no_update"))
-            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
-        else:
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-
 
 def rewrite(rt: Runtime, row_id: int, change: Callable[[str], str]) -> None:
     """Alter one row's detail, then re-chain every row after it and the head, as a script
     with full rights would: the chain check finds nothing."""
-    disable_guard(rt)
+    disable_audit_guard(rt)
     with rt.sessions() as db:
         prev = db.scalar(select(AuditEvent.hash).where(AuditEvent.id == row_id - 1))
         rows = db.scalars(select(AuditEvent).where(AuditEvent.id >= row_id)
@@ -210,7 +202,7 @@ def test_rows_cut_from_the_end_contradict_the_checkpoint_that_held_them(
     append(rt, 6)
     written = checkpoint_on(rt, DAY1, tmp_path)
     keep = written.checkpoint.rows - 3
-    disable_guard(rt)
+    disable_audit_guard(rt)
     with rt.sessions() as db:
         last_kept = db.get(AuditEvent, keep)
         assert last_kept is not None
@@ -323,7 +315,7 @@ def test_pending_rows_are_sealed_into_the_checkpoint(rt: Runtime, tmp_path: Path
 
 def test_a_broken_chain_is_not_signed(rt: Runtime, tmp_path: Path) -> None:
     append(rt, 4)
-    disable_guard(rt)
+    disable_audit_guard(rt)
     with rt.engine.begin() as conn:
         conn.execute(text("UPDATE audit_events SET actor = 'nobody' WHERE id = 2"))
     with pytest.raises(ChainBroken) as refused:
