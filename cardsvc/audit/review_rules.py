@@ -50,10 +50,15 @@ RULES: tuple[AccessRule, ...] = (
     # holders.read_full: the counter's resident page and GET /cardholders/{id}
     AccessRule("cardholder.read", Kind.REVEAL, Subject.TARGET, '"revealed_person_id":true'),
     AccessRule("cardholder.read", Kind.READ, Subject.TARGET),
-    # API reads of one resident's cards' history and purse movements, their invoices,
+    # API reads of one resident's cards (one card, its history, purse movements and chip
+    # loads, the list of their cards), whether they qualify for a product, their invoices,
     # their library links and a consent receipt (the counter's page reads these under its
     # own cardholder.read)
+    AccessRule("card.read", Kind.READ, Subject.TARGET),
     AccessRule("card.history_read", Kind.READ, Subject.TARGET),
+    AccessRule("card.loads_read", Kind.READ, Subject.TARGET),
+    AccessRule("cardholder.cards_read", Kind.READ, Subject.TARGET),
+    AccessRule("cardholder.eligibility_read", Kind.READ, Subject.TARGET),
     AccessRule("card.purse_read", Kind.READ, Subject.TARGET),
     AccessRule("einvoice.invoices_read", Kind.READ, Subject.TARGET),
     AccessRule("library.links_read", Kind.READ, Subject.TARGET),

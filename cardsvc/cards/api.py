@@ -10,7 +10,8 @@ from cardsvc.cards import chip, eligibility, service
 from cardsvc.cards import purse as money
 from cardsvc.cards import schemas as s
 from cardsvc.cards.errors import Ineligible
-from cardsvc.cards.models import Product
+from cardsvc.cards.models import Card, Product
+from cardsvc.context import Ctx
 from cardsvc.deps import CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.holders import service as holders
 from cardsvc.idempotency.api import replayable
@@ -40,6 +41,9 @@ def _money_responses() -> dict[int | str, dict[str, Any]]:
 def check_eligibility(ctx: CtxDep, cardholder_id: IdQuery,
                       product: Product) -> s.EligibilityOut:
     holder = holders.get(ctx, cardholder_id)
+    # The answer is drawn from age, registration and proofs: a read of the resident's data.
+    audit.record(ctx, "cardholder.eligibility_read", target_type="cardholder",
+                 target_id=cardholder_id, detail={"product": product.value})
     try:
         d = eligibility.decide(ctx, holder, product, ctx.today)
     except Ineligible as exc:
@@ -60,12 +64,19 @@ def apply(body: s.CardApplication, ctx: CtxDep) -> s.CardOut:
             dependencies=[Depends(allow(*READERS))])
 def by_number(card_number: Annotated[str, Path(pattern=r"^[0-9]{16}$")],
               ctx: CtxDep) -> s.CardOut:
-    return service.card_out(service.by_number(ctx, card_number))
+    return _read(ctx, service.by_number(ctx, card_number))
 
 
 @router.get("/{card_id:int}", response_model=s.CardOut, dependencies=[Depends(allow(*READERS))])
 def get_card(card_id: CardId, ctx: CtxDep) -> s.CardOut:
-    return service.card_out(service.get(ctx, card_id))
+    return _read(ctx, service.get(ctx, card_id))
+
+
+def _read(ctx: Ctx, card: Card) -> s.CardOut:
+    """A card as the API shows it: whose it is, so the read is in the holder's access log."""
+    audit.record(ctx, "card.read", target_type="cardholder", target_id=card.cardholder_id,
+                 detail={"card_id": card.id})
+    return service.card_out(card)
 
 
 @router.get("/{card_id:int}/events", response_model=list[s.CardEventOut],
@@ -157,6 +168,8 @@ def topup(card_id: CardId, body: s.TopUpRequest, ctx: CtxDep, rt: RuntimeDep,
             dependencies=[Depends(allow(*READERS))],
             summary="Value authorised for the chip, and whether it reached it")
 def card_loads(card_id: CardId, ctx: CtxDep) -> list[s.CardLoadOut]:
+    audit.record(ctx, "card.loads_read", target_type="cardholder",
+                 target_id=service.get(ctx, card_id).cardholder_id, detail={"card_id": card_id})
     return [s.CardLoadOut(load_id=ld.id, amount=ld.amount, status=ld.status,
                           card_balance=ld.card_balance, card_counter=ld.card_counter)
             for ld in chip.loads_of(ctx, card_id)]

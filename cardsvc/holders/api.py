@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from cardsvc.audit import service as audit
 from cardsvc.cards import profiles
 from cardsvc.cards import schemas as card_schemas
 from cardsvc.cards import service as cards
@@ -85,4 +86,6 @@ def add_certificate(holder_id: IdPath, body: schemas.DisabilityCertificateCreate
 @router.get("/{holder_id:int}/cards", response_model=list[card_schemas.CardOut],
             dependencies=[Depends(allow(*READERS))])
 def holder_cards(holder_id: IdPath, ctx: CtxDep) -> list[card_schemas.CardOut]:
-    return [cards.card_out(c) for c in cards.list_for_holder(ctx, holder_id)]
+    found = [cards.card_out(c) for c in cards.list_for_holder(ctx, holder_id)]
+    audit.record(ctx, "cardholder.cards_read", target_type="cardholder", target_id=holder_id)
+    return found

@@ -12,7 +12,10 @@ def test_every_api_read_of_a_residents_records_is_in_their_access_log(clerk, adm
     other, other_card = lib.resident_with_card(clerk)
     library = lib.register(admin, "KMTEST")
     link = lib.link(clerk, holder["id"], library)
-    reads = [f"/cards/{card['id']}/events", f"/cards/{card['id']}/purse",
+    reads = [f"/cards/{card['id']}", f"/cards/by-number/{card['card_number']}",
+             f"/cards/{card['id']}/card-loads", f"/cardholders/{holder['id']}/cards",
+             f"/cards/eligibility?cardholder_id={holder['id']}&product=general",
+             f"/cards/{card['id']}/events", f"/cards/{card['id']}/purse",
              f"/cardholders/{holder['id']}/invoices",
              f"/cardholders/{holder['id']}/library-links",
              f"/library-links/{link['id']}/consent"]
@@ -22,7 +25,9 @@ def test_every_api_read_of_a_residents_records_is_in_their_access_log(clerk, adm
     log = clerk.ok("GET", f"/audit/cardholders/{holder['id']}/access-log",
                    purpose="the resident asked")
     seen = [(e["action"], e["by"]) for e in log["entries"]]
-    for action in ("card.history_read", "card.purse_read", "einvoice.invoices_read",
+    for action in ("card.read", "card.loads_read", "cardholder.cards_read",
+                   "cardholder.eligibility_read",
+                   "card.history_read", "card.purse_read", "einvoice.invoices_read",
                    "library.links_read", "library.consent_read"):
         assert (action, "t.clerk") in seen, action
     others = clerk.ok("GET", f"/audit/cardholders/{other['id']}/access-log",
