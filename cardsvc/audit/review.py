@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Subquery,
     and_,
+    case,
     cast,
     false,
     func,
@@ -96,8 +97,14 @@ class _Clock:
     def hour(self, col: Any) -> ColumnElement[Any]:
         return self._format(col, "YYYY-MM-DD HH24", "%Y-%m-%d %H")
 
-    def weekday(self, col: Any) -> ColumnElement[Any]:
-        return self._format(col, "ID", "%w")
+    def weekday(self, col: Any, days_back: int = 0) -> ColumnElement[Any]:
+        if days_back == 0:
+            return self._format(col, "ID", "%w")
+        if self.pg:
+            earlier = col - literal_column(f"interval '{int(days_back)} days'")
+            return func.to_char(self._local(earlier), _sql_text("ID"))
+        return func.strftime(_sql_text("%w"), col, self._shift,
+                             _sql_text(f"-{int(days_back)} days"))
 
     def weekday_codes(self, iso_days: Iterable[int]) -> list[str]:
         """ISO weekdays as `weekday` writes them (SQLite counts Sunday as 0)."""
@@ -250,7 +257,10 @@ class _Review:
         else:
             off_clock = false()
         working = self.clock.weekday_codes(s.review_office_weekdays)
-        return or_(self.clock.weekday(E.at).not_in(working), off_clock)
+        weekday = self.clock.weekday(E.at)
+        if start > end:  # the small hours belong to the shift that began the evening before
+            weekday = case((clock < end, self.clock.weekday(E.at, days_back=1)), else_=weekday)
+        return or_(weekday.not_in(working), off_clock)
 
     def served(self) -> Subquery:
         """(resident, day) of every counter action in the period (see review_rules)."""

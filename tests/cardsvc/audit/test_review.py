@@ -404,3 +404,32 @@ def test_the_commands_write_the_same_review_and_an_audited_log(week: Week, tmp_p
                          ).one()
     assert row.actor.startswith("cli:") and row.actor_role == "operator"
     assert row.purpose == "the resident wrote to the county"
+
+
+def test_a_night_shift_keeps_its_small_hours_on_the_evening_it_began(
+        runtime_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Office hours 22:00-06:00, Monday to Friday: Saturday 02:00 ends Friday's shift (not
+    flagged); Saturday 23:00 and Monday 02:00 (Sunday's night) are off the office's hours."""
+    from cardsvc.audit import review
+    from cardsvc.context import Actor, Ctx
+    from cardsvc.db import unit_of_work
+
+    rt = runtime_factory(review_office_start=dt.time(22, 0), review_office_end=dt.time(6, 0))
+    clock = Clock(next_monday())
+    monkeypatch.setattr(audit_service, "utcnow", clock)
+    night = Actor(None, "t.night", "clerk")
+    ids: dict[str, int] = {}
+    for name, day, hhmm in (("fri late", 4, "23:30"), ("sat small hours", 5, "02:00"),
+                            ("sat late", 5, "23:00"), ("mon small hours", 7, "02:00"),
+                            ("mon late", 7, "22:30")):
+        clock.set(day, hhmm)
+        with unit_of_work(rt.sessions) as db:
+            audit_service.record_for(db, night, "cardholder.read", target_type="cardholder",
+                                     target_id=1, purpose="night desk")
+        ids[name] = last_row(rt, "cardholder.read")
+    clock.set(8, "09:00")
+    with unit_of_work(rt.sessions) as db:
+        report = review.access_review(Ctx(db, rt.settings, rt.keys, Actor.system("tests")),
+                                      clock.monday, clock.monday + dt.timedelta(days=8))
+    off = {i for x in report.flags if x.flag == "outside_office_hours" for i in x.audit_ids}
+    assert off == {ids["sat late"], ids["mon small hours"]}
