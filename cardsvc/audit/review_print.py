@@ -14,6 +14,7 @@ from cardsvc.audit.review_rules import FLAG_TITLES, Flag, Kind
 from cardsvc.audit.schemas import AccessLog, AccessReview
 from cardsvc.context import TAIPEI
 from cardsvc.roc import format_roc
+from cardsvc.spreadsheet import cell
 
 READS = "reads"  # the section of the counts of reads (the flags' sections are their names)
 REVIEW_COLUMNS = ("section", "day", "from", "to", "staff", "role", "action", "purpose",
@@ -34,12 +35,6 @@ table{border-collapse:collapse;width:100%;margin-bottom:1.5em}
 th,td{border:1px solid #999;padding:2px 5px;text-align:left;vertical-align:top}
 th{background:#eee}td.n{text-align:right}
 @media print{body{margin:0;font-size:9pt}a{color:inherit;text-decoration:none}}"""
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # no formulas in a spreadsheet (and "" is in every string: test the first character)
-    return f"'{text}" if text and text[0] in "=+-@" else text
 
 
 def local(at: dt.datetime) -> str:
@@ -78,7 +73,7 @@ def review_csv(report: AccessReview) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(REVIEW_COLUMNS)
     for row in review_rows(report):
-        w.writerow([_cell(row[c]) for c in REVIEW_COLUMNS])
+        w.writerow([cell(row[c]) for c in REVIEW_COLUMNS])
     return buf.getvalue()
 
 

@@ -17,6 +17,7 @@ from cardsvc.errors import InvalidInput
 from cardsvc.events import rules
 from cardsvc.events import schemas as s
 from cardsvc.events.models import CheckIn, Event
+from cardsvc.spreadsheet import cell
 from cardsvc.stats.service import taipei_day_bounds
 
 # Each dimension's cell for a check-in row (with its event's id, title and department).
@@ -66,8 +67,7 @@ def to_csv(report: s.ParticipationOut) -> str:
     lines = [f"{report.by},checkins,residents"]
     for row in report.rows:
         key = row.key.replace('"', '""')
-        safe = f"'{key}" if key[:1] in "=+-@" else key  # no formulas in a spreadsheet
-        lines.append(f'"{safe}",{row.checkins},{row.residents}')
+        lines.append(f'"{cell(key)}",{row.checkins},{row.residents}')
     return "\n".join(lines) + "\n"
 
 

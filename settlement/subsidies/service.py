@@ -27,6 +27,7 @@ from cardsvc.errors import InvalidInput
 from cardsvc.ledger import codes
 from cardsvc.ledger import service as ledger
 from cardsvc.ledger.models import AccountKind
+from cardsvc.spreadsheet import cell
 from merchants.registry.models import Merchant
 from merchants.transit.models import Ride
 from settlement.clearing.models import ClearingEntry, ClearingException, ClearingWindow, Outcome
@@ -149,14 +150,10 @@ def to_csv(st: s.StatementOut) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)
     for r in st.rows:
-        w.writerow([r.programme, _cell(r.programme_name), r.budget_account, r.operator_id,
-                    _cell(r.operator), r.rides, r.riders, r.full_fares, r.fares_charged,
+        w.writerow([r.programme, cell(r.programme_name), r.budget_account, r.operator_id,
+                    cell(r.operator), r.rides, r.riders, r.full_fares, r.fares_charged,
                     r.claimed])
     return buf.getvalue()
-
-
-def _cell(text_: str) -> str:
-    return f"'{text_}" if text_[:1] in "=+-@" else text_  # no formulas in a spreadsheet
 
 
 def to_svg(st: s.StatementOut) -> str:
