@@ -137,16 +137,22 @@ class World:
                     library.feed_key_hash = library_service.key_hash(self.library_auth[1])
 
 
+def water_biller(clerk: Api) -> dict[str, Any]:
+    """The county's water plant, registered as a merchant and a biller: the biller."""
+    water = clerk.ok("POST", "/merchants", {
+        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
+        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
+    biller: dict[str, Any] = clerk.ok(
+        "POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
+                             "collection_code": "KW1", "grace_days": 10}, status=201)
+    return biller
+
+
 def water_bill(clerk: Api, account: str, bill_number: str, amount: int,
                payer: str) -> dict[str, Any]:
     """The water plant as a biller with one bill imported, due in 20 days: the bill."""
     import datetime as dt
-    water = clerk.ok("POST", "/merchants", {
-        "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
-        "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
-    biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
-                                           "collection_code": "KW1", "grace_days": 10},
-                      status=201)
+    biller = water_biller(clerk)
     due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
     r = clerk.client.post(f"/billers/{biller['id']}/bills/import", content=bills_csv(
         (account, bill_number, "1511", str(amount), due, payer)),

@@ -28,7 +28,7 @@ from settlement.bills import barcodes
 from settlement.bills.service import FORGED, ReceiptRefused, open_receipt
 from tests.support import factories as f
 from tests.support.api import PASSWORD, Api
-from tests.support.worlds import bills_csv
+from tests.support.worlds import bills_csv, water_biller
 
 
 @dataclass
@@ -46,12 +46,7 @@ def plant(runtime_factory) -> Iterator[Plant]:  # type: ignore[no-untyped-def]
         token = client.post("/auth/login", json={"username": "t.clerk",
                                                  "password": PASSWORD}).json()["access_token"]
         clerk = Api(client, token)
-        water = clerk.ok("POST", "/merchants", {
-            "legal_name": "金門縣自來水廠", "tax_id": "10458575", "category": "utility",
-            "fee_bps": 0, "bank_account": "004-00099988877"}, status=201)
-        biller = clerk.ok("POST", "/billers", {"merchant_id": water["id"], "code": "KMWATER",
-                                               "collection_code": "KW1", "grace_days": 10},
-                          status=201)
+        biller = water_biller(clerk)
         store = clerk.ok("POST", "/merchants", {
             "legal_name": "金城便利商店", "tax_id": "04595252", "category": "retail",
             "fee_bps": 0, "bank_account": "812-00011122233"}, status=201)
