@@ -284,23 +284,14 @@ def _chained_leaves(db: Session, end: int, progress: Progress | None = None
     """The leaf data (chained hash) of rows 1..`end` in id order, each recomputed from the
     row's content and checked against what is stored. A break raises ChainBroken: a checkpoint
     or a proof over a broken chain would vouch for the damage."""
-    prev, expected = service.GENESIS, 1
-    for ev in service.iter_events(db, end):
-        if ev.id != expected:
-            raise ChainBroken(f"audit row {expected} is missing (next row is {ev.id}); "
-                              "`cardsvc audit verify` tells more", first_bad_id=expected)
-        h = service.row_hash(prev, ev.id, ev.at, ev.actor, ev.actor_role, ev.action,
-                             ev.purpose, ev.target_type, ev.target_id, ev.detail)
-        if ev.prev_hash != prev or ev.hash != h:
-            raise ChainBroken(f"audit row {ev.id} does not fit the chain; `cardsvc audit "
-                              "verify` tells more", first_bad_id=ev.id)
-        yield bytes.fromhex(h)
-        prev, expected = h, expected + 1
-        if progress is not None and expected % PROGRESS_STEP == 1:
-            progress(PROGRESS_STEP)
-    if expected - 1 != end:
-        raise ChainBroken(f"the chain ends at row {expected - 1}, the head records row {end}",
-                          first_bad_id=expected)
+    try:
+        for ev in service.walk_chain(db, end, progress=progress):
+            yield bytes.fromhex(ev.hash)
+    except service.ChainBreak as brk:
+        raise ChainBroken(f"the audit chain is broken: {brk.result.problem}; `cardsvc audit "
+                          "verify` tells more",
+                          # the rows before it fit: a row cut from the end is named too
+                          first_bad_id=brk.result.rows_checked + 1) from None
 
 
 def make(ctx: Ctx, progress: Progress | None = None) -> Checkpoint:
@@ -463,8 +454,7 @@ def verify_against(db: Session, checkpoints: Sequence[Any], public_keys: Mapping
     for ev in service.iter_events(db, end):
         if missing is None and ev.id != tree.size + 1:
             missing = tree.size + 1
-        head = service.row_hash(head, ev.id, ev.at, ev.actor, ev.actor_role, ev.action,
-                                ev.purpose, ev.target_type, ev.target_id, ev.detail)
+        head = service.event_hash(head, ev)
         tree.add(bytes.fromhex(head))
         settle_reached()
         if progress is not None and tree.size % PROGRESS_STEP == 0:

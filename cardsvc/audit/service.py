@@ -50,6 +50,13 @@ def row_hash(
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+def event_hash(prev_hash: str, ev: AuditEvent) -> str:
+    """A stored row's hash recomputed from its content after `prev_hash`, whatever its own
+    hash column says."""
+    return row_hash(prev_hash, ev.id, ev.at, ev.actor, ev.actor_role, ev.action, ev.purpose,
+                    ev.target_type, ev.target_id, ev.detail)
+
+
 @dataclass(frozen=True)
 class _Pending:
     at: dt.datetime
@@ -277,32 +284,54 @@ def iter_events(db: Session, end: int | None = None, batch: int = 5000) -> Itera
         db.expunge_all()
 
 
+class ChainBreak(Exception):
+    """Where a walk of the chain found the first row that does not fit."""
+
+    def __init__(self, result: VerifyResult) -> None:
+        super().__init__(result.problem)
+        self.result = result
+
+
+def walk_chain(db: Session, end: int | None, end_hash: str | None = None,
+               progress: Callable[[int], None] | None = None) -> Iterator[AuditEvent]:
+    """Rows 1..`end` in id order, each checked against the row before it and its hash
+    recomputed from its content; raises ChainBreak at the first row that does not fit, or
+    when the rows stop short of `end` (or row `end` lacks `end_hash`)."""
+    expected_prev, expected_id = GENESIS, 1
+    for ev in iter_events(db, end):
+        n = expected_id - 1
+        if ev.id != expected_id:
+            raise ChainBreak(VerifyResult(False, n, expected_id,
+                                          f"row {expected_id} is missing (next row is {ev.id})"))
+        if ev.prev_hash != expected_prev:
+            raise ChainBreak(VerifyResult(False, n, ev.id,
+                                          "prev_hash does not match the row before it"))
+        if event_hash(ev.prev_hash, ev) != ev.hash:
+            raise ChainBreak(VerifyResult(False, n, ev.id, "row content does not match its hash"))
+        yield ev
+        expected_prev, expected_id = ev.hash, ev.id + 1
+        if progress is not None and ev.id % 1000 == 0:
+            progress(1000)
+    n = expected_id - 1
+    if end is not None and (end != n or (end_hash is not None and end_hash != expected_prev)):
+        raise ChainBreak(VerifyResult(False, n, n or None,
+                                      f"chain ends at row {n} but the head records row {end}: "
+                                      "rows were removed from the end"))
+
+
 def verify_chain(db: Session, progress: Callable[[int], None] | None = None) -> VerifyResult:
     """Walk the chain from the first row; name the first row that does not fit.
 
     The head is read first: rows appended while the walk runs lie beyond it and are left for
     the next check, so a busy system is never reported as tampered with."""
     head = db.get(AuditHead, 1, populate_existing=True)
-    end = head.last_id if head is not None else None
-    end_hash = head.last_hash if head is not None else None
-    expected_prev, expected_id, n = GENESIS, 1, 0
-    for ev in iter_events(db, end):
-        if ev.id != expected_id:
-            return VerifyResult(False, n, expected_id,
-                                f"row {expected_id} is missing (next row is {ev.id})")
-        if ev.prev_hash != expected_prev:
-            return VerifyResult(False, n, ev.id, "prev_hash does not match the row before it")
-        h = row_hash(ev.prev_hash, ev.id, ev.at, ev.actor, ev.actor_role, ev.action, ev.purpose,
-                     ev.target_type, ev.target_id, ev.detail)
-        if h != ev.hash:
-            return VerifyResult(False, n, ev.id, "row content does not match its hash")
-        expected_prev, expected_id, n = ev.hash, ev.id + 1, n + 1
-        if progress is not None and n % 1000 == 0:
-            progress(1000)
-    if end is not None and (end != expected_id - 1 or end_hash != expected_prev):
-        return VerifyResult(False, n, expected_id - 1 if n else None,
-                            f"chain ends at row {expected_id - 1} but the head records row "
-                            f"{end}: rows were removed from the end")
+    n = 0
+    try:
+        for _ in walk_chain(db, head.last_id if head else None,
+                            head.last_hash if head else None, progress):
+            n += 1
+    except ChainBreak as brk:
+        return brk.result
     return VerifyResult(True, n)
 
 
