@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -17,6 +18,17 @@ def sign(secrets_: Secrets, payload: bytes) -> tuple[str, str]:
     kid, seed = secrets_.signing_key
     key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
     return kid, base64.b64encode(key.sign(payload)).decode()
+
+
+def verifies(public_key: str, signature: bytes, payload: bytes) -> bool:
+    """Whether `public_key` (base64 of the 32 raw bytes, as `public_keys` gives it) signed
+    exactly `payload`; a malformed key is no better than a wrong one."""
+    try:
+        key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+        key.verify(signature, payload)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def public_keys(secrets_: Secrets) -> dict[str, str]:
