@@ -290,6 +290,13 @@ def resident_signed(ctx: Ctx, data: s.SignedRead) -> s.ResidentInvoices:
     return resident(ctx, card.cardholder_id, data.period)
 
 
+def end_binding(ctx: Ctx, carrier: Carrier, standing: CarrierBinding) -> None:
+    """The platform told, and the binding kept as history: unbound, by whom, when."""
+    platform(ctx).unbind(carrier.carrier_type, carrier.visible_id, standing.mobile_barcode)
+    standing.live_carrier_id = None
+    standing.unbound_at, standing.unbound_by = ctx.now, ctx.actor.username
+
+
 def unbind(ctx: Ctx, card_id: int) -> CarrierBinding:
     card = ctx.db.get(Card, card_id, with_for_update=True)
     if card is None:
@@ -299,9 +306,7 @@ def unbind(ctx: Ctx, card_id: int) -> CarrierBinding:
         CarrierBinding.live_carrier_id == carrier.id))
     if standing is None:
         raise NotFound(f"card {card.card_number} is not bound to a mobile barcode")
-    platform(ctx).unbind(carrier.carrier_type, carrier.visible_id, standing.mobile_barcode)
-    standing.live_carrier_id = None
-    standing.unbound_at, standing.unbound_by = ctx.now, ctx.actor.username
+    end_binding(ctx, carrier, standing)
     audit.record(ctx, "einvoice.unbind", target_type="card", target_id=card.id,
                  detail={"carrier_id": carrier.id,
                          "mobile_barcode": rules.mask_barcode(standing.mobile_barcode)})

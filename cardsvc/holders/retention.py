@@ -245,15 +245,11 @@ def _unbind_carriers(ctx: Ctx, holder_id: int) -> int:
     if not carriers:
         return 0
     unbound = 0
-    platform = einvoice.platform(ctx)
     for binding in ctx.db.scalars(select(CarrierBinding).where(
             CarrierBinding.carrier_id.in_(list(carriers))).order_by(CarrierBinding.id)
             .with_for_update()):
         if binding.live_carrier_id is not None:
-            carrier = carriers[binding.carrier_id]
-            platform.unbind(carrier.carrier_type, carrier.visible_id, binding.mobile_barcode)
-            binding.live_carrier_id = None
-            binding.unbound_at, binding.unbound_by = ctx.now, ctx.actor.username
+            einvoice.end_binding(ctx, carriers[binding.carrier_id], binding)
             unbound += 1
         binding.mobile_barcode = ""
     return unbound
