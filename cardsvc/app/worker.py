@@ -25,7 +25,7 @@ TASK_MODULES = ("settlement.clearing.tasks", "merchants.pos.tasks", "cardsvc.car
                 "cardsvc.holders.tasks",
                 "cardsvc.staff.tasks", "cardsvc.idempotency.tasks", "cardsvc.library.tasks",
                 "cardsvc.notify.tasks", "cardsvc.points.tasks", "cardsvc.audit.tasks",
-                "cardsvc.stats.tasks")
+                "cardsvc.stats.tasks", "cardsvc.einvoice.tasks")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -15,12 +15,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardsvc.db import Base, BigId, UTCDateTime, utcnow
-from cardsvc.einvoice.rules import NO_BUYER
+from cardsvc.einvoice.rules import NO_BUYER, Exclusion
 
 
 class InvoiceStatus(enum.StrEnum):
@@ -28,16 +27,17 @@ class InvoiceStatus(enum.StrEnum):
     VOIDED = "voided"  # 作廢
 
 
-# The invoices that cannot win (voided, nothing left after allowances, a business buyer,
-# issued after the fact), as the check counts them: one home for the condition, which the
-# partial index below holds the few such rows of (the check counts them from it).
-def excluded(alias: str = "") -> str:
-    a = f"{alias}." if alias else ""
-    return (f"{a}status = '{InvoiceStatus.VOIDED}' OR {a}amount - {a}allowances <= 0 "
-            f"OR {a}buyer_tax_id <> '{NO_BUYER}' OR {a}after_the_fact")
-
-
-EXCLUDED = excluded()
+# Why an invoice cannot win (rules.Exclusion: voided, nothing left after allowances, a
+# business buyer, issued after the fact), as SQL over an invoice row; '' when it can. The
+# check's eligibility and its exclusion counts both read this one rule. The triggers that
+# keep `einvoice_tallies` hold a copy frozen by their migration: a change here needs a
+# migration that replaces them (`test_tallies_agree_with_the_invoices` says so when not).
+def exclusion_reason(alias: str) -> str:
+    a = f"{alias}."
+    return (f"CASE WHEN {a}status = '{InvoiceStatus.VOIDED}' THEN '{Exclusion.VOIDED}' "
+            f"WHEN {a}amount - {a}allowances <= 0 THEN '{Exclusion.NOT_POSITIVE}' "
+            f"WHEN {a}buyer_tax_id <> '{NO_BUYER}' THEN '{Exclusion.BUSINESS_BUYER}' "
+            f"WHEN {a}after_the_fact THEN '{Exclusion.AFTER_THE_FACT}' ELSE '' END")
 
 
 class Carrier(Base):
@@ -79,9 +79,7 @@ class Invoice(Base):
     __tablename__ = "einvoice_invoices"
     # Invoice numbers are the MOF's, unique in a period across the country.
     __table_args__ = (UniqueConstraint("period", "number"),
-                      Index("ix_einvoice_invoices_period_suffix", "period", "suffix"),
-                      Index("ix_einvoice_invoices_excluded", "period",
-                            postgresql_where=text(EXCLUDED), sqlite_where=text(EXCLUDED)))
+                      Index("ix_einvoice_invoices_period_suffix", "period", "suffix"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(10))  # two letters, eight digits
@@ -197,3 +195,28 @@ class PrizeCheck(Base):
     winners: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigId)
     exclusions: Mapped[str] = mapped_column(Text)  # JSON: count by rules.Exclusion
+
+
+class InvoiceTally(Base):
+    """How many invoices a period has, by why they cannot win ('' for those that can): what
+    a check reports it went through, without reading millions of invoices. Only the fold
+    (`check.TALLIES`) writes these."""
+
+    __tablename__ = "einvoice_tallies"
+
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16), primary_key=True)
+    invoices: Mapped[int] = mapped_column(Integer)
+
+
+class InvoiceTallyChange(Base):
+    """A change to the tallies, appended by the triggers on `einvoice_invoices` in the
+    transaction of each invoice reported, voided or given an allowance (only inserts: POS
+    terminals reporting at once never wait on a shared count)."""
+
+    __tablename__ = "einvoice_tally_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    period: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(Integer)

@@ -476,10 +476,11 @@ def run_check(ctx: Ctx, period: int, progress: Callable[[int, int], None] | None
               ) -> s.CheckOut:
     if not rules.valid_period(period):
         raise BadDraw("the period is yyyMM with an even month", field="period")
-    if ctx.db.get(Draw, period) is None:
+    # Locked: two checks of a period (or a check and a corrected draw) take turns.
+    if ctx.db.get(Draw, period, with_for_update=True) is None:
         raise NoDraw(f"no draw imported for period {period}: `cardsvc einvoice draw import`")
-    found = check.run(ctx, period, progress)
-    notified = check.notify_winners(ctx, period)
+    checked = check.run(ctx, period, progress)
+    found, notified = checked.found, checked.notified
     audit.record(ctx, "einvoice.check", target_type="period", target_id=period,
                  detail={"invoices": found.invoices, "winners": found.winners,
                          "amount": found.amount, "notified": notified})

@@ -175,6 +175,65 @@ def test_the_check_finds_every_planted_winner_once(shop: Shop, supervisor_of: Ap
     assert "excluded:voided" in csv_text
 
 
+def test_tallies_agree_with_the_invoices(shop: Shop, supervisor_of: Api) -> None:
+    """What a check reports it went through comes from the tallies the triggers keep: they
+    agree with counting every invoice by the check's own rule, after reports, a void, an
+    allowance, a bulk load and a removal, and the nightly fold leaves nothing pending."""
+    from sqlalchemy import func, select, text
+
+    from cardsvc.app.worker import make_app
+    from cardsvc.einvoice import check, tasks
+    from cardsvc.einvoice.models import InvoiceTallyChange
+    from cardsvc.runtime import use_process_runtime
+
+    period = rules.period_of(today())
+    first = issued(shop, "TA00000001")
+    issued(shop, "TA00000002", buyer_tax_id="04595252")
+    issued(shop, "TA00000003", after_the_fact=True)
+    issued(shop, "TA00000004", amount=7)
+    issued(shop, "TA00000006")
+    pos = shop.pos
+    assert pos.request("POST", "/pos/v1/invoices/void", {
+        "invoice_number": first["number"], "invoice_date": today().isoformat(),
+        "reason": "wrong item"}, idempotency_key=f.key()).status_code == 200
+    assert pos.request("POST", "/pos/v1/invoices/allowances", {
+        "invoice_number": "TA00000004", "invoice_date": today().isoformat(), "amount": 7,
+        "reason": "returned"}, idempotency_key=f.key()).status_code == 200
+    rt = shop.rt
+    with unit_of_work(rt.sessions) as db:  # one statement, many invoices (a bulk load)
+        db.execute(text(
+            "INSERT INTO einvoice_invoices (number, digits, suffix, period, invoice_date, "
+            "random_code, amount, allowances, buyer_tax_id, seller_tax_id, donation_code, "
+            "after_the_fact, status, carrier_id, merchant_id, pos_transaction_id, created_at) "
+            "SELECT 'TB' || substr(number, 3), digits, suffix, period, invoice_date, "
+            "random_code, amount, allowances, buyer_tax_id, seller_tax_id, donation_code, "
+            "after_the_fact, status, carrier_id, merchant_id, pos_transaction_id + 1000, "
+            "created_at FROM einvoice_invoices"))
+        db.execute(text("DELETE FROM einvoice_invoices WHERE number = 'TB00000002'"))
+    expected = {"": 2, "voided": 2, "business_buyer": 1, "after_the_fact": 2,
+                "not_positive": 2}
+    with unit_of_work(rt.sessions) as db:
+        ctx = rt.ctx(db, Actor.system("tests"))
+        assert check.recount(ctx, period) == expected
+        assert check.tallies(ctx, period) == expected
+        assert db.scalar(select(func.count()).select_from(InvoiceTallyChange)) == 0
+
+    issued(shop, "TA00000005")
+    use_process_runtime(rt)
+    try:
+        assert tasks.fold_tallies() == 1
+        assert tasks.fold_tallies() == 0
+    finally:
+        use_process_runtime(None)
+    post_raw(supervisor_of, "/einvoice/draws", draw_file(period), "application/json")
+    out = supervisor_of.ok("POST", f"/einvoice/periods/{period}/check")
+    assert out["invoices"] == 10
+    assert out["exclusions"] == {"voided": 2, "business_buyer": 1, "after_the_fact": 2,
+                                 "not_positive": 2}
+    entry = make_app(rt.settings).conf.beat_schedule["fold-einvoice-tallies"]
+    assert entry["task"] == "cardsvc.einvoice.tasks.fold_tallies"
+
+
 def test_winners_hear_of_it_once_through_the_outbox(shop: Shop, supervisor_of: Api) -> None:
     period = rules.period_of(today())
     issued(shop, "XC00507588")

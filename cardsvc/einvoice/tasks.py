@@ -1,0 +1,25 @@
+"""E-invoice scheduled work: folding the day's invoice tally changes (one per invoice a
+terminal reported, voided or gave an allowance) into the periods' tallies overnight, so a
+check, which folds first too, finds only a day's worth to add."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from celery.schedules import crontab
+
+from cardsvc.db import unit_of_work
+from cardsvc.einvoice.check import TALLIES
+from cardsvc.runtime import process_runtime
+
+
+@shared_task(name="cardsvc.einvoice.tasks.fold_tallies")
+def fold_tallies() -> int:
+    with unit_of_work(process_runtime().sessions) as db:
+        return TALLIES.fold(db)
+
+
+def beat(settings: Any) -> dict[str, dict[str, Any]]:
+    return {"fold-einvoice-tallies": {"task": "cardsvc.einvoice.tasks.fold_tallies",
+                                      "schedule": crontab(hour=0, minute=45)}}
