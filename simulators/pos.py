@@ -4,6 +4,11 @@ Before it debits a card it refuses cards on its hotlist, expired cards and amoun
 per-purchase limit; then it debits the chip through its reader (readers.session) and submits
 the card's certificate online, or keeps it for the next batch upload when it is offline. Its
 transaction sequence number is kept in a state file, so a tap repeated after a tear reuses it.
+
+With an invoice book (the 字軌 and number range the tax platform assigned the shop) it issues
+an e-invoice for every purchase onto the card's carrier, as a shop in Taiwan must: reported
+on its own signed request after an accepted online purchase, or inside the offline record it
+belongs to. A number is spent (kept in the state file) before it is printed or sent.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from merchants.pos.client import PosClient
 from readers.base import Reader
@@ -38,6 +46,33 @@ class TapResult:
     card_number: str
     response: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
+    invoice: dict[str, Any] | None = None  # the e-invoice issued for the purchase
+    invoice_response: dict[str, Any] | None = None  # the API's answer to its report (online)
+
+
+@dataclass(frozen=True)
+class InvoiceBook:
+    """The invoice numbers a shop may issue: two letters (字軌) and a range of eight-digit
+    numbers, as the tax platform assigned them, and the shop's 統一編號."""
+
+    seller_tax_id: str
+    track: str
+    first: int
+    last: int
+    zone: str = "Asia/Taipei"  # the invoice date is the shop's own
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9]{8}", self.seller_tax_id):
+            raise ValueError("the seller's 統一編號 is eight digits")
+        if not re.fullmatch(r"[A-Z]{2}", self.track):
+            raise ValueError("the track (字軌) is two upper-case letters")
+        if not 0 <= self.first <= self.last <= 99_999_999:
+            raise ValueError("the numbers are a range of eight-digit numbers")
+
+    @classmethod
+    def from_profile(cls, data: dict[str, Any]) -> InvoiceBook:
+        return cls(str(data["seller_tax_id"]), str(data["track"]), int(data["first"]),
+                   int(data["last"]))
 
 
 @dataclass
@@ -52,6 +87,8 @@ class SimulatedPos:
     hotlist_version: int = 0
     seq: int = 0
     offline: list[dict[str, Any]] = field(default_factory=list)
+    invoice_book: InvoiceBook | None = None
+    invoices_issued: int = 0  # numbers of the book spent so far
 
     def __post_init__(self) -> None:
         if self.state_file is not None and Path(self.state_file).exists():
@@ -62,10 +99,32 @@ class SimulatedPos:
         self.hotlist = set(data["hotlist"])
         self.hotlist_version = data["hotlist_version"]
         self.offline = data["offline"]
+        self.invoices_issued = data.get("invoices_issued", 0)
 
     def _state(self) -> dict[str, Any]:
         return {"seq": self.seq, "hotlist": sorted(self.hotlist),
-                "hotlist_version": self.hotlist_version, "offline": self.offline}
+                "hotlist_version": self.hotlist_version, "offline": self.offline,
+                "invoices_issued": self.invoices_issued}
+
+    def _check_invoice_left(self) -> None:
+        book = self.invoice_book
+        if book is not None and book.first + self.invoices_issued > book.last:
+            raise TerminalRefusal("invoice_book_used_up",
+                                  f"no invoice numbers left after {book.track}{book.last:08d}")
+
+    def _issue_invoice(self) -> dict[str, Any] | None:
+        """The next invoice of the book, its number spent first; None without a book."""
+        book = self.invoice_book
+        if book is None:
+            return None
+        self._check_invoice_left()
+        number = book.first + self.invoices_issued
+        self.invoices_issued += 1
+        self._save()
+        return {"invoice_number": f"{book.track}{number:08d}",
+                "invoice_date": dt.datetime.now(ZoneInfo(book.zone)).date().isoformat(),
+                "random_code": f"{secrets.randbelow(10_000):04d}",
+                "seller_tax_id": book.seller_tax_id}
 
     def _save(self) -> None:
         if self.state_file is None:
@@ -113,6 +172,7 @@ class SimulatedPos:
         if not 0 < amount <= self.purchase_limit:
             raise TerminalRefusal("amount_over_limit",
                                   f"a purchase is at most NT${self.purchase_limit}")
+        self._check_invoice_left()  # a sale the shop cannot invoice is not made
         session, _auth, number = self.open_card(reader, today or dt.date.today())
         self.seq += 1
         self._save()  # the sequence number is spent before the card sees it
@@ -129,14 +189,32 @@ class SimulatedPos:
                   "balance_after": rec.balance_after, "terminal_seq": rec.terminal_seq,
                   "time": rec.time, "certificate": rec.certificate.hex()}
         if not online:
+            invoice = self._issue_invoice()
+            if invoice is not None:
+                record["invoice"] = invoice
             self.offline.append(record)
             self._save()
-            return TapResult("stored", amount, number, record=record)
+            return TapResult("stored", amount, number, record=record, invoice=invoice)
         r = self.client.request("POST", "/pos/v1/purchases", record,
                                 idempotency_key=f"tap-t{self.terminal_id}-s{self.seq:010d}")
         body = r.json()
-        status = "accepted" if r.status_code == 200 else "rejected"
-        return TapResult(status, amount, number, response=body, record=record)
+        if r.status_code != 200:
+            return TapResult("rejected", amount, number, response=body, record=record)
+        invoice = self._issue_invoice()
+        answer = None if invoice is None else self.report_invoice(
+            invoice, body["transaction_id"], amount)
+        return TapResult("accepted", amount, number, response=body, record=record,
+                         invoice=invoice, invoice_response=answer)
+
+    def report_invoice(self, invoice: dict[str, Any], transaction_id: int,
+                       amount: int) -> dict[str, Any]:
+        """Report an invoice issued for an accepted purchase; safe to repeat."""
+        r = self.client.request("POST", "/pos/v1/invoices",
+                                {**invoice, "transaction_id": transaction_id, "amount": amount},
+                                idempotency_key=f"inv-t{self.terminal_id}-"
+                                                f"{invoice['invoice_number']}")
+        answer: dict[str, Any] = r.json()
+        return answer
 
     def upload_offline(self) -> dict[str, Any] | None:
         """Send the stored records as one batch; safe to repeat (the batch ref is fixed)."""

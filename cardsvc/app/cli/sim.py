@@ -19,7 +19,7 @@ from merchants.transit.fares import FareTableRejected
 from readers.memory import InProcessReader
 from simulators.bus import BusValidator
 from simulators.card import VirtualCard
-from simulators.pos import SimulatedPos, TerminalRefusal
+from simulators.pos import InvoiceBook, SimulatedPos, TerminalRefusal
 from simulators.vpcd import VpcdCard
 
 app = typer.Typer(help="Simulated hardware for tests and demos.", no_args_is_help=True)
@@ -78,7 +78,8 @@ app.add_typer(pos_app, name="pos")
 ProfileOpt = Annotated[Path, typer.Option(
     "--profile", help="Terminal profile JSON: api, key_id, secret, terminal_id, keys (file "
     "from `cardsvc keys terminal-export`), state (file), reader (pcsc:<name> or "
-    "sim:<card state file>)")]
+    "sim:<card state file>), and optionally invoices: {seller_tax_id, track, first, last}, "
+    "the shop's e-invoice numbers, to issue an invoice onto the card for every purchase")]
 
 
 def _pos(profile: Path):  # type: ignore[no-untyped-def]
@@ -87,11 +88,17 @@ def _pos(profile: Path):  # type: ignore[no-untyped-def]
 
     cfg = json.loads(profile.read_text())
     keys = json.loads(Path(cfg["keys"]).read_text())
+    try:
+        book = InvoiceBook.from_profile(cfg["invoices"]) if "invoices" in cfg else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(f"the profile's invoices: {exc} (seller_tax_id, track, first, last)") \
+            from None
     http = httpx.Client(base_url=cfg["api"], timeout=10)
     return cfg, SimulatedPos(
         PosClient(http, cfg["key_id"], cfg["secret"]), int(cfg["terminal_id"]),
         {int(v): bytes.fromhex(k) for v, k in keys["debit_masters"].items()},
-        bytes.fromhex(keys["system_id"]), state_file=Path(cfg.get("state", "pos-state.json")))
+        bytes.fromhex(keys["system_id"]), state_file=Path(cfg.get("state", "pos-state.json")),
+        invoice_book=book)
 
 
 def _pos_reader(spec: str):  # type: ignore[no-untyped-def]
@@ -126,6 +133,11 @@ def pos_tap(profile: ProfileOpt, amount: Annotated[int, typer.Option(min=1)],
         raise _fail(f"terminal refused: {exc.code} ({exc})") from None
     console.print(f"{result.status}: NT${result.amount} on card {result.card_number}"
                   + (f" → {result.response}" if result.response else ""))
+    if result.invoice is not None:
+        answer = result.invoice_response
+        told = "kept for the batch" if answer is None else (
+            "reported" if "number" in answer else f"refused: {answer.get('code')}")
+        console.print(f"invoice {result.invoice['invoice_number']} ({told})")
 
 
 @pos_app.command("upload")

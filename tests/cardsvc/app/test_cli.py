@@ -85,9 +85,11 @@ def test_first_start_creates_database_keys_and_admin(tmp_path: Path) -> None:
         (tmp_path / "pos.json").write_text(json.dumps({
             "api": base, "key_id": t["key_id"], "secret": t["secret"], "terminal_id": t["id"],
             "keys": str(tmp_path / "keys.json"), "state": str(tmp_path / "pos-state.json"),
-            "reader": f"sim:{tmp_path / 'sim-cards' / (card['chip_uid'] + '.json')}"}))
+            "reader": f"sim:{tmp_path / 'sim-cards' / (card['chip_uid'] + '.json')}",
+            "invoices": {"seller_tax_id": "10458575", "track": "KM", "first": 1, "last": 9}}))
         tap = run(["sim", "pos", "tap", "--profile", "pos.json", "--amount", "30"], tmp_path)
         assert tap.returncode == 0 and "accepted" in tap.stdout, tap.stdout + tap.stderr
+        assert "invoice KM00000001 (reported)" in tap.stdout, tap.stdout
         hot = run(["sim", "pos", "hotlist", "--profile", "pos.json"], tmp_path)
         assert hot.returncode == 0 and "version" in hot.stdout
         secrets = tmp_path / "cardsvc-secrets.json"

@@ -298,6 +298,49 @@ def test_pos_simulator_online_offline_and_hotlist(shop: Shop, tmp_path: Path) ->
     assert again.seq == pos.seq and shop.card["card_number"] in again.hotlist
 
 
+def test_the_simulated_pos_issues_an_invoice_for_every_purchase(shop: Shop,
+                                                                tmp_path: Path) -> None:
+    """A terminal with an invoice book puts an invoice onto the card for each purchase: on its
+    own request online, inside the record offline; the numbers run on across a restart and
+    the book's end is a refusal before the card is touched."""
+    from simulators.pos import InvoiceBook, SimulatedPos, TerminalRefusal
+    with unit_of_work(shop.rt.sessions) as db:
+        masters = KeyStore(db, shop.rt.keys.secrets.kek,
+                           shop.rt.keys.secrets.system_id).masters(KeyPurpose.DEBIT)
+    book = InvoiceBook("10458575", "KM", 20_000_001, 20_000_003)
+
+    def terminal() -> SimulatedPos:
+        return SimulatedPos(shop.pos, shop.terminal["id"], masters,
+                            shop.rt.keys.secrets.system_id, state_file=tmp_path / "pos.json",
+                            invoice_book=book)
+
+    def reader() -> InProcessReader:
+        uid = shop.card["chip_uid"]
+        return InProcessReader(VirtualCard(bytes.fromhex(uid), shop.cards_dir / f"{uid}.json"))
+
+    pos = terminal()
+    online = pos.tap(reader(), 120)
+    assert online.status == "accepted" and online.invoice is not None
+    assert online.invoice_response is not None
+    assert online.invoice_response["number"] == "KM20000001", online.invoice_response
+    offline = terminal().tap(reader(), 45, online=False)  # a restarted terminal
+    assert offline.record is not None and offline.record["invoice"]["invoice_number"] \
+        == "KM20000002"
+    batch = terminal().upload_offline()
+    assert batch is not None and batch["records"] == 1 and batch["invoices"] == 1, batch
+    assert terminal().tap(reader(), 10).invoice["invoice_number"] == "KM20000003"  # type: ignore[index]
+    balance = shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"]
+    with pytest.raises(TerminalRefusal) as used_up:
+        terminal().tap(reader(), 10)
+    assert used_up.value.code == "invoice_book_used_up"
+    assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == balance
+    mine = shop.clerk.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
+    assert sorted((i["number"], i["amount"]) for i in mine["invoices"]) == [
+        ("KM20000001", 120), ("KM20000002", 45), ("KM20000003", 10)]
+    with pytest.raises(ValueError):
+        InvoiceBook("1045857", "KM", 1, 2)
+
+
 def test_malformed_or_mistyped_purchase_bodies(shop: Shop) -> None:
     """The purchase route reads its own body: the same problem codes as every other route."""
     raw = b'{"card_number": "12'
