@@ -22,7 +22,7 @@ from cardsvc.einvoice import schemas as es
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import IDEMPOTENCY_KEY_PATTERN, idempotent, validate_key
 from cardsvc.runtime import Runtime
-from cardsvc.schemas_common import IdPath
+from cardsvc.schemas_common import MAX_ID, IdPath
 from merchants.pos import auth, invoices
 from merchants.pos import schemas as ps
 from merchants.pos import service as pos
@@ -292,7 +292,7 @@ def pos_status(transaction_id: IdPath, ctx: PosCtx) -> ps.TransactionOut:
 
 @pos_router.get("/hotlist", response_model=ps.HotlistOut,
                 summary="Blocked cards as deltas since the version the terminal holds")
-def pos_hotlist(ctx: PosCtx, since: Annotated[int, Query(ge=0, le=2**62)] = 0) -> ps.HotlistOut:
+def pos_hotlist(ctx: PosCtx, since: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> ps.HotlistOut:
     return pos.hotlist(ctx, since)
 
 

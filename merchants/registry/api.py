@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from cardsvc.deps import CtxDep, allow
 from cardsvc.errors import InvalidInput
-from cardsvc.schemas_common import IdPath
+from cardsvc.schemas_common import MAX_ID, IdPath
 from cardsvc.staff.roles import (
     MANAGERS,
     VIEWERS,
@@ -75,7 +75,7 @@ def revoke_terminal(terminal_id: IdPath, body: s.RevokeRequest, ctx: CtxDep) -> 
             responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
 def merchant_qr(merchant_id: IdPath, fmt: Annotated[str, Path(pattern="^(png|svg)$")],
                 ctx: CtxDep,
-                terminal_id: Annotated[int | None, Query(gt=0, le=2**62)] = None,
+                terminal_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
                 location: Annotated[str, Query(max_length=200)] = "") -> Response:
     service.get_merchant(ctx, merchant_id)
     payload = qr.merchant_qr_payload(merchant_id, terminal_id, location)

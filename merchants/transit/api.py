@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from cardsvc.deps import CtxDep, IdempotencyKey, allow
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import idempotent
-from cardsvc.schemas_common import IdPath
+from cardsvc.schemas_common import MAX_ID, IdPath
 from cardsvc.security import signing
 from cardsvc.staff.roles import FARE_KEEPERS, VIEWERS
 from merchants.pos.api import PosCtx, pos_idempotency_key, terminal_of
@@ -61,7 +61,7 @@ def pos_fare_table(ctx: PosCtx) -> s.SignedFareTable:
                 summary="Concession profile updates waiting for their card's next tap "
                         "(transit validators only)")
 def pos_profile_updates(ctx: PosCtx,
-                        since: Annotated[int, Query(ge=0, le=2**62)] = 0) -> s.ProfileUpdatesOut:
+                        since: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> s.ProfileUpdatesOut:
     return service.profile_updates(ctx, terminal_of(ctx), since)
 
 

@@ -14,7 +14,7 @@ from cardsvc.deps import DB, PUBLIC, CtxDep, IdempotencyKey, RuntimeDep, allow
 from cardsvc.errors import NotFound
 from cardsvc.idempotency.api import replayable
 from cardsvc.idempotency.service import idempotent
-from cardsvc.schemas_common import IdPath, IsoDate
+from cardsvc.schemas_common import MAX_ID, IdPath, IsoDate
 from cardsvc.staff.roles import (
     CLERKS,
     MANAGERS,
@@ -113,7 +113,7 @@ def import_bills(biller_id: IdPath, ctx: CtxDep,
             summary="Bills of a water account")
 def find_bills(ctx: CtxDep,
                account_number: Annotated[str, Query(min_length=4, max_length=20)],
-               biller_id: Annotated[int | None, Query(gt=0, le=2**62)] = None
+               biller_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
                ) -> list[BillOut]:
     return [bill_out(b) for b in bills.by_account(ctx, account_number, biller_id)]
 

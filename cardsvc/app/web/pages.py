@@ -47,6 +47,7 @@ from cardsvc.points import api as points_api
 from cardsvc.points import service as points
 from cardsvc.roc import parse_date
 from cardsvc.runtime import Runtime
+from cardsvc.schemas_common import MAX_ID
 from cardsvc.staff import service as staff_service
 from cardsvc.staff.roles import (
     AUDIT_READERS,
@@ -747,7 +748,7 @@ def statistics_csv(request: Request, db: DB, s: Annotated[WebSession, page(*REPO
 @router.get("/audit/events")  # the access review's row links (`review_print.event_link`)
 def audit_trail(request: Request, db: DB, s: Annotated[WebSession, page(*AUDIT_READERS)],
                 action: Annotated[str | None, Query(max_length=64)] = None,
-                before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                 limit: Annotated[int, Query(ge=1, le=100)] = 100) -> Response:
     """The audit trail, read-only, with the chain's verification."""
     ctx = _ctx(request, db, s)
