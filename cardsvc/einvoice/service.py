@@ -444,7 +444,11 @@ def import_cloud(ctx: Ctx, period: int, content: bytes) -> int:
             raise BadDraw("a JSON cloud list is [{\"invoice_number\", \"amount\"}, ...]") \
                 from None
     else:
-        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+        try:
+            rows = [r for r in csv.reader(io.StringIO(text, newline=""))
+                    if r and any(c.strip() for c in r)]
+        except csv.Error as exc:
+            raise BadDraw(f"the cloud list is not readable CSV: {exc}") from None
         if rows and not rules.valid_invoice_number(rows[0][0].strip()):
             head = rows[0][0].strip().lower()
             if not any(word in head for word in ("invoice", "number", "發票")):

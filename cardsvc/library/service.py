@@ -450,8 +450,12 @@ def diff(ctx: Ctx, library: Library, content: bytes) -> s.DiffReport:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the export must be UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "cardnumber" not in reader.fieldnames:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise InvalidInput(f"the export is not readable CSV: {exc}") from None
+    if not header or "cardnumber" not in header:
         raise InvalidInput("the export must be CSV with a header naming at least cardnumber "
                            "and patron_attributes")
     ours = {r["patron_id"]: koha_row(r) for r in current_records(ctx, library)}

@@ -50,7 +50,13 @@ def _parse(content: bytes) -> dict[str, int]:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfirmationRefused("the file is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_rows(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ConfirmationRefused(f"the file is not readable CSV: {exc}") from None
+
+
+def _parse_rows(reader: csv.DictReader[str]) -> dict[str, int]:
     if not {"bill_number", "amount"} <= set(reader.fieldnames or []):
         raise ConfirmationRefused("the header must name bill_number and amount")
     out: dict[str, int] = {}

@@ -162,22 +162,26 @@ def import_bills(ctx: Ctx, biller_id: int, content: bytes) -> ImportResult:
     except UnicodeDecodeError:
         raise BillImportRefused("the file is not UTF-8 text", errors=[
             {"line": 1, "field": None, "message": "not UTF-8"}]) from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [f for f in IMPORT_FIELDS if f not in (reader.fieldnames or [])]
-    if missing:
-        raise BillImportRefused(f"the header must name {', '.join(IMPORT_FIELDS)}",
-                                errors=[{"line": 1, "field": f, "message": "missing column"}
-                                        for f in missing])
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     errors: list[dict[str, Any]] = []
     rows, seen = [], set[str]()
-    for line, row in enumerate(reader, start=2):
-        if line - 1 > MAX_IMPORT_ROWS:
-            errors.append({"line": line, "field": None,
-                           "message": f"a file holds at most {MAX_IMPORT_ROWS:,} bills"})
-            break
-        parsed = _parse_row(row, line, seen, errors)
-        if parsed is not None:
-            rows.append((line, parsed))
+    try:
+        missing = [f for f in IMPORT_FIELDS if f not in (reader.fieldnames or [])]
+        if missing:
+            raise BillImportRefused(f"the header must name {', '.join(IMPORT_FIELDS)}",
+                                    errors=[{"line": 1, "field": f, "message": "missing column"}
+                                            for f in missing])
+        for line, row in enumerate(reader, start=2):
+            if line - 1 > MAX_IMPORT_ROWS:
+                errors.append({"line": line, "field": None,
+                               "message": f"a file holds at most {MAX_IMPORT_ROWS:,} bills"})
+                break
+            parsed = _parse_row(row, line, seen, errors)
+            if parsed is not None:
+                rows.append((line, parsed))
+    except csv.Error as exc:
+        raise BillImportRefused("the file is not readable CSV", errors=[
+            {"line": reader.line_num + 1, "field": None, "message": str(exc)}]) from None
     if not rows and not errors:
         errors.append({"line": 2, "field": None, "message": "the file has no bills"})
     numbers = [r["bill_number"] for _, r in rows]

@@ -81,6 +81,7 @@ def world(contract_rt: Runtime) -> Iterator[World]:
             "holder", "card", "merchant", "terminal", "biller", "bill", "transaction",
             "staff", "library", "link")}
         ids["card_disposable"] = []
+        ids["holder_cardless"] = []
         numbers = []
         # Live cards take the money routes; disposable ones the state changes (close,
         # replace, block, ...), which would otherwise leave no card to top up.
@@ -109,6 +110,7 @@ def world(contract_rt: Runtime) -> Iterator[World]:
         for age in (10, 25, 45, 66, 80, 35, 55, 19):  # no card yet: applications can succeed
             h = f.holder(clerk, age=age)
             ids["holder"].append(h["id"])
+            ids["holder_cardless"].append(h["id"])
             # Proofs for the student and staff products too: any product but mobile can be
             # granted to these residents, so a generated application reaches the work.
             clerk.ok("POST", f"/cardholders/{h['id']}/enrolments",

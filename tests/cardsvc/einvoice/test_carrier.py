@@ -234,6 +234,17 @@ def test_tallies_agree_with_the_invoices(shop: Shop, supervisor_of: Api) -> None
     assert entry["task"] == "cardsvc.einvoice.tasks.fold_tallies"
 
 
+def test_a_cloud_list_that_is_not_csv_is_refused(shop: Shop, supervisor_of: Api) -> None:
+    period = rules.period_of(today())
+    for body in ("\udcf3\r\x91F0".encode("utf-8", "surrogateescape"),  # a lone CR
+                 b"invoice_number,amount\r\xc2\x91F0\r",
+                 b"invoice_number,amount\n" + b"A" * 200_000 + b",1\n"):
+        r = supervisor_of.client.post(f"/einvoice/periods/{period}/cloud-prizes", content=body,
+                                      headers={**supervisor_of.headers,
+                                               "Content-Type": "text/csv"})
+        assert r.status_code == 422 and r.json()["code"] == "draw_invalid", r.text
+
+
 def test_winners_hear_of_it_once_through_the_outbox(shop: Shop, supervisor_of: Api) -> None:
     period = rules.period_of(today())
     issued(shop, "XC00507588")

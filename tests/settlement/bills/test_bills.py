@@ -105,6 +105,16 @@ def test_a_bad_file_is_refused_by_line_and_nothing_is_imported(plant: Plant) -> 
     assert plant.clerk.ok("GET", "/bills", account_number="A1234567") == []
     r = import_file(plant, b"number,amount\n1,2\n")
     assert r.status_code == 422 and r.json()["errors"][0]["message"] == "missing column"
+    # A lone carriage return is a line break, not a server error; a field past the CSV
+    # reader's size limit is a refusal naming its line.
+    r = import_file(plant, b"account_number,bill_number\r\xc2\x91,period\n")
+    assert r.status_code == 422 and r.json()["code"] == "bill_import_refused", r.text
+    r = import_file(plant, GOOD.splitlines(keepends=True)[0] + b"A" * 200_000 + b"\n")
+    assert r.status_code == 422 and r.json()["code"] == "bill_import_refused", r.text
+    assert r.json()["errors"][0]["line"] == 2 and "field" in r.json()["errors"][0]["message"]
+    from settlement.bills.reconcile import ConfirmationRefused, _parse
+    with pytest.raises(ConfirmationRefused):
+        _parse(b"bill_number,amount\n" + b"W" * 200_000 + b",1\n")
 
 
 @pytest.mark.parametrize(("change", "segment"), [
