@@ -126,6 +126,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_issuance_count_changes'))
     )
     sqlite = op.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        # A card changed while this runs must be in the starting counts or caught by the
+        # triggers: no card or township changes until they are in place.
+        op.execute("LOCK TABLE cards, cardholders IN SHARE ROW EXCLUSIVE MODE")
     month = _sqlite_month("c.issued_at") if sqlite else _pg_month("c.issued_at")
     op.execute(
         "INSERT INTO issuance_counts (month, product, status, township, cards) "

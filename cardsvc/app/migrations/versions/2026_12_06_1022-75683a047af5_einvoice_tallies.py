@@ -95,10 +95,14 @@ def upgrade() -> None:
     sa.Column('delta', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_einvoice_tally_changes'))
     )
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        # An invoice reported while this runs must be in the starting counts or caught by
+        # the triggers: no invoice changes until they are in place (SQLite has one writer).
+        op.execute("LOCK TABLE einvoice_invoices IN SHARE ROW EXCLUSIVE MODE")
     op.execute("INSERT INTO einvoice_tallies (period, reason, invoices) "
                f"SELECT i.period, {_reason('i')}, count(*) FROM einvoice_invoices i "
                "GROUP BY 1, 2")
-    sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in _sqlite_triggers() if sqlite else _pg_triggers():
         op.execute(statement)
     with op.batch_alter_table('einvoice_invoices', schema=None) as batch_op:
