@@ -68,7 +68,8 @@ def seed_staff(rt: Runtime) -> None:
 
 def disable_audit_guard(rt: Runtime) -> None:
     """What a rogue administrator with database access does first: switch off the audit
-    trail's immutability triggers (the PostgreSQL truncate between tests switches them on)."""
+    trail's immutability triggers (emptying the PostgreSQL tables between tests switches
+    them on again)."""
     with rt.engine.begin() as conn:
         if rt.engine.dialect.name == "sqlite":
             conn.execute(text("DROP TRIGGER audit_events_no_update"))

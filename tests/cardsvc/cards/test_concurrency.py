@@ -23,13 +23,16 @@ from cardsvc.idempotency.service import idempotent
 from cardsvc.ledger.models import Account, Posting, Transfer
 from cardsvc.runtime import Runtime
 from tests.support import factories as f
+from tests.support.databases import Backend
 
 WORKERS = 60
 DEBIT = 200
 
 
+# "sqlite" is the suite's own database (PostgreSQL in a --database-tests-only pass on it);
+# asking for `backend` marks these tests as running on it.
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_rt(request: pytest.FixtureRequest) -> Runtime:
+def any_rt(request: pytest.FixtureRequest, backend: Backend) -> Runtime:
     if request.param == "postgresql":
         rt: Runtime = request.getfixturevalue("pg_runtime")
         return rt

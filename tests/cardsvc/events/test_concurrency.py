@@ -29,12 +29,15 @@ from cardsvc.points import service as points
 from cardsvc.points.models import PointsAccount, PointsEntry, RewardItem
 from cardsvc.runtime import Runtime
 from tests.support import factories as f
+from tests.support.databases import Backend
 
 WORKERS = 24
 
 
+# "sqlite" is the suite's own database (PostgreSQL in a --database-tests-only pass on it);
+# asking for `backend` marks these tests as running on it.
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_rt(request: pytest.FixtureRequest) -> Runtime:
+def any_rt(request: pytest.FixtureRequest, backend: Backend) -> Runtime:
     name = "pg_runtime" if request.param == "postgresql" else "rt"
     rt: Runtime = request.getfixturevalue(name)
     return rt
