@@ -8,7 +8,9 @@ transaction sequence number is kept in a state file, so a tap repeated after a t
 With an invoice book (the 字軌 and number range the tax platform assigned the shop) it issues
 an e-invoice for every purchase onto the card's carrier, as a shop in Taiwan must: reported
 on its own signed request after an accepted online purchase, or inside the offline record it
-belongs to. A number is spent (kept in the state file) before it is printed or sent.
+belongs to. A number is spent (kept in the state file, per book) before it is printed or
+sent, and an invoice whose report did not get through is kept and reported again before the
+next purchase or upload.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import httpx
 
 from merchants.pos.client import PosClient
 from readers.base import Reader
@@ -47,7 +51,8 @@ class TapResult:
     response: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
     invoice: dict[str, Any] | None = None  # the e-invoice issued for the purchase
-    invoice_response: dict[str, Any] | None = None  # the API's answer to its report (online)
+    # The API's answer to its report (online); None while it waits to be reported again.
+    invoice_response: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class InvoiceBook:
         if not 0 <= self.first <= self.last <= 99_999_999:
             raise ValueError("the numbers are a range of eight-digit numbers")
 
+    @property
+    def key(self) -> str:
+        return f"{self.seller_tax_id}:{self.track}{self.first:08d}-{self.last:08d}"
+
     @classmethod
     def from_profile(cls, data: dict[str, Any]) -> InvoiceBook:
         return cls(str(data["seller_tax_id"]), str(data["track"]), int(data["first"]),
@@ -88,7 +97,8 @@ class SimulatedPos:
     seq: int = 0
     offline: list[dict[str, Any]] = field(default_factory=list)
     invoice_book: InvoiceBook | None = None
-    invoices_issued: int = 0  # numbers of the book spent so far
+    invoice_next: dict[str, int] = field(default_factory=dict)  # next number, by book
+    unreported: list[dict[str, Any]] = field(default_factory=list)  # invoice reports to retry
 
     def __post_init__(self) -> None:
         if self.state_file is not None and Path(self.state_file).exists():
@@ -99,30 +109,36 @@ class SimulatedPos:
         self.hotlist = set(data["hotlist"])
         self.hotlist_version = data["hotlist_version"]
         self.offline = data["offline"]
-        self.invoices_issued = data.get("invoices_issued", 0)
+        self.invoice_next = data.get("invoice_next", {})
+        self.unreported = data.get("unreported", [])
 
     def _state(self) -> dict[str, Any]:
         return {"seq": self.seq, "hotlist": sorted(self.hotlist),
                 "hotlist_version": self.hotlist_version, "offline": self.offline,
-                "invoices_issued": self.invoices_issued}
+                "invoice_next": self.invoice_next, "unreported": self.unreported}
+
+    def _next_number(self, book: InvoiceBook) -> int:
+        return self.invoice_next.get(book.key, book.first)
 
     def _check_invoice_left(self) -> None:
         book = self.invoice_book
-        if book is not None and book.first + self.invoices_issued > book.last:
+        if book is not None and self._next_number(book) > book.last:
             raise TerminalRefusal("invoice_book_used_up",
                                   f"no invoice numbers left after {book.track}{book.last:08d}")
 
-    def _issue_invoice(self) -> dict[str, Any] | None:
-        """The next invoice of the book, its number spent first; None without a book."""
+    def _issue_invoice(self, when: int) -> dict[str, Any] | None:
+        """The next invoice of the book, dated the purchase's day where the shop is, its
+        number spent first; None without a book."""
         book = self.invoice_book
         if book is None:
             return None
         self._check_invoice_left()
-        number = book.first + self.invoices_issued
-        self.invoices_issued += 1
+        number = self._next_number(book)
+        self.invoice_next[book.key] = number + 1
         self._save()
+        day = dt.datetime.fromtimestamp(when, ZoneInfo(book.zone)).date()
         return {"invoice_number": f"{book.track}{number:08d}",
-                "invoice_date": dt.datetime.now(ZoneInfo(book.zone)).date().isoformat(),
+                "invoice_date": day.isoformat(),
                 "random_code": f"{secrets.randbelow(10_000):04d}",
                 "seller_tax_id": book.seller_tax_id}
 
@@ -189,7 +205,7 @@ class SimulatedPos:
                   "balance_after": rec.balance_after, "terminal_seq": rec.terminal_seq,
                   "time": rec.time, "certificate": rec.certificate.hex()}
         if not online:
-            invoice = self._issue_invoice()
+            invoice = self._issue_invoice(when)
             if invoice is not None:
                 record["invoice"] = invoice
             self.offline.append(record)
@@ -200,24 +216,39 @@ class SimulatedPos:
         body = r.json()
         if r.status_code != 200:
             return TapResult("rejected", amount, number, response=body, record=record)
-        invoice = self._issue_invoice()
-        answer = None if invoice is None else self.report_invoice(
-            invoice, body["transaction_id"], amount)
+        invoice = self._issue_invoice(when)
+        if invoice is None:
+            return TapResult("accepted", amount, number, response=body, record=record)
+        self.unreported.append({**invoice, "transaction_id": body["transaction_id"],
+                                "amount": amount})
+        self._save()
+        answers = self.report_invoices()
         return TapResult("accepted", amount, number, response=body, record=record,
-                         invoice=invoice, invoice_response=answer)
+                         invoice=invoice, invoice_response=answers.get(invoice["invoice_number"]))
 
-    def report_invoice(self, invoice: dict[str, Any], transaction_id: int,
-                       amount: int) -> dict[str, Any]:
-        """Report an invoice issued for an accepted purchase; safe to repeat."""
-        r = self.client.request("POST", "/pos/v1/invoices",
-                                {**invoice, "transaction_id": transaction_id, "amount": amount},
-                                idempotency_key=f"inv-t{self.terminal_id}-"
-                                                f"{invoice['invoice_number']}")
-        answer: dict[str, Any] = r.json()
-        return answer
+    def report_invoices(self) -> dict[str, dict[str, Any]]:
+        """Report the invoices issued online and not yet reported, oldest first; each that
+        gets an answer (accepted or refused) is done, the rest wait for the next try. Safe to
+        repeat: an invoice's report has a key of its own."""
+        answers: dict[str, dict[str, Any]] = {}
+        while self.unreported:
+            report = self.unreported[0]
+            try:
+                r = self.client.request("POST", "/pos/v1/invoices", report,
+                                        idempotency_key=f"inv-t{self.terminal_id}-"
+                                                        f"{report['invoice_number']}")
+            except httpx.TransportError:
+                break
+            if r.status_code >= 500:
+                break
+            answers[report["invoice_number"]] = r.json()
+            self.unreported.pop(0)
+            self._save()
+        return answers
 
     def upload_offline(self) -> dict[str, Any] | None:
         """Send the stored records as one batch; safe to repeat (the batch ref is fixed)."""
+        self.report_invoices()
         if not self.offline:
             return None
         ref = f"t{self.terminal_id}-{self.offline[0]['terminal_seq']}-" \

@@ -135,14 +135,19 @@ def pos_tap(profile: ProfileOpt, amount: Annotated[int, typer.Option(min=1)],
                   + (f" → {result.response}" if result.response else ""))
     if result.invoice is not None:
         answer = result.invoice_response
-        told = "kept for the batch" if answer is None else (
-            "reported" if "number" in answer else f"refused: {answer.get('code')}")
+        if result.status == "stored":
+            told = "kept for the batch"
+        elif answer is None:
+            told = "not reported yet: it goes with the next purchase or upload"
+        else:
+            told = "reported" if "number" in answer else f"refused: {answer.get('code')}"
         console.print(f"invoice {result.invoice['invoice_number']} ({told})")
 
 
 @pos_app.command("upload")
 def pos_upload(profile: ProfileOpt) -> None:
-    """Upload the records kept while offline, as one batch."""
+    """Upload the records kept while offline, as one batch (and any invoice reports that
+    did not get through)."""
     _, pos = _pos(profile)
     console.print(pos.upload_offline() or "nothing to upload")
 

@@ -3,12 +3,15 @@ refunds, voids, status, hotlist; every refusal with its own code, and nothing dr
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from cardsvc.context import TAIPEI
 from cardsvc.db import unit_of_work
 from cardsvc.keystore.service import KeyStore
 from merchants.pos.interfaces import ClearingState, NothingCleared
@@ -328,15 +331,39 @@ def test_the_simulated_pos_issues_an_invoice_for_every_purchase(shop: Shop,
         == "KM20000002"
     batch = terminal().upload_offline()
     assert batch is not None and batch["records"] == 1 and batch["invoices"] == 1, batch
-    assert terminal().tap(reader(), 10).invoice["invoice_number"] == "KM20000003"  # type: ignore[index]
+    # The network fails as the third invoice is reported: the sale stands, the invoice is
+    # kept and goes with the next purchase.
+    flaky = terminal()
+    real = flaky.client
+    down = {"once": True}
+
+    class Cut:
+        def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            if path == "/pos/v1/invoices" and down.pop("once", False):
+                raise httpx.ConnectError("the shop's line is down")
+            return real.request(method, path, *args, **kwargs)
+
+    flaky.client = Cut()  # type: ignore[assignment]
+    third = flaky.tap(reader(), 10)
+    assert third.status == "accepted" and third.invoice is not None
+    assert third.invoice_response is None and terminal().unreported
+    assert third.invoice["invoice_date"] == dt.datetime.fromtimestamp(
+        third.record["time"], TAIPEI).date().isoformat()  # type: ignore[index]
     balance = shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"]
     with pytest.raises(TerminalRefusal) as used_up:
         terminal().tap(reader(), 10)
     assert used_up.value.code == "invoice_book_used_up"
+    assert shop.clerk.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices"
+                         )["invoices"].__len__() == 2  # the third still waits
+    assert terminal().upload_offline() is None  # nothing offline; the invoice goes now
+    assert not terminal().unreported
     assert shop.clerk.ok("GET", f"/cards/{shop.card['id']}/purse")["balance"] == balance
     mine = shop.clerk.ok("GET", f"/cardholders/{shop.card['cardholder_id']}/invoices")
     assert sorted((i["number"], i["amount"]) for i in mine["invoices"]) == [
         ("KM20000001", 120), ("KM20000002", 45), ("KM20000003", 10)]
+    # The next period's book starts at its own first number.
+    book = InvoiceBook("10458575", "KN", 5, 9)
+    assert terminal().tap(reader(), 10).invoice["invoice_number"] == "KN00000005"  # type: ignore[index]
     with pytest.raises(ValueError):
         InvoiceBook("1045857", "KM", 1, 2)
 
