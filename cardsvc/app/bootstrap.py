@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from cardsvc.app import migrate
 from cardsvc.app.hardware import make_counter_reader
-from cardsvc.app.push import LibraryPush
+from cardsvc.app.push import LibraryPush, PlatformUnbindPush
 from cardsvc.app.senders import LogSender
 from cardsvc.config import Settings
 from cardsvc.context import Actor
 from cardsvc.db import unit_of_work
+from cardsvc.einvoice.platform import UnbindTeller
 from cardsvc.errors import ConfigurationError
 from cardsvc.keystore.service import KeyStore
 from cardsvc.library.feed import FeedNotifier
@@ -38,6 +39,7 @@ def build_runtime(settings: Settings) -> Runtime:
     rt = Runtime.build(settings, make_counter_reader(settings))
     rt.services.bind(ClearingState, ClearingWindows())
     rt.services.bind(FeedNotifier, LibraryPush(rt))
+    rt.services.bind(UnbindTeller, PlatformUnbindPush(rt))
     if settings.notify_sender == "log":
         rt.services.bind(Sender, LogSender())
     return rt

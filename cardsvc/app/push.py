@@ -1,8 +1,9 @@
 """What happens right after a commit that gave libraries new events: their webhook delivery
-starts. With a broker, a worker takes it (`cardsvc.library.tasks.deliver`); in the embedded
-default, a thread of this process does, so that a counter request never waits for a
-library's server. Either way the beat's sweep (or `cardsvc library push`) picks up what a
-failure left for later."""
+starts (and, below, after one that ended 歸戶 bindings: the e-invoice platform is told).
+With a broker, a worker takes it (`cardsvc.library.tasks.deliver`); in the embedded default,
+a thread of this process does, so that a counter request never waits for a library's
+server. Either way the beat's sweep (or `cardsvc library push`) picks up what a failure left
+for later."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from celery import Celery
 
+from cardsvc.einvoice import platform
 from cardsvc.library import webhooks
 from cardsvc.runtime import Runtime
 
@@ -51,3 +53,29 @@ class LibraryPush:
                 if out.retry_in is None:
                     break
                 time.sleep(out.retry_in)
+
+
+TELL_PLATFORM_TASK = "cardsvc.einvoice.tasks.tell_platform"
+
+
+class PlatformUnbindPush:
+    """What happens right after a commit that ended 歸戶 bindings: the MOF platform is told.
+    With a broker, a worker does it (`cardsvc.einvoice.tasks.tell_platform`); in the embedded
+    default, this process does, before the request answers, as it did when the platform was
+    told inside the transaction. Whatever the platform does not take, the sweep tells again."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._sender: Celery | None = None
+
+    def owed(self) -> None:
+        if self.rt.settings.broker_url:
+            if self._sender is None:
+                self._sender = Celery("cardsvc-push", broker=self.rt.settings.broker_url)
+                self._sender.conf.task_default_queue = self.rt.settings.celery_queue
+            self._sender.send_task(TELL_PLATFORM_TASK)
+            return
+        told = platform.tell(self.rt.sessions, platform.platform_of(self.rt.services))
+        if told.left:
+            log.warning("the e-invoice platform did not take %d unbinding(s): the sweep "
+                        "tells it again", told.left)

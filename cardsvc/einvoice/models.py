@@ -73,6 +73,24 @@ class CarrierBinding(Base):
     unbound_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class OwedUnbind(Base):
+    """An unbinding the MOF platform is to be told of, written in the transaction that ended
+    the binding (`einvoice.platform`); the barcode is blanked once the platform has it."""
+
+    __tablename__ = "einvoice_owed_unbinds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    binding_id: Mapped[int] = mapped_column(ForeignKey("einvoice_bindings.id"), index=True)
+    carrier_type: Mapped[str] = mapped_column(String(8))
+    visible_id: Mapped[str] = mapped_column(String(64))
+    mobile_barcode: Mapped[str] = mapped_column(String(8))
+    owed_since: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    told_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True,
+                                                        index=True)
+
+
 class Invoice(Base):
     """An invoice a merchant issued onto a carrier, as its terminal reported it."""
 

@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +46,11 @@ from cardsvc.einvoice.models import (
     PrizeCheck,
     PrizeNumber,
     Winning,
+)
+from cardsvc.einvoice.platform import (
+    CarrierPlatform,
+    owe_unbind,
+    platform_of,
 )
 from cardsvc.einvoice.rules import Tier
 from cardsvc.errors import NotFound
@@ -181,32 +186,8 @@ def invoice_out(ctx: Ctx, invoice: Invoice) -> s.InvoiceOut:
 # --- 歸戶 -----------------------------------------------------------------------------------
 
 
-class CarrierPlatform(Protocol):
-    """The MOF e-invoice platform's carrier aggregation (the edge of the world)."""
-
-    def bind(self, carrier_type: str, carrier_id: str, hidden_id: str,
-             mobile_barcode: str) -> None: ...
-
-    def unbind(self, carrier_type: str, carrier_id: str, mobile_barcode: str) -> None: ...
-
-
-class FakePlatform:
-    """Takes every well-formed barcode, and remembers what is bound to what."""
-
-    def __init__(self) -> None:
-        self.bound: dict[str, str] = {}
-
-    def bind(self, carrier_type: str, carrier_id: str, hidden_id: str,
-             mobile_barcode: str) -> None:
-        self.bound[carrier_id] = mobile_barcode
-
-    def unbind(self, carrier_type: str, carrier_id: str, mobile_barcode: str) -> None:
-        self.bound.pop(carrier_id, None)
-
-
 def platform(ctx: Ctx) -> CarrierPlatform:
-    found: CarrierPlatform = ctx.services.find_or(CarrierPlatform, FakePlatform())
-    return found
+    return platform_of(ctx.services)
 
 
 def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
@@ -291,8 +272,9 @@ def resident_signed(ctx: Ctx, data: s.SignedRead) -> s.ResidentInvoices:
 
 
 def end_binding(ctx: Ctx, carrier: Carrier, standing: CarrierBinding) -> None:
-    """The platform told, and the binding kept as history: unbound, by whom, when."""
-    platform(ctx).unbind(carrier.carrier_type, carrier.visible_id, standing.mobile_barcode)
+    """The binding kept as history (unbound, by whom, when), and the platform owed the
+    news: it is told once this transaction has committed (`einvoice.platform`)."""
+    owe_unbind(ctx, carrier, standing)
     standing.live_carrier_id = None
     standing.unbound_at, standing.unbound_by = ctx.now, ctx.actor.username
 

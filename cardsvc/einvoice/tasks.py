@@ -1,6 +1,8 @@
 """E-invoice scheduled work: folding the day's invoice tally changes (one per invoice a
 terminal reported, voided or gave an allowance) into the periods' tallies overnight, so a
-check, which folds first too, finds only a day's worth to add."""
+check, which folds first too, finds only a day's worth to add; and telling the MOF platform
+of ended 歸戶 bindings (right after the commit that ended them, and every five minutes what it
+did not take)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from celery import shared_task
 from celery.schedules import crontab
 
 from cardsvc.db import unit_of_work
+from cardsvc.einvoice import platform
 from cardsvc.einvoice.check import TALLIES
 from cardsvc.runtime import process_runtime
 
@@ -20,6 +23,15 @@ def fold_tallies() -> int:
         return TALLIES.fold(db)
 
 
+@shared_task(name="cardsvc.einvoice.tasks.tell_platform")
+def tell_platform() -> dict[str, int]:
+    rt = process_runtime()
+    told = platform.tell(rt.sessions, platform.platform_of(rt.services))
+    return {"told": told.told, "left": told.left}
+
+
 def beat(settings: Any) -> dict[str, dict[str, Any]]:
     return {"fold-einvoice-tallies": {"task": "cardsvc.einvoice.tasks.fold_tallies",
-                                      "schedule": crontab(hour=0, minute=45)}}
+                                      "schedule": crontab(hour=0, minute=45)},
+            "tell-einvoice-platform": {"task": "cardsvc.einvoice.tasks.tell_platform",
+                                       "schedule": 300.0}}

@@ -28,8 +28,9 @@ Erasure (`erase`) is one transaction per resident, checked again under the resid
 
 - every standing library link is unlinked (the library's feed says the patron is gone) and
   the name, phone, e-mail and township are taken out of every record the libraries were sent;
-- every standing 歸戶 binding is unbound on the MOF platform, and the mobile barcode is blanked
-  in every binding of the resident's carriers;
+- every standing 歸戶 binding is ended, and the mobile barcode is blanked in every binding of
+  the resident's carriers; the MOF platform is told once the erasure has committed (and again
+  until it has it: `einvoice.platform`), and the barcode it is owed is blanked then;
 - the proofs go (enrolments, employments, disability certificates); a certificate that named
   the resident as companion no longer names anyone;
 - the phone's identity goes from the resident's cards (device id and public key);
@@ -327,7 +328,7 @@ def run(rt: Runtime, actor: Actor, years: int, *,
             with unit_of_work(rt.sessions) as db:
                 erased = erase(ctx_for(db), holder_id, years)
         except Exception as exc:
-            # A deadlock, a busy database, the tax platform's client: that resident's
+            # A deadlock, a busy database, a refusal of a service it calls: that resident's
             # transaction rolled back whole and the next run tries again; one resident never
             # stops the others.
             log.warning("cardholder %s not erased: %s", holder_id, type(exc).__name__)

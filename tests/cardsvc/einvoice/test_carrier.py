@@ -14,7 +14,8 @@ import pytest
 from cardsvc.context import TAIPEI, Actor
 from cardsvc.db import unit_of_work
 from cardsvc.einvoice import rules
-from cardsvc.einvoice.service import CarrierPlatform, FakePlatform, sign_binding, sign_read
+from cardsvc.einvoice.platform import CarrierPlatform, FakePlatform
+from cardsvc.einvoice.service import sign_binding, sign_read
 from cardsvc.notify.service import FakeSender, deliver
 from tests.support import factories as f
 from tests.support.api import Api
@@ -297,6 +298,59 @@ def test_the_platform_is_told_of_bindings(shop: Shop) -> None:
     assert fake.bound == {card["card_number"]: "/ABC+123"}
     shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/unbind")
     assert fake.bound == {}
+
+
+def test_an_unbinding_is_told_after_its_commit_and_again_until_the_platform_has_it(
+        shop: Shop) -> None:
+    from sqlalchemy import select
+
+    from cardsvc.app.worker import make_app
+    from cardsvc.einvoice import service, tasks
+    from cardsvc.einvoice.models import OwedUnbind
+    from cardsvc.runtime import use_process_runtime
+
+    class Flaky(FakePlatform):
+        up = False
+
+        def unbind(self, carrier_type: str, carrier_id: str, mobile_barcode: str) -> None:
+            if not self.up:
+                raise ConnectionError("the platform does not answer")
+            super().unbind(carrier_type, carrier_id, mobile_barcode)
+
+    fake = Flaky()
+    rt = shop.rt
+    rt.services.bind(CarrierPlatform, fake)
+    card = shop.card
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/binding", {"mobile_barcode": "/ABC+123"})
+    # The platform is down: the resident's unbinding stands, and the platform is owed it.
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/unbind")
+    assert fake.bound == {card["card_number"]: "/ABC+123"}
+    with rt.sessions() as db:
+        owed = db.scalars(select(OwedUnbind)).one()
+        assert owed.told_at is None and owed.attempts == 1
+        assert owed.last_error is not None and "ConnectionError" in owed.last_error
+    fake.up = True
+    use_process_runtime(rt)
+    try:
+        assert tasks.tell_platform() == {"told": 1, "left": 0}
+        assert tasks.tell_platform() == {"told": 0, "left": 0}
+    finally:
+        use_process_runtime(None)
+    assert fake.bound == {}
+    with rt.sessions() as db:
+        owed = db.scalars(select(OwedUnbind)).one()
+        assert owed.told_at is not None and owed.mobile_barcode == ""  # nothing more owed
+
+    # A transaction that ends a binding and then fails tells the platform nothing.
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/binding", {"mobile_barcode": "/XYZ-789"})
+    with pytest.raises(RuntimeError), unit_of_work(rt.sessions) as db:
+        service.unbind(rt.ctx(db, Actor.system("tests")), card["id"])
+        raise RuntimeError("the rest of the transaction failed")
+    assert fake.bound == {card["card_number"]: "/XYZ-789"}
+    with rt.sessions() as db:
+        assert len(db.scalars(select(OwedUnbind)).all()) == 1
+    entry = make_app(rt.settings).conf.beat_schedule["tell-einvoice-platform"]
+    assert entry["task"] == "cardsvc.einvoice.tasks.tell_platform"
 
 
 def test_offline_records_bring_their_invoices_once(shop: Shop) -> None:

@@ -27,7 +27,7 @@ from cardsvc.cards import service as cards
 from cardsvc.context import Actor, Ctx
 from cardsvc.db import unit_of_work, utcnow
 from cardsvc.einvoice.models import CarrierBinding
-from cardsvc.einvoice.service import CarrierPlatform, FakePlatform
+from cardsvc.einvoice.platform import CarrierPlatform, FakePlatform
 from cardsvc.holders import retention, tasks
 from cardsvc.holders import service as holders
 from cardsvc.holders.models import Cardholder, Enrolment
