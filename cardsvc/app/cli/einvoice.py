@@ -13,7 +13,7 @@ from rich.table import Table
 from cardsvc.app import reports
 from cardsvc.app.cli.common import _fail, _runtime, cli_actor, console
 from cardsvc.db import unit_of_work
-from cardsvc.einvoice import rules, service
+from cardsvc.einvoice import platform, rules, service
 from cardsvc.einvoice import schemas as s
 from cardsvc.errors import DomainError
 from cardsvc.runtime import Runtime
@@ -107,3 +107,15 @@ def prize(numbers: Annotated[list[str] | None, typer.Argument(help="Invoice numb
     for r in results:
         table.add_row(str(r.period), r.number, r.tier_name or "—", f"{r.amount:,}", r.note)
     console.print(table)
+
+
+@app.command("tell-platform")
+def tell_platform() -> None:
+    """Tell the MOF platform the 歸戶 unbindings it is owed and did not take yet (a worker's
+    sweep does this every five minutes; exit 1 when some are still owed)."""
+    rt = _runtime().runtime
+    told = platform.tell(rt.sessions, platform.platform_of(rt.services))
+    console.print(f"{told.told} unbinding(s) told to the e-invoice platform"
+                  + (f"; {told.left} not taken, still owed" if told.left else ""))
+    if told.left:
+        raise typer.Exit(1)

@@ -353,6 +353,36 @@ def test_an_unbinding_is_told_after_its_commit_and_again_until_the_platform_has_
     assert entry["task"] == "cardsvc.einvoice.tasks.tell_platform"
 
 
+def test_the_command_tells_the_platform_what_it_is_owed(shop: Shop) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+
+    from cardsvc.einvoice.models import OwedUnbind
+
+    class Down(FakePlatform):
+        def unbind(self, carrier_type: str, carrier_id: str, mobile_barcode: str) -> None:
+            raise ConnectionError("the platform does not answer")
+
+    rt = shop.rt
+    rt.services.bind(CarrierPlatform, Down())
+    card = shop.card
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/binding", {"mobile_barcode": "/ABC+123"})
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/unbind")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
+    env.update(CARDSVC_DATABASE_URL=rt.engine.url.render_as_string(hide_password=False),
+               CARDSVC_SECRETS_FILE=str(rt.settings.secrets_file))
+    told = subprocess.run([sys.executable, "-m", "cardsvc.app.cli", "einvoice",
+                           "tell-platform"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert "1 unbinding(s) told" in told.stdout
+    with rt.sessions() as db:
+        assert db.scalars(select(OwedUnbind)).one().told_at is not None
+
+
 def test_offline_records_bring_their_invoices_once(shop: Shop) -> None:
     taps = [shop.tap(12), shop.tap(13)]
     card_day = dt.datetime.fromtimestamp(taps[0]["time"], TAIPEI).date().isoformat()
