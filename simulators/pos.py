@@ -34,6 +34,9 @@ from readers.errors import CardError, ProtocolError
 from readers.protocol import KeyPurpose
 from readers.session import AuthResult, CardSession
 
+# Answers that say "not now" rather than "no": the report is kept and sent again.
+RETRY_LATER = frozenset({401, 408, 425, 429})
+
 
 class TerminalRefusal(Exception):
     """The terminal itself refused the tap, before touching the card's purse."""
@@ -189,6 +192,8 @@ class SimulatedPos:
             raise TerminalRefusal("amount_over_limit",
                                   f"a purchase is at most NT${self.purchase_limit}")
         self._check_invoice_left()  # a sale the shop cannot invoice is not made
+        if online:
+            self.report_invoices()  # what the line lost before goes first
         session, _auth, number = self.open_card(reader, today or dt.date.today())
         self.seq += 1
         self._save()  # the sequence number is spent before the card sees it
@@ -239,7 +244,7 @@ class SimulatedPos:
                                                         f"{report['invoice_number']}")
             except httpx.TransportError:
                 break
-            if r.status_code >= 500:
+            if r.status_code >= 500 or r.status_code in RETRY_LATER:
                 break
             answers[report["invoice_number"]] = r.json()
             self.unreported.pop(0)

@@ -59,23 +59,25 @@ TELL_PLATFORM_TASK = "cardsvc.einvoice.tasks.tell_platform"
 
 
 class PlatformUnbindPush:
-    """What happens right after a commit that ended 歸戶 bindings: the MOF platform is told.
-    With a broker, a worker does it (`cardsvc.einvoice.tasks.tell_platform`); in the embedded
+    """What happens right after a commit that ended 歸戶 bindings: the MOF platform is told of
+    them. With a broker, a worker does it (`cardsvc.einvoice.tasks.tell_platform`, which the
+    beat also runs every five minutes for what the platform did not take); in the embedded
     default, this process does, before the request answers, as it did when the platform was
-    told inside the transaction. Whatever the platform does not take, the sweep tells again."""
+    told inside the transaction, and what it did not take waits for `cardsvc einvoice
+    tell-platform`."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._sender: Celery | None = None
 
-    def owed(self) -> None:
+    def owed(self, ids: list[int]) -> None:
         if self.rt.settings.broker_url:
             if self._sender is None:
                 self._sender = Celery("cardsvc-push", broker=self.rt.settings.broker_url)
                 self._sender.conf.task_default_queue = self.rt.settings.celery_queue
-            self._sender.send_task(TELL_PLATFORM_TASK)
+            self._sender.send_task(TELL_PLATFORM_TASK, args=[ids])
             return
-        told = platform.tell(self.rt.sessions, platform.platform_of(self.rt.services))
+        told = platform.tell(self.rt.sessions, platform.platform_of(self.rt.services), ids)
         if told.left:
-            log.warning("the e-invoice platform did not take %d unbinding(s): the sweep "
-                        "tells it again", told.left)
+            log.warning("the e-invoice platform did not take %d unbinding(s); "
+                        "`cardsvc einvoice tell-platform` tells it again", told.left)

@@ -64,3 +64,18 @@ class BadSignature(DomainError):
     status = 401
     code = "binding_bad_signature"
     title = "Not signed by the mobile card"
+
+
+class PlatformRefused(InvalidInput):
+    """The MOF platform said no to a binding (a barcode it does not know, say)."""
+
+    code = "mobile_barcode_refused"
+    title = "The e-invoice platform refused the barcode"
+
+
+class PlatformUnavailable(DomainError):
+    """The MOF platform did not answer; nothing was changed, and asking again is safe."""
+
+    status = 503
+    code = "einvoice_platform_unavailable"
+    title = "The e-invoice platform does not answer"

@@ -81,6 +81,7 @@ class OwedUnbind(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     binding_id: Mapped[int] = mapped_column(ForeignKey("einvoice_bindings.id"), index=True)
+    carrier_id: Mapped[int] = mapped_column(ForeignKey("einvoice_carriers.id"), index=True)
     carrier_type: Mapped[str] = mapped_column(String(8))
     visible_id: Mapped[str] = mapped_column(String(64))
     mobile_barcode: Mapped[str] = mapped_column(String(8))

@@ -33,6 +33,8 @@ from cardsvc.einvoice.errors import (
     NoDraw,
     NumberUsed,
     PeriodMismatch,
+    PlatformRefused,
+    PlatformUnavailable,
     SellerMismatch,
 )
 from cardsvc.einvoice.models import (
@@ -51,6 +53,7 @@ from cardsvc.einvoice.platform import (
     CarrierPlatform,
     owe_unbind,
     platform_of,
+    settle_carrier,
 )
 from cardsvc.einvoice.rules import Tier
 from cardsvc.errors import NotFound
@@ -209,7 +212,16 @@ def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
             return standing
         raise AlreadyBound(f"card {card.card_number} is bound to {standing.mobile_barcode}: "
                            "unbind it first")
-    platform(ctx).bind(carrier.carrier_type, carrier.visible_id, carrier.hidden_id, barcode)
+    mof = platform(ctx)
+    try:
+        settle_carrier(ctx, carrier, mof)
+        mof.bind(carrier.carrier_type, carrier.visible_id, carrier.hidden_id, barcode)
+    except PlatformRefused:
+        raise
+    except Exception as exc:  # the platform's client: it did not answer
+        raise PlatformUnavailable(f"the e-invoice platform did not answer "
+                                  f"({type(exc).__name__}); nothing changed, ask again "
+                                  "later") from None
     binding = CarrierBinding(carrier_id=carrier.id, live_carrier_id=carrier.id,
                              mobile_barcode=barcode, bound_at=ctx.now,
                              bound_by=ctx.actor.username)

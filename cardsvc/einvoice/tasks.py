@@ -1,8 +1,8 @@
 """E-invoice scheduled work: folding the day's invoice tally changes (one per invoice a
 terminal reported, voided or gave an allowance) into the periods' tallies overnight, so a
 check, which folds first too, finds only a day's worth to add; and telling the MOF platform
-of ended 歸戶 bindings (right after the commit that ended them, and every five minutes what it
-did not take)."""
+of ended 歸戶 bindings (a commit's own right after it, and every five minutes what the
+platform did not take)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ def fold_tallies() -> int:
 
 
 @shared_task(name="cardsvc.einvoice.tasks.tell_platform")
-def tell_platform() -> dict[str, int]:
+def tell_platform(ids: list[int] | None = None) -> dict[str, int]:
+    """Those unbindings (right after their commit), or every one still owed (the sweep)."""
     rt = process_runtime()
-    told = platform.tell(rt.sessions, platform.platform_of(rt.services))
+    told = platform.tell(rt.sessions, platform.platform_of(rt.services), ids)
     return {"told": told.told, "left": told.left}
 
 

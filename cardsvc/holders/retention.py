@@ -29,8 +29,8 @@ Erasure (`erase`) is one transaction per resident, checked again under the resid
 - every standing library link is unlinked (the library's feed says the patron is gone) and
   the name, phone, e-mail and township are taken out of every record the libraries were sent;
 - every standing 歸戶 binding is ended, and the mobile barcode is blanked in every binding of
-  the resident's carriers; the MOF platform is told once the erasure has committed (and again
-  until it has it: `einvoice.platform`), and the barcode it is owed is blanked then;
+  the resident's carriers; the MOF platform is told once the erasure has committed, and the
+  barcode it is owed is blanked when it has been told (`einvoice.platform`);
 - the proofs go (enrolments, employments, disability certificates); a certificate that named
   the resident as companion no longer names anyone;
 - the phone's identity goes from the resident's cards (device id and public key);

@@ -353,6 +353,68 @@ def test_an_unbinding_is_told_after_its_commit_and_again_until_the_platform_has_
     assert entry["task"] == "cardsvc.einvoice.tasks.tell_platform"
 
 
+def test_a_carrier_bound_again_first_settles_what_the_platform_is_owed(shop: Shop) -> None:
+    """An unbinding the platform did not take is told before the carrier is bound again, so
+    it never undoes the newer binding; the platform down or refusing is a clear answer, and
+    a commit tells the platform only its own unbindings."""
+    from sqlalchemy import select
+
+    from cardsvc.einvoice.models import OwedUnbind
+    from cardsvc.einvoice.platform import UnbindTeller
+
+    class Strict(FakePlatform):
+        """One barcode per carrier; counts its calls; can be down or refuse."""
+        down = False
+        refuse = False
+        calls = 0
+
+        def bind(self, carrier_type: str, carrier_id: str, hidden_id: str,
+                 mobile_barcode: str) -> None:
+            self.calls += 1
+            if self.down:
+                raise ConnectionError("the platform does not answer")
+            if self.refuse:
+                from cardsvc.einvoice.errors import PlatformRefused
+                raise PlatformRefused("the platform knows no such barcode")
+            assert carrier_id not in self.bound, "bound twice"
+            super().bind(carrier_type, carrier_id, hidden_id, mobile_barcode)
+
+        def unbind(self, carrier_type: str, carrier_id: str, mobile_barcode: str) -> None:
+            self.calls += 1
+            if self.down:
+                raise ConnectionError("the platform does not answer")
+            super().unbind(carrier_type, carrier_id, mobile_barcode)
+
+    fake = Strict()
+    rt = shop.rt
+    rt.services.bind(CarrierPlatform, fake)
+    card, other = shop.card, f.active_card(shop.clerk, f.holder(shop.clerk)["id"])
+    number = card["card_number"]
+    for c, code in ((card, "/ABC+123"), (other, "/OTH-001")):
+        shop.clerk.ok("POST", f"/cards/{c['id']}/carrier/binding", {"mobile_barcode": code})
+    fake.down = True
+    for c in (card, other):  # two unbindings the platform does not take
+        shop.clerk.ok("POST", f"/cards/{c['id']}/carrier/unbind")
+    assert fake.calls == 2 + 2  # each commit told only its own, once
+    r = shop.clerk.req("POST", f"/cards/{card['id']}/carrier/binding",
+                       {"mobile_barcode": "/ABC+123"})
+    assert r.status_code == 503 and r.json()["code"] == "einvoice_platform_unavailable", r.text
+    fake.down = False
+    # The same barcode again: the old unbinding goes first, then the new binding.
+    shop.clerk.ok("POST", f"/cards/{card['id']}/carrier/binding", {"mobile_barcode": "/ABC+123"})
+    assert fake.bound == {number: "/ABC+123", other["card_number"]: "/OTH-001"}
+    with rt.sessions() as db:
+        told = {o.carrier_id: o.told_at for o in db.scalars(select(OwedUnbind))}
+    assert sum(1 for t in told.values() if t is None) == 1  # the other card's still owed
+    teller = rt.services.find(UnbindTeller)
+    teller.owed([])  # a commit that owes nothing tells nothing
+    assert fake.bound[other["card_number"]] == "/OTH-001"
+    fake.refuse = True
+    r = shop.clerk.req("POST", f"/cards/{other['id']}/carrier/binding",
+                       {"mobile_barcode": "/NEW-002"})
+    assert r.status_code == 422 and r.json()["code"] == "mobile_barcode_refused", r.text
+
+
 def test_the_command_tells_the_platform_what_it_is_owed(shop: Shop) -> None:
     import os
     import subprocess

@@ -182,6 +182,29 @@ def test_a_dry_run_changes_nothing(rt: Runtime, world: World) -> None:
     assert world.platform.bound  # the 歸戶 still stands
 
 
+def test_an_erasure_with_the_platform_down_stands_and_the_platform_is_told_later(
+        rt: Runtime, world: World) -> None:
+    from cardsvc.einvoice import platform
+    from cardsvc.einvoice.models import OwedUnbind
+
+    class Down(FakePlatform):
+        def unbind(self, carrier_type: str, carrier_id: str, mobile_barcode: str) -> None:
+            raise ConnectionError("the platform does not answer")
+
+    rt.services.bind(CarrierPlatform, Down())
+    result = retention.run(rt, ACTOR, YEARS, now=LATER)
+    assert (result.erased, result.failed) == (4, [])  # the platform never stops an erasure
+    with rt.sessions() as db:
+        owed = db.scalars(select(OwedUnbind)).one()
+        assert owed.told_at is None and owed.mobile_barcode == world.barcode
+    assert world.platform.bound  # not told yet
+    told = platform.tell(rt.sessions, world.platform)
+    assert (told.told, told.left) == (1, 0) and world.platform.bound == {}
+    with rt.sessions() as db:
+        owed = db.scalars(select(OwedUnbind)).one()
+        assert owed.mobile_barcode == "" and owed.last_error is None  # nothing of it is kept
+
+
 def test_the_run_erases_exactly_the_due_and_a_second_run_changes_nothing(
         rt: Runtime, world: World, clerk: Api) -> None:
     erased = [world.full, world.idle, world.expired_empty, world.over]

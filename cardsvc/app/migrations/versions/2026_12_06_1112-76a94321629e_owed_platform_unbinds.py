@@ -27,6 +27,7 @@ def upgrade() -> None:
     op.create_table('einvoice_owed_unbinds',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('binding_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('carrier_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('carrier_type', sa.String(length=8), nullable=False),
     sa.Column('visible_id', sa.String(length=64), nullable=False),
     sa.Column('mobile_barcode', sa.String(length=8), nullable=False),
@@ -35,10 +36,12 @@ def upgrade() -> None:
     sa.Column('last_error', sa.String(length=200), nullable=True),
     sa.Column('told_at', cardsvc.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['binding_id'], ['einvoice_bindings.id'], name=op.f('fk_einvoice_owed_unbinds_binding_id_einvoice_bindings')),
+    sa.ForeignKeyConstraint(['carrier_id'], ['einvoice_carriers.id'], name=op.f('fk_einvoice_owed_unbinds_carrier_id_einvoice_carriers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_einvoice_owed_unbinds'))
     )
     with op.batch_alter_table('einvoice_owed_unbinds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_einvoice_owed_unbinds_binding_id'), ['binding_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_einvoice_owed_unbinds_carrier_id'), ['carrier_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_einvoice_owed_unbinds_told_at'), ['told_at'], unique=False)
 
 
@@ -46,6 +49,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('einvoice_owed_unbinds', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_einvoice_owed_unbinds_told_at'))
+        batch_op.drop_index(batch_op.f('ix_einvoice_owed_unbinds_carrier_id'))
         batch_op.drop_index(batch_op.f('ix_einvoice_owed_unbinds_binding_id'))
 
     op.drop_table('einvoice_owed_unbinds')
