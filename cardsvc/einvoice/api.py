@@ -28,6 +28,8 @@ def public_ctx(rt: RuntimeDep, db: DB) -> Ctx:
     return rt.ctx(db, Actor.system("resident-app"))
 
 
+PLATFORM_DOWN = {"description": "`einvoice_platform_unavailable`: the MOF platform did not "
+                                "answer; nothing changed, ask again later"}
 BAD_PERIOD: dict[int | str, dict[str, Any]] = {
     422: {"description": "`draw_invalid`: not a period (yyyMM, even month)"}}
 
@@ -35,7 +37,9 @@ BAD_PERIOD: dict[int | str, dict[str, Any]] = {
 @router.post("/cards/{card_id:int}/carrier/binding", response_model=s.BindingOut,
              dependencies=[Depends(allow(*CLERKS))],
              responses={409: {"description": "`carrier_already_bound`"},
-                        422: {"description": "`mobile_barcode_invalid`"}},
+                        422: {"description": "`mobile_barcode_invalid`, "
+                                             "`mobile_barcode_refused` (by the MOF platform)"},
+                        503: PLATFORM_DOWN},
              summary="歸戶: bind the card's carrier to the resident's mobile barcode")
 def bind(card_id: IdPath, body: s.BindingRequest, ctx: CtxDep) -> s.BindingOut:
     return service.binding_out(ctx, service.bind(ctx, card_id, body.mobile_barcode))
@@ -51,7 +55,10 @@ def unbind(card_id: IdPath, ctx: CtxDep) -> s.BindingOut:
 @router.post("/einvoice/v1/binding", response_model=s.BindingOut,
              dependencies=[Depends(PUBLIC)],
              responses={401: {"description": "`binding_bad_signature`"},
-                        409: {"description": "`carrier_already_bound`"}},
+                        409: {"description": "`carrier_already_bound`"},
+                        422: {"description": "`mobile_barcode_invalid`, "
+                                             "`mobile_barcode_refused` (by the MOF platform)"},
+                        503: PLATFORM_DOWN},
              summary="歸戶 from the resident's phone (no login: the mobile card's own key "
                      "signs the request)")
 def bind_from_phone(body: s.SignedBinding,
