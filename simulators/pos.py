@@ -130,15 +130,14 @@ class SimulatedPos:
                                   f"no invoice numbers left after {book.track}{book.last:08d}")
 
     def _issue_invoice(self, when: int) -> dict[str, Any] | None:
-        """The next invoice of the book, dated the purchase's day where the shop is, its
-        number spent first; None without a book."""
+        """The next invoice of the book (the tap checked one is left), dated the purchase's
+        day where the shop is; None without a book. Its number is spent in the state the
+        caller saves with where the invoice went, before it is printed or sent."""
         book = self.invoice_book
         if book is None:
             return None
-        self._check_invoice_left()
         number = self._next_number(book)
         self.invoice_next[book.key] = number + 1
-        self._save()
         day = dt.datetime.fromtimestamp(when, ZoneInfo(book.zone)).date()
         return {"invoice_number": f"{book.track}{number:08d}",
                 "invoice_date": day.isoformat(),

@@ -22,19 +22,26 @@ log = logging.getLogger("cardsvc.library")
 DELIVER_TASK = "cardsvc.library.tasks.deliver"
 
 
-class LibraryPush:
+class _Push:
+    """Hands work to the workers when there is a broker (a sender made on first use)."""
+
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._sender: Celery | None = None
 
+    def _send(self, task: str, args: list[object]) -> None:
+        if self._sender is None:
+            self._sender = Celery("cardsvc-push", broker=self.rt.settings.broker_url)
+            self._sender.conf.task_default_queue = self.rt.settings.celery_queue
+        self._sender.send_task(task, args=args)
+
+
+class LibraryPush(_Push):
     def notify(self, library_ids: Iterable[int]) -> None:
         ids = list(library_ids)
         if self.rt.settings.broker_url:
-            if self._sender is None:
-                self._sender = Celery("cardsvc-push", broker=self.rt.settings.broker_url)
-                self._sender.conf.task_default_queue = self.rt.settings.celery_queue
             for library_id in ids:
-                self._sender.send_task(DELIVER_TASK, args=[library_id])
+                self._send(DELIVER_TASK, [library_id])
             return
         threading.Thread(target=self._deliver, args=(ids,), name="library-push",
                          daemon=True).start()
@@ -58,7 +65,7 @@ class LibraryPush:
 TELL_PLATFORM_TASK = "cardsvc.einvoice.tasks.tell_platform"
 
 
-class PlatformUnbindPush:
+class PlatformUnbindPush(_Push):
     """What happens right after a commit that ended 歸戶 bindings: the MOF platform is told of
     them. With a broker, a worker does it (`cardsvc.einvoice.tasks.tell_platform`, which the
     beat also runs every five minutes for what the platform did not take); in the embedded
@@ -66,16 +73,9 @@ class PlatformUnbindPush:
     told inside the transaction, and what it did not take waits for `cardsvc einvoice
     tell-platform`."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self._sender: Celery | None = None
-
     def owed(self, ids: list[int]) -> None:
         if self.rt.settings.broker_url:
-            if self._sender is None:
-                self._sender = Celery("cardsvc-push", broker=self.rt.settings.broker_url)
-                self._sender.conf.task_default_queue = self.rt.settings.celery_queue
-            self._sender.send_task(TELL_PLATFORM_TASK, args=[ids])
+            self._send(TELL_PLATFORM_TASK, [ids])
             return
         told = platform.tell(self.rt.sessions, platform.platform_of(self.rt.services), ids)
         if told.left:

@@ -49,12 +49,7 @@ from cardsvc.einvoice.models import (
     PrizeNumber,
     Winning,
 )
-from cardsvc.einvoice.platform import (
-    CarrierPlatform,
-    owe_unbind,
-    platform_of,
-    settle_carrier,
-)
+from cardsvc.einvoice.platform import owe_unbind, platform_of, settle_carrier
 from cardsvc.einvoice.rules import Tier
 from cardsvc.errors import NotFound
 from cardsvc.holders import service as holders
@@ -189,10 +184,6 @@ def invoice_out(ctx: Ctx, invoice: Invoice) -> s.InvoiceOut:
 # --- 歸戶 -----------------------------------------------------------------------------------
 
 
-def platform(ctx: Ctx) -> CarrierPlatform:
-    return platform_of(ctx.services)
-
-
 def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
     if not rules.MOBILE_BARCODE.fullmatch(barcode):
         raise BadBarcode("a mobile barcode is / and 7 of 0-9 A-Z . + -", field="mobile_barcode")
@@ -212,7 +203,7 @@ def bind(ctx: Ctx, card_id: int, barcode: str) -> CarrierBinding:
             return standing
         raise AlreadyBound(f"card {card.card_number} is bound to {standing.mobile_barcode}: "
                            "unbind it first")
-    mof = platform(ctx)
+    mof = platform_of(ctx.services)
     try:
         settle_carrier(ctx, carrier, mof)
         mof.bind(carrier.carrier_type, carrier.visible_id, carrier.hidden_id, barcode)
